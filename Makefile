@@ -1,0 +1,28 @@
+# Every target uses the virtual environment in .venv/ (made by `make install`).
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: install demo test bench bench-quick bench-refine bench-surrogates fuzz clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m lrcodec.demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+bench-quick: $(STAMP)
+	$(PY) bench/run.py --quick
+
+clean:
+	rm -rf out/ .pytest_cache

@@ -1,0 +1,14 @@
+"""lrcodec: a learned image codec with hyperprior models, range coding and latent refinement.
+
+The library is usable from Python (``lrcodec.codec.encode_image`` / ``decode_image``,
+``lrcodec.refine.refine_image``); the ``lrcodec`` command is a thin layer over it.
+Heavy imports (torch, compressai, constriction) happen inside the modules that need them,
+so importing this package and running ``lrcodec --help`` stay fast.
+"""
+
+__version__ = "0.1.0"
+
+import warnings as _warnings
+
+# compressai decorates functions with torch.jit.script, which torch 2.14 deprecates loudly.
+_warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)

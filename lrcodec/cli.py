@@ -1,0 +1,243 @@
+"""The ``lrcodec`` command: parses options, calls the library, maps errors to exit codes.
+
+Exit codes: 0 success, 1 a runtime or data error (one ``Error: ...`` line on stderr),
+2 a usage error. ``--debug`` shows tracebacks. Heavy modules are imported inside commands
+so that ``lrcodec --help`` answers quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import LrcodecError
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _default_output(source: str, suffix: str) -> str:
+    if source == "-":
+        return "-"
+    return str(Path(source).with_suffix(suffix))
+
+
+def _say(message: str, quiet: bool = False) -> None:
+    if not quiet:
+        click.echo(message, err=True)
+
+
+def model_options(f):
+    """--model / --quality, shared by every command that picks a model."""
+    f = click.option("--quality", "-q", type=int, default=None,
+                     help="Rate point: 1 (smallest files) up to the number of shipped models; "
+                          "1-8 for CompressAI zoo names.")(f)
+    f = click.option("--model", "-m", "model_name", default=None, metavar="NAME|PATH",
+                     help="Shipped model name, CompressAI zoo name (bmshj2018-hyperprior, "
+                          "mbt2018-mean) or checkpoint file. Default: shipped model of --quality.")(f)
+    return f
+
+
+def output_options(f):
+    f = click.option("--force", "-f", is_flag=True, help="Overwrite an existing output file.")(f)
+    f = click.option("--output", "-o", default=None, metavar="PATH",
+                     help="Output file, '-' for stdout. Default: the input's name with a new suffix.")(f)
+    return f
+
+
+def _check_binary_stdout(output: str) -> None:
+    if output == "-" and sys.stdout.isatty():
+        raise LrcodecError("refusing to write binary data to a terminal; use -o FILE or a pipe")
+
+
+def _read_image(source: str, max_pixels: int):
+    from .imageio import open_image, read_bytes
+
+    return open_image(read_bytes(source), "stdin" if source == "-" else source, max_pixels)
+
+
+class _Group(click.Group):
+    """Runs a command and turns LrcodecError (and stray failures) into one-line errors."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LrcodecError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(1)
+        except Exception as e:  # a bug or an unforeseen input: still one line unless --debug
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            first = str(e).splitlines()[0] if str(e) else ""
+            click.echo(f"Error: {type(e).__name__}: {first} (rerun with --debug for details)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", "-V")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def main(ctx, debug):
+    """lrcodec: a learned image codec (hyperprior models, range coding, latent refinement).
+
+    \b
+    Example:
+      lrcodec encode photo.png            # writes photo.lrc
+      lrcodec decode photo.lrc -o out.png
+      lrcodec encode - -o - < a.png | lrcodec decode - -o b.png
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@main.command()
+@click.argument("input", metavar="INPUT")
+@output_options
+@model_options
+@click.option("--uq", is_flag=True, help="Universal quantization with a dither from --seed.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, help="Dither seed for --uq.")
+@click.option("--drop-alpha", is_flag=True, help="Code the colours of an image with alpha.")
+@click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)
+@click.option("--quiet", is_flag=True, help="No summary on stderr.")
+def encode(input, output, force, model_name, quality, uq, seed, drop_alpha, max_pixels, quiet):
+    """Encode an image into an lrcodec file.
+
+    \b
+    Example: lrcodec encode photo.png -o photo.lrc --quality 2
+    """
+    from .codec import encode_image
+    from .imageio import write_atomic
+    from .models import load_model
+
+    output = output or _default_output(input, ".lrc")
+    _check_binary_stdout(output)
+    image = _read_image(input, max_pixels)
+    model = load_model(model_name, quality)
+    result = encode_image(image, model, uq=uq, seed=seed, drop_alpha=drop_alpha)
+    write_atomic(output, result.data, force)
+    _say(f"{input} -> {output}: {len(result.data)} bytes, {result.bpp:.4f} bpp "
+         f"({image.width}x{image.height}, model {model.name})", quiet)
+
+
+@main.command()
+@click.argument("input", metavar="INPUT")
+@output_options
+@model_options
+@click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)
+@click.option("--quiet", is_flag=True, help="No summary on stderr.")
+def decode(input, output, force, model_name, quality, max_pixels, quiet):
+    """Decode an lrcodec file into an image (PNG unless the output name says otherwise).
+
+    The model is found from the file's model id; --model is needed only for models that
+    are not shipped (zoo names, checkpoint files).
+
+    \b
+    Example: lrcodec decode photo.lrc -o photo.png
+    """
+    from .codec import decode_image
+    from .imageio import image_bytes, read_bytes, write_atomic
+    from .models import load_model
+
+    output = output or _default_output(input, ".png")
+    _check_binary_stdout(output)
+    data = read_bytes(input)
+    model = load_model(model_name, quality) if model_name else None
+    image = decode_image(data, model, max_pixels)
+    write_atomic(output, image_bytes(image, output), force)
+    _say(f"{input} -> {output}: {image.width}x{image.height} {image.mode}", quiet)
+
+
+@main.command()
+@click.argument("input", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(input, as_json):
+    """Show the header of an lrcodec file (and which shipped model made it).
+
+    \b
+    Example: lrcodec info photo.lrc --json
+    """
+    from .bitstream import parse_header
+    from .imageio import read_bytes
+    from .models import shipped_models
+
+    data = read_bytes(input)
+    header = parse_header(data, max_pixels=2**64)
+    d = header.describe()
+    d["file_bytes"] = len(data)
+    d["bpp"] = 8 * len(data) / (header.width * header.height)
+    d["model"] = next((c["name"] for c in shipped_models() if c.get("model_id") == d["model_id"]), None)
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+    else:
+        for k, v in d.items():
+            click.echo(f"{k:14} {v}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json):
+    """List the shipped models (quality 1 = lowest rate) and the CompressAI zoo names."""
+    from .models import ZOO_NAMES, shipped_models
+
+    cards = shipped_models()
+    if as_json:
+        click.echo(json.dumps({"shipped": cards, "zoo": list(ZOO_NAMES)}, indent=2))
+        return
+    click.echo(f"{'q':>2} {'name':24} {'arch':10} {'N':>4} {'M':>4} {'lambda':>8} {'kodak bpp':>9} {'PSNR':>6}")
+    for q, c in enumerate(cards, 1):
+        k = c.get("kodak", {})
+        click.echo(f"{q:>2} {c['name']:24} {c.get('arch', ''):10} {c.get('N', 0):>4} {c.get('M', 0):>4} "
+                   f"{c.get('lmbda', 0):>8.4f} {k.get('bpp', float('nan')):>9.4f} {k.get('psnr', float('nan')):>6.2f}")
+    click.echo("zoo (needs network access): " + ", ".join(f"{n} -q 1..8" for n in ZOO_NAMES))
+
+
+@main.command()
+@click.option("--data", default="../shared/data/train", show_default=True, help="Folder of training images.")
+@click.option("--lmbda", type=float, default=0.0067, show_default=True, help="Rate-distortion trade-off.")
+@click.option("--arch", type=click.Choice(["mean-scale", "scale"]), default="mean-scale", show_default=True)
+@click.option("--N", "N", type=int, default=64, show_default=True)
+@click.option("--M", "M", type=int, default=96, show_default=True)
+@click.option("--steps", type=int, default=10000, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--crop", type=int, default=256, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--surrogate", type=click.Choice(["noise", "ste", "mixed", "uq", "soft-round", "sua"]),
+              default="mixed", show_default=True)
+@click.option("--sigma-min", type=float, default=0.11, show_default=True,
+              help="Lower bound of the scale in training and in the coder.")
+@click.option("--alpha-max", type=float, default=16.0, show_default=True, help="soft-round: final alpha.")
+@click.option("--tau-end", type=float, default=0.2, show_default=True, help="sua: final temperature.")
+@click.option("--init", default=None, metavar="NAME|PATH", help="Start from these weights (lambda fine-tuning).")
+@click.option("--resume", default=None, metavar="CKPT", help="Continue a run exactly from its checkpoint.")
+@click.option("--checkpoint-every", type=int, default=500, show_default=True)
+@click.option("--max-minutes", type=float, default=None, help="Stop with a checkpoint after this long.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", default="models/lrc-custom", show_default=True,
+              help="Where the weights and model card go (checkpoints: runs/NAME/).")
+def train(**options):
+    """Train a hyperprior model.
+
+    \b
+    Example: lrcodec train --lmbda 0.0067 --steps 20000 --out models/my-model
+    """
+    from .train import TrainConfig, train as run
+
+    resume = options.pop("resume")
+    path = run(TrainConfig(**options), resume=resume)
+    _say(f"wrote {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,122 @@
+"""Reading images and writing outputs safely.
+
+Inputs: EXIF orientation applied, palette/CMYK/16-bit converted to 8-bit RGB (with a
+warning where precision is lost), alpha refused unless dropped, decompression bombs
+refused. Outputs: written to a temporary file beside the target and renamed into place
+only when complete, so a failed run never leaves a partial file or clobbers a good one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from .bitstream import DEFAULT_MAX_PIXELS
+from .errors import LrcodecError
+
+
+def read_bytes(source: str) -> bytes:
+    """All bytes of a file, or of stdin for '-'."""
+    if source == "-":
+        return sys.stdin.buffer.read()
+    path = Path(source)
+    if path.is_dir():
+        raise LrcodecError(f"{source} is a directory, not a file")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise LrcodecError(f"no such file: {source}") from None
+    except PermissionError:
+        raise LrcodecError(f"permission denied: {source}") from None
+    except OSError as e:
+        raise LrcodecError(f"cannot read {source}: {e.strerror or e}") from None
+
+
+def open_image(data: bytes, name: str = "input", max_pixels: int = DEFAULT_MAX_PIXELS):
+    """A fully loaded PIL image from bytes, orientation applied; clear errors otherwise."""
+    from PIL import Image, ImageOps
+
+    if not data:
+        raise LrcodecError(f"{name} is empty")
+    Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, with our own limit
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > max_pixels:
+            raise LrcodecError(
+                f"{name}: {image.width}x{image.height} exceeds the limit of {max_pixels} pixels "
+                "(raise it with --max-pixels)")
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except LrcodecError:
+        raise
+    except Exception as e:  # Pillow raises many types for broken files
+        raise LrcodecError(f"{name} is not a readable image ({type(e).__name__}: {e})") from None
+    return image
+
+
+def normalise_mode(image, drop_alpha: bool = False):
+    """(RGB image, mode to decode back to: 'RGB' or 'L')."""
+    mode = image.mode
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info)
+    if has_alpha and not drop_alpha:
+        raise LrcodecError("image has an alpha channel, which lrcodec does not code; "
+                           "pass --drop-alpha to code the colours only")
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        warnings.warn(f"{mode} image reduced to 8 bits per sample", stacklevel=2)
+        import numpy as np
+        from PIL import Image
+
+        arr = np.asarray(image, dtype=np.float64)
+        scale = 255.0 / 65535.0 if arr.max() > 255 else 1.0
+        image = Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), "L")
+        return image.convert("RGB"), "L"
+    if mode in ("L", "1", "LA"):
+        return image.convert("L").convert("RGB"), "L"
+    return image.convert("RGB"), "RGB"
+
+
+def write_atomic(target: str, data: bytes, force: bool = False) -> None:
+    """Write bytes to a file (temporary + rename) or to stdout for '-'."""
+    if target == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise LrcodecError(f"output {target} is a directory")
+    if path.exists() and not force:
+        raise LrcodecError(f"output {target} exists (use --force to overwrite)")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise LrcodecError(f"output directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise LrcodecError(f"cannot write to {directory}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def image_bytes(image, target: str) -> bytes:
+    """Encode a decoded image in the format its target name asks for (PNG by default)."""
+    from PIL import Image
+
+    suffix = Path(target).suffix.lower() if target != "-" else ".png"
+    fmt = Image.registered_extensions().get(suffix or ".png")
+    if fmt is None:
+        raise LrcodecError(f"unknown image format for output {target}")
+    buf = io.BytesIO()
+    try:
+        image.save(buf, format=fmt)
+    except (OSError, KeyError, ValueError) as e:
+        raise LrcodecError(f"cannot write {fmt} output: {e}") from None
+    return buf.getvalue()

@@ -1,0 +1,270 @@
+"""Hyperprior models and the registry that maps a name to an architecture and its weights.
+
+A model can be named three ways:
+
+* a shipped model in ``models/`` (``<name>.safetensors`` + ``<name>.json`` model card),
+  chosen by name or by ``--quality`` (1 = lowest rate);
+* a CompressAI zoo name (``bmshj2018-hyperprior``, ``mbt2018-mean``) with a quality 1-8,
+  loaded through ``compressai.zoo`` (needs network access the first time);
+* a path to a checkpoint: our safetensors file, or a CompressAI state dict (``.pth``/``.tar``),
+  loaded with ``weights_only=True`` so that an untrusted file cannot execute code.
+
+Data flow of both architectures (Ballé et al. 2018; Minnen et al. 2018)::
+
+    x -> g_a -> y -> h_a(|y| or y) -> z -> [Q, factorized prior] -> z_hat
+    z_hat -> h_s -> (sigma, mu)        y -> [Q around mu, Gaussian(sigma)] -> y_hat -> g_s -> x_hat
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import LrcodecError
+
+ARCHITECTURES = ("mean-scale", "scale")
+ZOO_NAMES = {"bmshj2018-hyperprior": "scale", "mbt2018-mean": "mean-scale"}
+# CompressAI's coder tables: rebuilt by ``update()``, never part of a model's identity.
+_CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+SIGMA_MIN = 0.11  # CompressAI's SCALES_MIN: lower bound of sigma in estimate and coder alike
+
+
+def models_dir() -> Path:
+    """The folder of shipped models: ``$LRCODEC_MODELS`` or ``models/`` beside the package."""
+    env = os.environ.get("LRCODEC_MODELS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass
+class LoadedModel:
+    """A network in eval mode plus what the codec needs to know about it."""
+
+    net: Any  # compressai ScaleHyperprior or MeanScaleHyperprior
+    name: str
+    arch: str
+    card: dict = field(default_factory=dict)
+    model_id: bytes = b""  # 8 bytes of SHA-256 over the weights, written into every file
+
+    @property
+    def mean_scale(self) -> bool:
+        return self.arch == "mean-scale"
+
+
+def build_network(arch: str, N: int, M: int):
+    """A freshly initialised CompressAI network of the given architecture."""
+    from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+
+    if arch == "mean-scale":
+        return MeanScaleHyperprior(N, M)
+    if arch == "scale":
+        return ScaleHyperprior(N, M)
+    raise LrcodecError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
+
+
+def weights_of(net) -> dict:
+    """The state dict without CompressAI's derived coder tables, as contiguous fp32 CPU tensors."""
+    return {
+        k: v.detach().float().cpu().contiguous()
+        for k, v in net.state_dict().items()
+        if not any(k.endswith(b) for b in _CODER_BUFFERS)
+    }
+
+
+def model_id_of(net) -> bytes:
+    """8-byte identifier of the weights (SHA-256 over sorted names, shapes and fp32 bytes)."""
+    h = hashlib.sha256()
+    for k, v in sorted(weights_of(net).items()):
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.numpy().tobytes())
+    return h.digest()[:8]
+
+
+def infer_architecture(state: dict) -> tuple[str, int, int]:
+    """(arch, N, M) from the tensor shapes of a CompressAI-format state dict."""
+    try:
+        N = state["g_a.0.weight"].shape[0]
+        M = state["g_a.6.weight"].shape[0]
+        hs_out = state["h_s.4.weight"]
+    except KeyError as e:
+        raise LrcodecError(f"not a hyperprior checkpoint: missing tensor {e.args[0]}") from None
+    # h_s ends in a conv (mean-scale: 2M output channels) or a deconv (scale: weight is [N, M, k, k]).
+    if hs_out.shape[0] == 2 * M:
+        return "mean-scale", N, M
+    return "scale", N, M
+
+
+def network_from_state(state: dict, arch: str | None = None):
+    """Build the network a state dict describes and load it (coder tables may be absent)."""
+    inferred, N, M = infer_architecture(state)
+    net = build_network(arch or inferred, N, M)
+    state = {k: v for k, v in state.items() if not any(k.endswith(b) for b in _CODER_BUFFERS)}
+    import torch
+
+    # nn.Module's loader: CompressAI's own insists on its coder tables, which we rebuild.
+    missing, unexpected = torch.nn.Module.load_state_dict(net, state, strict=False)
+    missing = [k for k in missing if not any(k.endswith(b) for b in _CODER_BUFFERS)]
+    if missing or unexpected:
+        raise LrcodecError(
+            f"checkpoint does not match a {arch or inferred} N={N} M={M} model "
+            f"(missing: {missing[:3]}, unexpected: {unexpected[:3]})"
+        )
+    return net.eval()
+
+
+def _finish(net, name: str, arch: str, card: dict) -> LoadedModel:
+    net = net.float().eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return LoadedModel(net=net, name=name, arch=arch, card=card, model_id=model_id_of(net))
+
+
+def load_safetensors(path: Path, card: dict | None = None) -> LoadedModel:
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise LrcodecError(f"cannot read weights {path}: {e}") from None
+    if card is None:
+        card_path = path.with_suffix(".json")
+        card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    state = {k: v.float() for k, v in state.items()}
+    net = network_from_state(state, card.get("arch"))
+    arch, _, _ = infer_architecture(state)
+    return _finish(net, card.get("name", path.stem), card.get("arch", arch), card)
+
+
+def load_checkpoint(path: Path) -> LoadedModel:
+    """A CompressAI-style ``torch.save`` checkpoint, loaded without unpickling code."""
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise LrcodecError(f"cannot load checkpoint {path}: {str(e).splitlines()[0]}") from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "network"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict):
+        raise LrcodecError(f"{path}: checkpoint holds no state dict")
+    state = {k.removeprefix("module."): v for k, v in obj.items() if hasattr(v, "shape")}
+    arch, _, _ = infer_architecture(state)
+    return _finish(network_from_state(state), path.stem, arch, {"source": str(path)})
+
+
+def load_zoo(name: str, quality: int) -> LoadedModel:
+    """CompressAI's pretrained weights (downloaded by compressai itself into torch's cache)."""
+    if not 1 <= quality <= 8:
+        raise LrcodecError(f"{name}: quality must be 1-8, got {quality}")
+    from compressai import zoo
+
+    factory = getattr(zoo, name.replace("-", "_"))
+    try:
+        net = factory(quality=quality, metric="mse", pretrained=True)
+    except Exception as e:
+        raise LrcodecError(
+            f"cannot get CompressAI weights for {name} quality {quality} "
+            f"(needs network access or a cached download): {str(e).splitlines()[0]}"
+        ) from None
+    card = {"name": f"{name}-q{quality}", "arch": ZOO_NAMES[name], "source": "compressai zoo"}
+    return _finish(net, card["name"], ZOO_NAMES[name], card)
+
+
+def shipped_models() -> list[dict]:
+    """Model cards of the shipped models, lowest rate first."""
+    cards = []
+    for card_path in sorted(models_dir().glob("*.json")):
+        if card_path.with_suffix(".safetensors").exists():
+            card = json.loads(card_path.read_text())
+            card.setdefault("name", card_path.stem)
+            cards.append(card)
+    return sorted(cards, key=lambda c: c.get("lmbda", 0.0))
+
+
+DEFAULT_QUALITY = 3
+
+
+def load_model(name: str | None = None, quality: int | None = None) -> LoadedModel:
+    """Resolve a model name, zoo name or checkpoint path (see the module docstring)."""
+    if name and name in ZOO_NAMES:
+        return load_zoo(name, quality or DEFAULT_QUALITY)
+    if name and (os.sep in name or Path(name).suffix or Path(name).exists()):
+        path = Path(name)
+        if not path.is_file():
+            raise LrcodecError(f"model file not found: {name}")
+        if path.suffix == ".safetensors":
+            return load_safetensors(path)
+        return load_checkpoint(path)
+    cards = shipped_models()
+    if name:
+        for card in cards:
+            if card["name"] == name:
+                return load_safetensors(models_dir() / f"{name}.safetensors", card)
+        known = ", ".join([c["name"] for c in cards] + list(ZOO_NAMES))
+        raise LrcodecError(f"unknown model {name!r} (known: {known}, or a checkpoint path)")
+    if not cards:
+        raise LrcodecError(f"no shipped models in {models_dir()}")
+    q = quality if quality is not None else min(DEFAULT_QUALITY, len(cards))
+    if not 1 <= q <= len(cards):
+        raise LrcodecError(f"quality must be 1-{len(cards)} for the shipped models, got {q}")
+    card = cards[q - 1]
+    return load_safetensors(models_dir() / f"{card['name']}.safetensors", card)
+
+
+def find_model_by_id(model_id: bytes) -> LoadedModel:
+    """The shipped model whose weights hash to ``model_id`` (cards cache the id)."""
+    cards = shipped_models()
+    for card in sorted(cards, key=lambda c: c.get("model_id") != model_id.hex()):
+        if card.get("model_id") not in (None, model_id.hex()):
+            continue
+        model = load_safetensors(models_dir() / f"{card['name']}.safetensors", card)
+        if model.model_id == model_id:
+            return model
+    raise LrcodecError(
+        f"file was made with model {model_id.hex()}, which is not among the shipped models; "
+        "pass it with --model NAME|PATH")
+
+
+def save_model(net, path: Path, card: dict, fp16: bool = True) -> None:
+    """Write weights (fp16 by default) and the JSON model card beside them."""
+    from safetensors.torch import save_file
+
+    path = Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {k: (v.half() if fp16 else v) for k, v in weights_of(net).items()}
+    save_file(weights, str(path))
+    # The id is that of the weights as they load back (fp16 rounding included).
+    card = dict(card, name=path.stem, model_id=load_safetensors(path, dict(card)).model_id.hex())
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+
+
+# ---- the transforms, shared by the coder, training and refinement ----
+
+
+def is_mean_scale(net) -> bool:
+    from compressai.models import MeanScaleHyperprior
+
+    return isinstance(net, MeanScaleHyperprior)
+
+
+def hyper_analysis(net, y):
+    """z from y (the scale-only model looks at |y|)."""
+    return net.h_a(y if is_mean_scale(net) else y.abs())
+
+
+def hyper_synthesis(net, z_hat):
+    """(sigma, mu) from z_hat; mu is zero for the scale-only model."""
+    import torch
+
+    params = net.h_s(z_hat)
+    if is_mean_scale(net):
+        sigma, mu = params.chunk(2, 1)
+        return sigma, mu
+    return params, torch.zeros_like(params)
