@@ -1,0 +1,69 @@
+"""Fixtures: small seeded models and generated images, so the suite needs no ../shared."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lrcodec.models import _finish, build_network, save_model
+
+
+def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0):
+    torch.manual_seed(seed)
+    net = build_network(arch, N, M)
+    _briefly_train(net, seed)
+    return _finish(net, f"tiny-{arch}-{seed}", arch, {"arch": arch, "N": N, "M": M, "sigma_min": 0.11})
+
+
+def _briefly_train(net, seed: int, steps: int = 30) -> None:
+    """A few Adam steps on generated images, so latents and priors look like a trained
+    model's (an untrained one maps every image to all-zero symbols)."""
+    from lrcodec.train import rd_forward, rd_loss
+
+    images = torch.stack([
+        torch.from_numpy(np.array(photo_like(64, 64, seed=seed * 100 + i))).permute(2, 0, 1)
+        for i in range(4)
+    ]).float() / 255
+    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
+    for _ in range(steps):
+        loss = rd_loss(rd_forward(net, images, "noise"), images, 0.05)["loss"]
+        opt.zero_grad()
+        (loss + net.entropy_bottleneck.loss()).backward()
+        opt.step()
+
+
+def photo_like(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    """A smooth image with edges and mild noise: gradients, discs and texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    img = np.stack([
+        120 + 80 * np.sin(xx / 23.0 + c) * np.cos(yy / 17.0 - c) + 30 * (xx / max(width, 1))
+        for c in range(3)
+    ], axis=-1)
+    for _ in range(4):
+        cx, cy, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(5, 40)
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.uniform(0, 255, 3)
+    img += rng.normal(0, 4, img.shape)
+    image = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+    return image.convert(mode) if mode != "RGB" else image
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    return make_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_scale_model():
+    return make_model("scale", seed=1)
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch, tiny_model):
+    """A models/ folder holding one tiny shipped model, made the default for the CLI."""
+    folder = tmp_path / "models"
+    save_model(tiny_model.net, folder / "tiny", {"arch": "mean-scale", "N": 16, "M": 24, "lmbda": 0.01})
+    monkeypatch.setenv("LRCODEC_MODELS", str(folder))
+    return folder

@@ -1,0 +1,122 @@
+"""The command line as a user meets it: pipes, default names, one-line errors, no partial files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import photo_like
+
+from lrcodec.cli import main
+
+LRCODEC = str(Path(sys.executable).with_name("lrcodec"))
+
+
+def run(*args, input=None, cwd=None):
+    return subprocess.run([LRCODEC, *args], input=input, capture_output=True, cwd=cwd,
+                          env=os.environ.copy(), timeout=300)
+
+
+def test_pipe_through_the_console_script(models_dir, tmp_path):
+    src = tmp_path / "a.png"
+    photo_like(65, 47).save(src)
+    enc = run("encode", "-", "-o", "-", input=src.read_bytes())
+    assert enc.returncode == 0, enc.stderr
+    assert enc.stdout[:3] == b"LRC"
+    dec = run("decode", "-", "-o", str(tmp_path / "b.png"), input=enc.stdout)
+    assert dec.returncode == 0, dec.stderr
+    from PIL import Image
+
+    assert Image.open(tmp_path / "b.png").size == (65, 47)
+
+
+def test_default_names_and_no_overwrite(models_dir, tmp_path):
+    src = tmp_path / "photo.png"
+    photo_like(40, 40).save(src)
+    r = CliRunner().invoke(main, ["encode", str(src)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "photo.lrc").exists()
+    (tmp_path / "photo.png").rename(tmp_path / "original.png")
+    assert CliRunner().invoke(main, ["decode", str(tmp_path / "photo.lrc")]).exit_code == 0
+    assert (tmp_path / "photo.png").exists()
+    before = (tmp_path / "photo.lrc").read_bytes()
+    r = CliRunner().invoke(main, ["encode", str(tmp_path / "original.png"), "-o", str(tmp_path / "photo.lrc")])
+    assert r.exit_code == 1 and "exists" in r.output
+    assert (tmp_path / "photo.lrc").read_bytes() == before
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty"),
+    (b"hello, this is text", "not a readable image"),
+])
+def test_bad_images_give_one_line_errors(models_dir, tmp_path, content, message):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(content)
+    r = run("encode", str(bad))
+    assert r.returncode == 1
+    err = r.stderr.decode().strip()
+    assert err.startswith("Error:") and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad.lrc").exists()
+    assert list(tmp_path.glob(".*tmp")) == []
+
+
+def test_bad_bitstreams_give_one_line_errors(models_dir, tmp_path):
+    src = tmp_path / "a.png"
+    photo_like(64, 64).save(src)
+    assert run("encode", str(src)).returncode == 0
+    data = (tmp_path / "a.lrc").read_bytes()
+    cases = {"truncated": data[: len(data) // 2], "checksum": data[:-1] + bytes([data[-1] ^ 0xFF]),
+             "magic": b"XYZ" + data[3:], "directory": None}
+    for message, content in cases.items():
+        target = tmp_path / f"{message}.lrc"
+        if content is None:
+            target.mkdir()
+        else:
+            target.write_bytes(content)
+        r = run("decode", str(target), "-o", str(tmp_path / f"{message}.png"))
+        err = r.stderr.decode().strip()
+        assert r.returncode == 1 and err.startswith("Error:") and message in err, err
+        assert len(err.splitlines()) == 1
+        assert not (tmp_path / f"{message}.png").exists()
+
+
+def test_missing_file_and_usage_errors(models_dir, tmp_path):
+    r = run("decode", str(tmp_path / "nope.lrc"))
+    assert r.returncode == 1 and b"no such file" in r.stderr
+    assert run("encode").returncode == 2
+    assert run("encode", "x.png", "--quality", "abc").returncode == 2
+
+
+def test_file_from_an_unknown_model(models_dir, tmp_path, tiny_scale_model):
+    from lrcodec.codec import encode_image
+
+    (tmp_path / "other.lrc").write_bytes(encode_image(photo_like(32, 32), tiny_scale_model).data)
+    r = run("decode", str(tmp_path / "other.lrc"))
+    assert r.returncode == 1 and b"not among the shipped models" in r.stderr
+
+
+def test_info_json(models_dir, tmp_path):
+    import json
+
+    src = tmp_path / "a.png"
+    photo_like(50, 30).save(src)
+    run("encode", str(src), "--uq", "--seed", "9")
+    r = run("info", str(tmp_path / "a.lrc"), "--json")
+    d = json.loads(r.stdout)
+    assert (d["width"], d["height"], d["uq"], d["seed"], d["model"]) == (50, 30, True, 9, "tiny")
+    assert d["file_bytes"] == (tmp_path / "a.lrc").stat().st_size
+
+
+def test_every_command_has_help():
+    for name, command in main.commands.items():
+        r = CliRunner().invoke(main, [name, "--help"])
+        assert r.exit_code == 0 and command.help and "Usage" in r.output
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from lrcodec.cli import main; assert 'torch' not in sys.modules, 'torch imported'"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

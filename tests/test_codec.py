@@ -1,0 +1,150 @@
+"""The codec's promises: exact round trips, sizes at the ideal information content, odd images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_model, photo_like
+from PIL import Image
+
+from lrcodec import bitstream, codec
+from lrcodec.errors import LrcodecError
+
+
+def _own_reconstruction(model, image):
+    """What the model itself reconstructs from hard-quantized latents, as 8-bit pixels."""
+    x, _ = codec.prepare_image(image)
+    y, z = codec.analyse(model, x)
+    q = codec.quantize_latents(model, y, z)
+    with torch.no_grad():
+        x_hat = model.net.g_s(q.y_hat)[:, :, : image.height, : image.width]
+    return q, np.asarray(codec.tensor_to_image(x_hat))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model", "tiny_scale_model"])
+def test_round_trip_is_exact(fixture, request):
+    model = request.getfixturevalue(fixture)
+    image = photo_like(96, 80)
+    result = codec.encode_image(image, model)
+    decoded = codec.decode_latents(result.data, model)
+    assert torch.equal(decoded.latents.z_symbols, result.latents.z_symbols)
+    assert torch.equal(decoded.latents.y_symbols, result.latents.y_symbols)
+    q, own = _own_reconstruction(model, image)
+    assert torch.equal(q.y_symbols, result.latents.y_symbols)
+    assert np.array_equal(np.asarray(decoded.image()), own)
+
+
+@pytest.mark.parametrize("uq", [False, True])
+def test_file_size_is_within_half_a_percent_of_ideal(tiny_model, uq):
+    image = photo_like(256, 192, seed=3)
+    result = codec.encode_image(image, tiny_model, uq=uq, seed=7)
+    payload_bits = 8 * (len(result.data) - bitstream.HEADER_SIZE - bitstream.TRAILER_SIZE)
+    # Two streams, each padded to whole 32-bit words: at most 64 bits of fixed overhead.
+    assert result.bits_ideal > 1000
+    assert payload_bits <= result.bits_ideal * 1.005 + 64
+    assert payload_bits >= result.bits_ideal * 0.99
+
+
+def test_ideal_bits_match_the_models_likelihood(tiny_model):
+    """The coded model is the trained one: ideal bits equal -log2 of the training-time likelihood
+    at hard-rounded latents with sigma rounded up to the coder's table."""
+    from lrcodec.entropy import sigma_indices, sigma_table
+    from lrcodec.quantization import factorized_interval_likelihood, gaussian_interval_likelihood
+
+    image = photo_like(128, 128, seed=4)
+    result = codec.encode_image(image, tiny_model)
+    q = result.latents
+    v = q.y_hat - q.mu
+    table = sigma_table(0.11)
+    sigma = torch.from_numpy(table[sigma_indices(q.sigma.double().numpy().ravel(), table)])
+    sigma = sigma.reshape(q.sigma.shape).float()
+    bits_y = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, sigma)).sum().item()
+    eb = tiny_model.net.entropy_bottleneck
+    bits_z = -torch.log2(factorized_interval_likelihood(eb, q.z_hat - 0.5, q.z_hat + 0.5)).sum().item()
+    assert result.info["bits_y"] == pytest.approx(bits_y, rel=1e-5)
+    # z's tables are renormalised over the coded symbol range, which can only save bits.
+    assert 0.8 * bits_z <= result.info["bits_z"] <= bits_z + 1e-3
+
+
+@pytest.mark.parametrize("size", [(65, 47), (1, 1), (1, 130), (200, 3)])
+def test_odd_sizes_round_trip(tiny_model, size):
+    image = photo_like(*size, seed=5)
+    result = codec.encode_image(image, tiny_model)
+    out = codec.decode_image(result.data, tiny_model)
+    assert out.size == size and out.mode == "RGB"
+    _, own = _own_reconstruction(tiny_model, image)
+    assert np.array_equal(np.asarray(out), own)
+
+
+def test_grayscale_decodes_to_grayscale(tiny_model):
+    image = photo_like(70, 50, mode="L")
+    out = codec.decode_image(codec.encode_image(image, tiny_model).data, tiny_model)
+    assert out.mode == "L" and out.size == (70, 50)
+
+
+def test_alpha_is_refused_unless_dropped(tiny_model):
+    image = photo_like(40, 30).convert("RGBA")
+    with pytest.raises(LrcodecError, match="alpha"):
+        codec.encode_image(image, tiny_model)
+    out = codec.decode_image(codec.encode_image(image, tiny_model, drop_alpha=True).data, tiny_model)
+    assert out.mode == "RGB"
+
+
+def test_out_of_support_symbols_round_trip(tiny_model):
+    """Latents far outside anything the prior expects still code and decode exactly."""
+    x, _ = codec.prepare_image(photo_like(64, 64))
+    y, z = codec.analyse(tiny_model, x)
+    y[0, 0, 0, 0] += 900.0
+    z[0, 1, 0, 0] -= 300.0
+    result = codec.encode_latents(tiny_model, y, z, 64, 64)
+    decoded = codec.decode_latents(result.data, tiny_model)
+    assert torch.equal(decoded.latents.y_symbols, result.latents.y_symbols)
+    assert torch.equal(decoded.latents.z_symbols, result.latents.z_symbols)
+    assert result.latents.y_symbols.abs().max() > 800
+
+
+def test_uq_round_trip_and_uniform_error(tiny_model):
+    from scipy import stats
+
+    image = photo_like(128, 128, seed=8)
+    result = codec.encode_image(image, tiny_model, uq=True, seed=11)
+    decoded = codec.decode_latents(result.data, tiny_model)
+    assert decoded.header.uq and decoded.header.seed == 11
+    assert torch.equal(decoded.latents.y_symbols, result.latents.y_symbols)
+    assert torch.equal(decoded.latents.y_hat, result.latents.y_hat)
+    x, _ = codec.prepare_image(image)
+    y, _ = codec.analyse(tiny_model, x)
+    err = (y - result.latents.y_hat).flatten().numpy()
+    assert np.abs(err).max() <= 0.5 + 1e-5
+    # 15 dither levels: the error is uniform up to a 1/16-wide discretisation.
+    assert stats.kstest(err, "uniform", args=(-0.5, 1.0)).statistic < 0.07
+
+
+def test_header_fields_are_validated_and_checksummed(tiny_model):
+    data = codec.encode_image(photo_like(64, 64), tiny_model, uq=True, seed=3).data
+    header = bitstream.parse_header(data)
+    assert (header.width, header.height, header.mode, header.uq) == (64, 64, "RGB", True)
+    with pytest.raises(LrcodecError, match="truncated"):
+        bitstream.parse_header(data[:-7])
+    with pytest.raises(LrcodecError, match="checksum"):
+        flipped = bytearray(data)
+        flipped[24] ^= 1  # the seed: another seed must not decode silently
+        bitstream.parse_header(bytes(flipped))
+    with pytest.raises(LrcodecError, match="magic"):
+        bitstream.parse_header(b"\x89PNG" + data[4:])
+    with pytest.raises(LrcodecError, match="empty"):
+        bitstream.parse_header(b"")
+
+
+def test_another_model_is_refused(tiny_model):
+    other = make_model(seed=42)
+    data = codec.encode_image(photo_like(64, 64), tiny_model).data
+    with pytest.raises(LrcodecError, match="made with model"):
+        codec.decode_image(data, other)
+
+
+def test_image_limits(tiny_model):
+    data = codec.encode_image(photo_like(64, 64), tiny_model).data
+    with pytest.raises(LrcodecError, match="exceeds the limit"):
+        codec.decode_image(data, tiny_model, max_pixels=1000)

@@ -1,0 +1,61 @@
+"""The registry: shipped safetensors + cards, CompressAI checkpoints, zoo names offline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import photo_like
+
+from lrcodec import codec, models
+from lrcodec.errors import LrcodecError
+
+
+def test_shipped_model_loads_by_name_and_quality(models_dir, tiny_model):
+    loaded = models.load_model("tiny")
+    assert loaded.arch == "mean-scale" and loaded.card["lmbda"] == 0.01
+    assert models.load_model(quality=1).model_id == loaded.model_id
+    assert loaded.card["model_id"] == loaded.model_id.hex()
+    # fp16 storage changes the weights slightly, so the identity changes with them.
+    data = codec.encode_image(photo_like(48, 48), loaded).data
+    assert codec.decode_image(data).size == (48, 48)  # found by id among shipped models
+    with pytest.raises(LrcodecError, match="quality must be"):
+        models.load_model(quality=5)
+    with pytest.raises(LrcodecError, match="unknown model"):
+        models.load_model("nonexistent")
+
+
+@pytest.mark.parametrize("wrap", [None, "state_dict"])
+def test_compressai_checkpoint_loads_without_pickle(tmp_path, tiny_scale_model, wrap):
+    net = tiny_scale_model.net
+    net.update(force=True)  # a CompressAI checkpoint carries its coder tables too
+    state = net.state_dict()
+    path = tmp_path / "ckpt.pth.tar"
+    torch.save({wrap: state, "epoch": 3} if wrap else state, path)
+    loaded = models.load_model(str(path))
+    assert loaded.arch == "scale" and loaded.model_id == tiny_scale_model.model_id
+    image = photo_like(64, 64)
+    assert codec.encode_image(image, loaded).data == codec.encode_image(image, tiny_scale_model).data
+
+
+def test_pickled_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": Evil()}, path)
+    with pytest.raises(LrcodecError, match="cannot load checkpoint"):
+        models.load_model(str(path))
+
+
+def test_zoo_offline_is_one_clear_error(monkeypatch):
+    import compressai.zoo
+
+    def offline(**kwargs):
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(compressai.zoo, "mbt2018_mean", offline)
+    with pytest.raises(LrcodecError, match="needs network access"):
+        models.load_model("mbt2018-mean", quality=3)
+    with pytest.raises(LrcodecError, match="1-8"):
+        models.load_model("mbt2018-mean", quality=9)
