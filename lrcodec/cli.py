@@ -223,6 +223,7 @@ def models(as_json):
 @click.option("--resume", default=None, metavar="CKPT", help="Continue a run exactly from its checkpoint.")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
 @click.option("--max-minutes", type=float, default=None, help="Stop with a checkpoint after this long.")
+@click.option("--stop-at", type=int, default=None, help="End this invocation at this step (schedule unchanged).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", default="models/lrc-custom", show_default=True,
               help="Where the weights and model card go (checkpoints: runs/NAME/).")
@@ -234,8 +235,8 @@ def train(**options):
     """
     from .train import TrainConfig, train as run
 
-    resume = options.pop("resume")
-    path = run(TrainConfig(**options), resume=resume)
+    resume, stop_at = options.pop("resume"), options.pop("stop_at")
+    path = run(TrainConfig(**options), resume=resume, stop_at=stop_at)
     _say(f"wrote {path}")
 
 

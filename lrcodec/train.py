@@ -228,14 +228,18 @@ def _model_card(cfg: TrainConfig, step: int, seconds: float, val: dict) -> dict:
         "training": {
             "data": str(cfg.data), "steps": step, "batch_size": cfg.batch_size, "crop": cfg.crop,
             "lr": cfg.lr, "surrogate": cfg.surrogate, "init": cfg.init,
-            "cpu_hours": round(seconds / 3600, 3), "history": cfg.history,
+            "hours": round(seconds / 3600, 3), "device": "cuda" if torch.cuda.is_available() else "cpu",
+            "history": cfg.history,
         },
         "validation": val,
     }
 
 
-def train(cfg: TrainConfig, resume: str | None = None) -> Path:
-    """Train (or continue) a model; returns the path of the written safetensors file."""
+def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = None) -> Path:
+    """Train (or continue) a model; returns the path of the written safetensors file.
+
+    ``stop_at`` ends this invocation early (with a checkpoint) without changing the schedule,
+    which is set by ``cfg.steps``: a long run can be done in pieces."""
     if cfg.surrogate not in SURROGATES:
         raise LrcodecError(f"unknown surrogate {cfg.surrogate!r} (choose from {', '.join(SURROGATES)})")
     state = None
@@ -289,7 +293,7 @@ def train(cfg: TrainConfig, resume: str | None = None) -> Path:
     ckpt = _checkpoint_path(cfg)
     progress = _Progress(cfg.steps, step)
     t_start = time.monotonic()
-    prior_seconds = sum(h.get("seconds", 0) for h in cfg.history)
+    prior_seconds = cfg.history[-1]["seconds"] if cfg.history else 0.0
     val: dict = {}
     while step < cfg.steps:
         sched = schedule(cfg, step)
@@ -311,14 +315,13 @@ def train(cfg: TrainConfig, resume: str | None = None) -> Path:
         step += 1
         progress.update(step, {"loss": r["loss"].item(), "bpp": r["bpp"].item(),
                                "psnr": psnr_of(r["mse"].item())})
-        out_of_time = cfg.max_minutes and time.monotonic() - t_start > cfg.max_minutes * 60
+        out_of_time = (cfg.max_minutes and time.monotonic() - t_start > cfg.max_minutes * 60) or step == stop_at
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             val = validate(net, val_images, cfg)
-            seconds = time.monotonic() - t_start
-            history = cfg.history + [{"step": step, "seconds": round(seconds, 1), **val}]
-            _save_checkpoint(ckpt, net, opt, aux_opt, step, gen,
-                             TrainConfig(**{**asdict(cfg), "history": history}))
-            card = _model_card(cfg, step, prior_seconds + seconds, val)
+            seconds = prior_seconds + time.monotonic() - t_start
+            cfg.history.append({"step": step, "seconds": round(seconds, 1), **val})
+            _save_checkpoint(ckpt, net, opt, aux_opt, step, gen, cfg)
+            card = _model_card(cfg, step, seconds, val)
             save_model(net, Path(cfg.out), card)
             progress.message(f"checkpoint {ckpt} at step {step}: validation "
                              + json.dumps({k: round(v, 4) for k, v in val.items()}))
