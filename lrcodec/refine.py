@@ -1,0 +1,266 @@
+"""Per-image latent refinement (SGA, SGA+): optimise y and z at encode time so that the
+unchanged decoder spends fewer bits for the same quality (``docs/algorithms.md`` section 4).
+
+Each iteration relaxes rounding with the chosen soft-rounding sampler at temperature T(t),
+scores lambda' * 255^2 * MSE + bpp on the real (unpadded) pixels and takes an Adam step on
+(y, z). Every ``eval_every`` iterations the *true* loss is computed with the coder's own hard
+quantization (``codec.quantize_latents``), and the best latents seen are kept. At the end the
+refined file is compared with the plain encode by real bytes and real pixels, and the better
+one is written: refinement never makes a file worse in R-D loss.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import codec
+from .errors import LrcodecError
+from .models import LoadedModel, hyper_synthesis
+from .quantization import (
+    factorized_interval_likelihood,
+    gaussian_interval_likelihood,
+    ste_round,
+    uq_dither,
+    z_medians,
+)
+
+METHODS = ("ssl", "linear", "cosine", "atanh", "ste", "noise")
+THREE_CLASS = ("ssl", "linear", "cosine")
+
+
+# ------------------------------------------------------------------ soft-rounding samplers
+
+
+def two_class_logits(r: torch.Tensor, method: str, a: float = 2.3) -> torch.Tensor:
+    """Logits (floor, ceil), shape (..., 2), for r = v - floor(v) (section 4.2)."""
+    if method == "atanh":
+        r = r.clamp(0.0, 1 - 1e-5)
+        return torch.stack([-torch.atanh(r), -torch.atanh(1 - r)], -1)
+    r = r.clamp(1e-5, 1 - 1e-5)
+    if method == "linear":
+        return torch.stack([torch.log1p(-r), torch.log(r)], -1)
+    if method == "cosine":
+        eps = 1e-7
+        c_floor = torch.cos(math.pi / 2 * r) ** 2
+        c_ceil = torch.cos(math.pi / 2 * (1 - r)) ** 2
+        return torch.stack([torch.log((1 - eps) * c_floor + eps), torch.log((1 - eps) * c_ceil + eps)], -1)
+    if method == "ssl":
+        logit = torch.log(r) - torch.log1p(-r)
+        return torch.stack([F.logsigmoid(-a * logit), F.logsigmoid(a * logit)], -1)
+    raise ValueError(f"no two-class rounding for {method!r}")
+
+
+def three_class_logits(c: torch.Tensor, method: str, a: float = 1.4, r: float = 0.98, n: float = 1.4) -> torch.Tensor:
+    """Logits of (R-1, R, R+1), shape (..., 3), for c = v - round(v) (section 4.3)."""
+    d = torch.stack([c + 1, c, c - 1], -1)
+    if method == "linear":
+        return n * torch.log((1 - r * d.abs()).clamp_min(1e-6))
+    if method == "cosine":
+        return torch.log(torch.cos(math.pi / 2 * (r * d).clamp(-1, 1)).clamp_min(0) ** n + 1e-7)
+    if method == "ssl":
+        x = ((r / 1.5) * d).abs().clamp(1e-6, 1 - 1e-6)
+        logit = torch.log(x) - torch.log1p(-x)
+        return n * torch.log(torch.sigmoid(-a * logit).clamp_min(1e-6))
+    raise ValueError(f"no three-class rounding for {method!r}")
+
+
+def class_probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The categorical that the relaxed sample is drawn from: softmax(logits / T)."""
+    return torch.softmax(logits / temperature, -1)
+
+
+def _gumbel(shape, gen: torch.Generator) -> torch.Tensor:
+    u = torch.rand(shape, generator=gen).clamp(1e-10, 1 - 1e-7)
+    return -torch.log(-torch.log(u))
+
+
+@dataclass
+class Sampler:
+    """Relaxed rounding of a centred latent for one method (section 4)."""
+
+    method: str = "ssl"
+    three_class: bool = False
+    a: float = 2.3
+    tmax: float = 1.0
+    decay: float = 1e-3
+
+    def temperature(self, t: int) -> float:
+        if self.method == "atanh":  # SGA's "exp0" schedule
+            return float(min(max(0.5 * math.exp(-self.decay * (t - 700)), 1e-8), 0.5))
+        return float(min(self.tmax, math.exp(-self.decay * t)))
+
+    def __call__(self, v: torch.Tensor, t: int, gen: torch.Generator) -> torch.Tensor:
+        if self.method == "ste":
+            return ste_round(v)
+        if self.method == "noise":
+            return v + torch.rand(v.shape, generator=gen) - 0.5
+        T = self.temperature(t)
+        if self.three_class:
+            base = torch.round(v).detach()
+            logits = three_class_logits(v - base, self.method, a=self.a)
+            offsets = torch.tensor([-1.0, 0.0, 1.0])
+        else:
+            base = torch.floor(v).detach()
+            logits = two_class_logits(v - base, self.method, a=self.a)
+            offsets = torch.tensor([0.0, 1.0])
+        # Gumbel-softmax on logits / T with temperature T: T enters twice (section 4.2).
+        w = torch.softmax((logits / T + _gumbel(logits.shape, gen)) / T, -1)
+        return base + (w * offsets).sum(-1)
+
+
+# ------------------------------------------------------------------ the refinement loop
+
+
+@dataclass
+class RefineResult:
+    encoded: codec.EncodeResult
+    base: codec.EncodeResult
+    history: list = field(default_factory=list)  # (iteration, true loss, bpp estimate, psnr, seconds)
+    kept_base: bool = False
+    seconds_per_iteration: float = 0.0
+    base_psnr: float = 0.0  # from the real decoded 8-bit pixels
+    psnr: float = 0.0
+
+
+def _true_loss(model, y, z, x, H, W, lmbda, uq, seed):
+    q = codec.quantize_latents(model, y, z, uq=uq, seed=seed)
+    with torch.no_grad():
+        x_hat = model.net.g_s(q.y_hat)[:, :, :H, :W].clamp(0, 1)
+        mse = F.mse_loss(x_hat, x).item()
+        v = q.y_hat - q.mu
+        bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, q.sigma)).sum()
+        eb = model.net.entropy_bottleneck
+        bits = bits - torch.log2(factorized_interval_likelihood(eb, q.z_hat - 0.5, q.z_hat + 0.5)).sum()
+    bpp = bits.item() / (H * W)
+    return lmbda * 255**2 * mse + bpp, bpp, 10 * math.log10(1 / max(mse, 1e-12))
+
+
+def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: LoadedModel) -> tuple[float, float]:
+    """(R-D loss from the real file size and the real decoded 8-bit pixels, PSNR)."""
+    with torch.no_grad():
+        x_hat = model.net.g_s(result.latents.y_hat)[:, :, : x.shape[2], : x.shape[3]]
+    decoded = (x_hat.clamp(0, 1) * 255).round() / 255
+    mse = F.mse_loss(decoded, x).item()
+    return lmbda * 255**2 * mse + result.bpp, 10 * math.log10(1 / max(mse, 1e-12))
+
+
+def refine_image(
+    image,
+    model: LoadedModel,
+    *,
+    method: str = "ssl",
+    three_class: bool = False,
+    iterations: int = 500,
+    lr: float = 0.005,
+    a: float | None = None,
+    tmax: float = 1.0,
+    decay: float = 1e-3,
+    lmbda: float | None = None,
+    seed: int = 0,
+    uq: bool = False,
+    eval_every: int = 10,
+    drop_alpha: bool = False,
+    progress: Callable[[dict], None] | None = None,
+) -> RefineResult:
+    """Refine an image's latents and return the encoded file (never worse than plain encode)."""
+    if method not in METHODS:
+        raise LrcodecError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
+    if three_class and method not in THREE_CLASS:
+        raise LrcodecError(f"--three-class is available for {', '.join(THREE_CLASS)}, not {method}")
+    if iterations < 0:
+        raise LrcodecError("iterations must be >= 0")
+    lmbda = lmbda if lmbda is not None else model.card.get("lmbda")
+    if lmbda is None:
+        raise LrcodecError(f"model {model.name} has no lambda in its card; pass --lmbda")
+    if a is None:
+        a = 1.4 if three_class else 2.3
+    sampler = Sampler(method, three_class, a, tmax, decay)
+    gen = torch.Generator().manual_seed(seed)
+
+    x_pad, mode = codec.prepare_image(image, drop_alpha)
+    H, W = image.height, image.width
+    x = x_pad[:, :, :H, :W]
+    y0, z0 = codec.analyse(model, x_pad)
+    base = codec.encode_latents(model, y0, z0, W, H, mode, uq=uq, seed=seed)
+
+    net = model.net.to(memory_format=torch.channels_last)
+    eb = net.entropy_bottleneck
+    m = z_medians(eb)
+    u_y = uq_dither(seed, tuple(y0.shape), 0) if uq else torch.zeros(())
+    u_z = uq_dither(seed, tuple(z0.shape), 1) if uq else torch.zeros(())
+    y = y0.clone().requires_grad_(True)
+    z = z0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([y, z], lr=lr)
+    best_loss, bpp, psnr = _true_loss(model, y0, z0, x, H, W, lmbda, uq, seed)
+    best = (y0.clone(), z0.clone())
+    history = [(0, best_loss, bpp, psnr, 0.0)]
+    t0 = time.perf_counter()
+    for t in range(1, iterations + 1):
+        z_tilde = m + u_z + sampler(z - m - u_z, t, gen)
+        bits_z = -torch.log2(factorized_interval_likelihood(eb, z_tilde - 0.5, z_tilde + 0.5)).sum()
+        sigma, mu = hyper_synthesis(net, z_tilde)
+        v = sampler(y - mu - u_y, t, gen) + u_y
+        bits_y = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, sigma)).sum()
+        x_hat = net.g_s(mu + v)[:, :, :H, :W]
+        loss = lmbda * 255**2 * F.mse_loss(x_hat, x) + (bits_y + bits_z) / (H * W)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if t % eval_every == 0 or t == iterations:
+            with torch.no_grad():
+                true, bpp, psnr = _true_loss(model, y.detach(), z.detach(), x, H, W, lmbda, uq, seed)
+            elapsed = time.perf_counter() - t0
+            history.append((t, true, bpp, psnr, elapsed))
+            if true < best_loss:
+                best_loss, best = true, (y.detach().clone(), z.detach().clone())
+            if progress:
+                progress({"iteration": t, "iterations": iterations, "loss": true, "bpp": bpp,
+                          "psnr": psnr, "best": best_loss, "seconds_left": elapsed / t * (iterations - t)})
+    seconds = time.perf_counter() - t0
+    net.to(memory_format=torch.contiguous_format)
+    label = f"{method}-3c" if three_class else method
+    refined = codec.encode_latents(model, best[0], best[1], W, H, mode, uq=uq, seed=seed, refined_method=label)
+    (refined_loss, refined_psnr), (base_loss, base_psnr) = (
+        file_loss(refined, x, lmbda, model), file_loss(base, x, lmbda, model))
+    kept_base = refined_loss > base_loss
+    return RefineResult(base if kept_base else refined, base, history, kept_base,
+                        seconds / max(iterations, 1), base_psnr, base_psnr if kept_base else refined_psnr)
+
+
+def find_lambda_for_bpp(image, model: LoadedModel, target_bpp: float, *, searches: int = 6,
+                        **kwargs) -> tuple[RefineResult, float]:
+    """Bisection on log(lambda') for the refined file whose real bpp is closest to the target."""
+    lo, hi = math.log(1e-4), math.log(0.5)
+    best: tuple[float, RefineResult, float] | None = None
+    for _ in range(searches):
+        lmbda = math.exp((lo + hi) / 2)
+        result = refine_image(image, model, lmbda=lmbda, **kwargs)
+        gap = abs(result.encoded.bpp - target_bpp)
+        if best is None or gap < best[0]:
+            best = (gap, result, lmbda)
+        if result.encoded.bpp > target_bpp:
+            hi = math.log(lmbda)
+        else:
+            lo = math.log(lmbda)
+    return best[1], best[2]
+
+
+def stderr_progress(quiet: bool = False) -> Callable[[dict], None] | None:
+    """A progress printer for terminals (None when quiet or stderr is not a terminal)."""
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(p: dict) -> None:
+        end = "\n" if p["iteration"] == p["iterations"] else ""
+        print(f"\riter {p['iteration']}/{p['iterations']}  bpp {p['bpp']:.4f}  PSNR {p['psnr']:.2f}  "
+              f"loss {p['loss']:.4f}  best {p['best']:.4f}  {p['seconds_left']:.0f} s left ",
+              end=end, file=sys.stderr, flush=True)
+
+    return show
