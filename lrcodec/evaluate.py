@@ -1,0 +1,241 @@
+"""Measuring codecs the way the field does: real files, PSNR / MS-SSIM, BD-rate.
+
+* ``evaluate_image``: encode (or refine) and decode one image through real bytes.
+* ``classical_point``: the same for Pillow's JPEG, WebP, AVIF and JPEG 2000 encoders.
+* ``bd_rate``: Bjøntegaard delta rate with piecewise-cubic (PCHIP) interpolation of
+  log-rate over PSNR, integrated over the overlapping quality interval.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two 8-bit RGB arrays (the mean over all samples)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM (pytorch-msssim, data range 255) of two 8-bit RGB arrays; needs sides >= 161."""
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    ta = torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].double()
+    tb = torch.from_numpy(np.array(b)).permute(2, 0, 1)[None].double()
+    if min(a.shape[:2]) < 161:
+        return float("nan")
+    return float(_ms_ssim(ta, tb, data_range=255.0))
+
+
+def ms_ssim_db(value: float) -> float:
+    return -10 * math.log10(max(1 - value, 1e-12))
+
+
+@dataclass
+class Point:
+    """One image coded at one setting."""
+
+    image: str
+    codec: str
+    setting: str
+    bytes: int
+    bpp: float
+    psnr: float
+    ms_ssim: float
+    encode_s: float = 0.0
+    decode_s: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rgb(image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"))
+
+
+def evaluate_image(image, name: str, model, *, method: str = "base", iterations: int = 500,
+                   uq: bool = False, seed: int = 0, **refine_options) -> Point:
+    """Encode (or refine) and decode one image through real bytes; time both."""
+    from .codec import decode_image, encode_image
+    from .refine import refine_image
+
+    t0 = time.perf_counter()
+    if method == "base":
+        data = encode_image(image, model, uq=uq, seed=seed).data
+    else:
+        data = refine_image(image, model, method=method, iterations=iterations, uq=uq, seed=seed,
+                            **refine_options).encoded.data
+    t1 = time.perf_counter()
+    decoded = decode_image(data, model)
+    t2 = time.perf_counter()
+    ref, out = _rgb(image), _rgb(decoded)
+    label = model.name + ("" if method == "base" else f"+{method}") + ("+uq" if uq else "")
+    return Point(name, label, str(model.card.get("lmbda", "")), len(data), 8 * len(data) / (image.width * image.height),
+                 psnr(ref, out), ms_ssim(ref, out), t1 - t0, t2 - t1)
+
+
+# ------------------------------------------------------------------ classical codecs
+
+CLASSICAL = {
+    # name: (Pillow format, save options for a quality q, qualities to sweep)
+    "JPEG": ("JPEG", lambda q: {"quality": q, "subsampling": "4:2:0"}, [10, 20, 30, 40, 50, 60, 70, 80, 90, 95]),
+    "WebP": ("WEBP", lambda q: {"quality": q, "method": 6}, [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]),
+    "AVIF 4:4:4": ("AVIF", lambda q: {"quality": q, "subsampling": "4:4:4", "speed": 4}, [10, 20, 30, 40, 50, 60, 70, 80, 90]),
+    "AVIF 4:2:0": ("AVIF", lambda q: {"quality": q, "subsampling": "4:2:0", "speed": 4}, [10, 20, 30, 40, 50, 60, 70, 80, 90]),
+    "JPEG 2000": ("JPEG2000", lambda r: {"quality_mode": "rates", "quality_layers": [r], "irreversible": True},
+                  [200, 120, 80, 60, 40, 30, 20, 12]),
+}
+
+
+def available_classical() -> dict:
+    """The classical codecs this Pillow build can write (name -> spec), and why others are missing."""
+    from PIL import features
+
+    need = {"JPEG": "jpg", "WebP": "webp", "AVIF 4:4:4": "avif", "AVIF 4:2:0": "avif", "JPEG 2000": "jpg_2000"}
+    return {k: v for k, v in CLASSICAL.items() if features.check(need[k])}
+
+
+def classical_point(image, name: str, codec_name: str, setting) -> Point:
+    from PIL import Image
+
+    fmt, options, _ = CLASSICAL[codec_name]
+    rgb = image.convert("RGB")
+    buf = io.BytesIO()
+    t0 = time.perf_counter()
+    rgb.save(buf, format=fmt, **options(setting))
+    t1 = time.perf_counter()
+    data = buf.getvalue()
+    decoded = Image.open(io.BytesIO(data)).convert("RGB")
+    decoded.load()
+    t2 = time.perf_counter()
+    ref, out = _rgb(rgb), _rgb(decoded)
+    return Point(name, codec_name, str(setting), len(data), 8 * len(data) / (rgb.width * rgb.height),
+                 psnr(ref, out), ms_ssim(ref, out), t1 - t0, t2 - t1)
+
+
+# ------------------------------------------------------------------ curves and BD-rate
+
+
+def average_curve(points: list[Point]) -> list[dict]:
+    """Mean bpp / PSNR / MS-SSIM per (codec, setting) over images, sorted by rate."""
+    groups: dict[tuple[str, str], list[Point]] = {}
+    for p in points:
+        groups.setdefault((p.codec, p.setting), []).append(p)
+    rows = []
+    for (codec, setting), ps in groups.items():
+        ssim = [p.ms_ssim for p in ps if not math.isnan(p.ms_ssim)]
+        rows.append({
+            "codec": codec, "setting": setting, "images": len(ps),
+            "bpp": float(np.mean([p.bpp for p in ps])), "psnr": float(np.mean([p.psnr for p in ps])),
+            "ms_ssim": float(np.mean(ssim)) if ssim else float("nan"),
+            "encode_s": float(np.median([p.encode_s for p in ps])),
+            "decode_s": float(np.median([p.decode_s for p in ps])),
+        })
+    return sorted(rows, key=lambda r: (r["codec"], r["bpp"]))
+
+
+def bd_rate(rate_a, quality_a, rate_b, quality_b) -> float:
+    """Average bitrate difference of curve B against curve A at equal quality, in percent
+    (negative: B needs fewer bits). PCHIP of log-rate over quality, integrated over the
+    overlap; NaN when the curves do not overlap."""
+    from scipy.integrate import quad
+    from scipy.interpolate import PchipInterpolator
+
+    def curve(rate, quality):
+        order = np.argsort(quality)
+        q = np.asarray(quality, dtype=np.float64)[order]
+        r = np.log(np.asarray(rate, dtype=np.float64)[order])
+        keep = np.concatenate([[True], np.diff(q) > 1e-9])
+        return PchipInterpolator(q[keep], r[keep]), q[keep][0], q[keep][-1]
+
+    if min(len(rate_a), len(rate_b)) < 2:
+        return float("nan")
+    fa, lo_a, hi_a = curve(rate_a, quality_a)
+    fb, lo_b, hi_b = curve(rate_b, quality_b)
+    lo, hi = max(lo_a, lo_b), min(hi_a, hi_b)
+    if not hi > lo:
+        return float("nan")
+    ia = quad(fa, lo, hi, limit=200)[0]
+    ib = quad(fb, lo, hi, limit=200)[0]
+    return float((math.exp((ib - ia) / (hi - lo)) - 1) * 100)
+
+
+# ------------------------------------------------------------------ folders, in parallel
+
+
+def collect_images(paths: list[str]) -> list[str]:
+    """Image files named directly or found (sorted) inside the given folders."""
+    from pathlib import Path
+
+    from .errors import LrcodecError
+    from .train import IMAGE_SUFFIXES
+
+    files: list[str] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += [str(f) for f in sorted(p.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        elif p.is_file():
+            files.append(str(p))
+        else:
+            raise LrcodecError(f"no such file or folder: {p}")
+    if not files:
+        raise LrcodecError("no images to evaluate")
+    return files
+
+
+_worker_model = None
+
+
+def _init_worker(model_name, quality, threads):
+    import torch
+
+    from .models import load_model
+
+    global _worker_model
+    torch.set_num_threads(threads)
+    _worker_model = load_model(model_name, quality)
+
+
+def _evaluate_path(args) -> dict:
+    from pathlib import Path
+
+    from .imageio import open_image, read_bytes
+
+    path, options = args
+    image = open_image(read_bytes(path), path)
+    return evaluate_image(image, Path(path).name, _worker_model, **options).as_dict()
+
+
+def evaluate_paths(paths: list[str], model_name, quality, options: dict, jobs: int = 1, on_done=None) -> list[dict]:
+    """Evaluate images in ``jobs`` processes, each with an equal share of the CPU threads."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    work = [(p, options) for p in paths]
+    if jobs <= 1:
+        _init_worker(model_name, quality, threads)
+        results = []
+        for w in work:
+            results.append(_evaluate_path(w))
+            if on_done:
+                on_done()
+        return results
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(model_name, quality, threads)) as pool:
+        results = []
+        for r in pool.map(_evaluate_path, work):
+            results.append(r)
+            if on_done:
+                on_done()
+        return results
