@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test bench bench-quick bench-refine bench-surrogates fuzz clean
+.PHONY: install demo test bench bench-quick bench-refine bench-surrogates clean
 
 install: $(STAMP)
 
@@ -26,3 +26,9 @@ bench-quick: $(STAMP)
 
 clean:
 	rm -rf out/ .pytest_cache
+
+bench-refine: $(STAMP)
+	$(PY) bench/refine.py
+
+bench-surrogates: $(STAMP)
+	$(PY) bench/surrogates.py
