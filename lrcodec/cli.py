@@ -100,6 +100,12 @@ def main(ctx, debug):
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    import warnings
+
+    def one_line_warning(message, category, *args, **kwargs):
+        click.echo(f"Warning: {message}", err=True)
+
+    warnings.showwarning = one_line_warning
 
 
 @main.command()

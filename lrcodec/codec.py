@@ -9,6 +9,7 @@ cropped back after decoding; only the real pixels count in bpp.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,21 @@ from .models import LoadedModel, hyper_analysis, hyper_synthesis
 from .quantization import UQ_LEVELS, uq_dither, z_medians
 
 STRIDE = 64
+
+
+@contextmanager
+def exact_backend():
+    """Run convolutions on PyTorch's native kernels instead of oneDNN: measured here, oneDNN's
+    results change with the thread count (sigma, mu and pixels differ in the last bits), the
+    native ones do not. Everything the decoder must reproduce runs inside this context."""
+    import torch
+
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 @dataclass
@@ -109,7 +125,7 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
     """Hard quantization exactly as the coder sends it (docs/algorithms.md section 2)."""
     import torch
 
-    with torch.no_grad():
+    with torch.no_grad(), exact_backend():
         u_y, u_z = _dithers(model, y.shape, z.shape, uq, seed)
         m = z_medians(model.net.entropy_bottleneck)
         z_symbols = torch.round(z - m - u_z)
@@ -199,7 +215,7 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
     tables = entropy.factorized_tables(net.entropy_bottleneck, header.zmin, header.zmax, _z_offsets(header.uq))
     z_flat = entropy.decode_factorized(z_payload, tables, header.zmin, z_shape[2] * z_shape[3],
                                        _z_levels(u_z, header.uq))
-    with torch.no_grad():
+    with torch.no_grad(), exact_backend():
         z_symbols = torch.from_numpy(z_flat).reshape(z_shape)
         z_hat = z_symbols.float() + z_medians(net.entropy_bottleneck) + u_z
         sigma, mu = hyper_synthesis(net, z_hat)
@@ -211,7 +227,7 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
     y_shape = tuple(sigma.shape)
     u_y = uq_dither(header.seed, y_shape, 0) if header.uq else torch.zeros(y_shape)
     y_flat = entropy.decode_gaussian(y_payload, header.ymin, header.ymax, table[idx], -u_y.double().numpy())
-    with torch.no_grad():
+    with torch.no_grad(), exact_backend():
         y_symbols = torch.from_numpy(y_flat).reshape(y_shape)
         y_hat = y_symbols.float() + mu + u_y
         x_hat = net.g_s(y_hat)[:, :, : header.height, : header.width]

@@ -144,7 +144,7 @@ def _true_loss(model, y, z, x, H, W, lmbda, uq, seed):
 
 def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: LoadedModel) -> tuple[float, float]:
     """(R-D loss from the real file size and the real decoded 8-bit pixels, PSNR)."""
-    with torch.no_grad():
+    with torch.no_grad(), codec.exact_backend():
         x_hat = model.net.g_s(result.latents.y_hat)[:, :, : x.shape[2], : x.shape[3]]
     decoded = (x_hat.clamp(0, 1) * 255).round() / 255
     mse = F.mse_loss(decoded, x).item()

@@ -17,7 +17,7 @@ def _own_reconstruction(model, image):
     x, _ = codec.prepare_image(image)
     y, z = codec.analyse(model, x)
     q = codec.quantize_latents(model, y, z)
-    with torch.no_grad():
+    with torch.no_grad(), codec.exact_backend():
         x_hat = model.net.g_s(q.y_hat)[:, :, : image.height, : image.width]
     return q, np.asarray(codec.tensor_to_image(x_hat))
 
@@ -148,3 +148,18 @@ def test_image_limits(tiny_model):
     data = codec.encode_image(photo_like(64, 64), tiny_model).data
     with pytest.raises(LrcodecError, match="exceeds the limit"):
         codec.decode_image(data, tiny_model, max_pixels=1000)
+
+
+def test_decoding_does_not_depend_on_the_thread_count(tiny_model):
+    image = photo_like(768, 512, seed=12)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        data = codec.encode_image(image, tiny_model).data
+        one = codec.decode_latents(data, tiny_model)
+        torch.set_num_threads(2)
+        two = codec.decode_latents(data, tiny_model)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one.latents.sigma, two.latents.sigma) and torch.equal(one.latents.y_hat, two.latents.y_hat)
+    assert np.array_equal(np.asarray(one.image()), np.asarray(two.image()))
