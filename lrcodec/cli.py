@@ -313,6 +313,8 @@ def models(as_json):
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--crop", type=int, default=256, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--decay-start", type=float, default=0.8, show_default=True,
+              help="Fraction of the steps after which the lr decays (cosine) to lr/20.")
 @click.option("--surrogate", type=click.Choice(["noise", "ste", "mixed", "uq", "soft-round", "sua"]),
               default="mixed", show_default=True)
 @click.option("--sigma-min", type=float, default=0.11, show_default=True,
