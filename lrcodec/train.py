@@ -54,6 +54,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     checkpoint_dir: str = "runs"
     init: str | None = None  # start from these weights (lambda fine-tuning)
+    init_training: dict | None = None  # the init model's own training record, kept in the card
     threads: int | None = None
     bf16: bool | None = None  # CPU bf16 autocast; None: only where the CPU has bf16 instructions
     max_minutes: float | None = None  # stop (with a checkpoint) after this wall time
@@ -227,7 +228,7 @@ def _model_card(cfg: TrainConfig, step: int, seconds: float, val: dict) -> dict:
         "arch": cfg.arch, "N": cfg.N, "M": cfg.M, "lmbda": cfg.lmbda, "sigma_min": cfg.sigma_min,
         "training": {
             "data": str(cfg.data), "steps": step, "batch_size": cfg.batch_size, "crop": cfg.crop,
-            "lr": cfg.lr, "surrogate": cfg.surrogate, "init": cfg.init,
+            "lr": cfg.lr, "surrogate": cfg.surrogate, "init": cfg.init, "init_training": cfg.init_training,
             "hours": round(seconds / 3600, 3), "device": "cuda" if torch.cuda.is_available() else "cpu",
             "history": cfg.history,
         },
@@ -267,8 +268,10 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
     val_images = load_images(val_files, 64)
 
     if cfg.init and not state:
-        net = load_model(cfg.init).net
+        init = load_model(cfg.init)
+        net = init.net
         net.requires_grad_(True)
+        cfg.init_training = {k: v for k, v in init.card.get("training", {}).items() if k != "history"}
     else:
         net = build_network(cfg.arch, cfg.N, cfg.M)
     net = net.to(device).train()

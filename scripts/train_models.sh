@@ -8,14 +8,14 @@ cd "$(dirname "$0")/.."
 LRC=.venv/bin/lrcodec
 DATA=${DATA:-../shared/data/train}
 BASE_STEPS=${BASE_STEPS:-7000}
-FT_STEPS=${FT_STEPS:-700}
+FT_STEPS=${FT_STEPS:-600}
 
 # 1. Base: mean-scale hyperprior N=64, M=96, 192x192 crops, batch 8, Adam 1e-3, mixed surrogate.
 $LRC train --data "$DATA" --lmbda 0.0067 --N 64 --M 96 --crop 192 --batch-size 8 --lr 1e-3 \
   --surrogate mixed --steps "$BASE_STEPS" --checkpoint-every 250 --out models/lrc-mshp-base
 
 # 2. Lambda fine-tuning from the base model: lr 5e-4, decaying from half-way.
-for spec in "q1:0.0018" "q2:0.0035" "q4:0.013" "q5:0.025" "q6:0.05"; do
+for spec in "q1:0.0018" "q5:0.025" "q2:0.0035" "q4:0.013" "q6:0.05"; do
   name=${spec%%:*}; lmbda=${spec##*:}
   $LRC train --data "$DATA" --lmbda "$lmbda" --N 64 --M 96 --crop 192 --batch-size 8 --lr 5e-4 \
     --decay-start 0.5 --surrogate mixed --steps "$FT_STEPS" --checkpoint-every 100 \
