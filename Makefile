@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) bench/run.py --update-cards
 
 bench-quick: $(STAMP)
 	$(PY) bench/run.py --quick

@@ -85,12 +85,13 @@ def evaluate_image(image, name: str, model, *, method: str = "base", iterations:
 
 CLASSICAL = {
     # name: (Pillow format, save options for a quality q, qualities to sweep)
-    "JPEG": ("JPEG", lambda q: {"quality": q, "subsampling": "4:2:0"}, [10, 20, 30, 40, 50, 60, 70, 80, 90, 95]),
-    "WebP": ("WEBP", lambda q: {"quality": q, "method": 6}, [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]),
-    "AVIF 4:4:4": ("AVIF", lambda q: {"quality": q, "subsampling": "4:4:4", "speed": 4}, [10, 20, 30, 40, 50, 60, 70, 80, 90]),
-    "AVIF 4:2:0": ("AVIF", lambda q: {"quality": q, "subsampling": "4:2:0", "speed": 4}, [10, 20, 30, 40, 50, 60, 70, 80, 90]),
-    "JPEG 2000": ("JPEG2000", lambda r: {"quality_mode": "rates", "quality_layers": [r], "irreversible": True},
-                  [200, 120, 80, 60, 40, 30, 20, 12]),
+    "JPEG": ("JPEG", lambda q: {"quality": q, "subsampling": "4:2:0"}, [5, 10, 20, 30, 40, 50, 60, 70, 80, 90]),
+    "WebP": ("WEBP", lambda q: {"quality": q, "method": 6}, [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90]),
+    "AVIF 4:4:4": ("AVIF", lambda q: {"quality": q, "subsampling": "4:4:4", "speed": 6}, [5, 10, 20, 30, 40, 50, 60, 70, 80]),
+    "AVIF 4:2:0": ("AVIF", lambda q: {"quality": q, "subsampling": "4:2:0", "speed": 6}, [5, 10, 20, 30, 40, 50, 60, 70, 80]),
+    # Compression ratios (24 bpp / ratio); mct=1 applies the colour transform (Pillow's default is off).
+    "JPEG 2000": ("JPEG2000", lambda r: {"quality_mode": "rates", "quality_layers": [r], "irreversible": True, "mct": 1},
+                  [240, 160, 120, 80, 60, 40, 30, 20, 15]),
 }
 
 
