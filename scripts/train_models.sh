@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LRC=.venv/bin/lrcodec
 DATA=${DATA:-../shared/data/train}
-BASE_STEPS=${BASE_STEPS:-7000}
+BASE_STEPS=${BASE_STEPS:-5000}
 FT_STEPS=${FT_STEPS:-600}
 
 # 1. Base: mean-scale hyperprior N=64, M=96, 192x192 crops, batch 8, Adam 1e-3, mixed surrogate.

@@ -1,0 +1,66 @@
+"""Print the Markdown tables that README.md shows, from the committed bench/results JSON files,
+so every number in README can be traced to a result file and the command that made it.
+
+    python bench/tables.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def fmt(x, digits=2):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def main() -> None:
+    kodak = RESULTS / "kodak.json"
+    if kodak.exists():
+        d = json.loads(kodak.read_text())
+        print(f"From `{d['command']}` ({len(d['images'])} images, {d['date']}):\n")
+        print("| model | λ | training steps | bpp | PSNR (dB) | MS-SSIM |")
+        print("|---|---|---|---|---|---|")
+        rows = {r["codec"]: r for r in d["rows"]}
+        for m in d["models"]:
+            r = rows[m["name"]]
+            print(f"| {m['name']} | {m['lmbda']} | {m['training_steps']} | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | {fmt(r['ms_ssim'], 4)} |")
+        print("\n| anchor | BD-rate of lrcodec (PSNR) | BD-rate of lrcodec (MS-SSIM dB) |")
+        print("|---|---|---|")
+        for name, v in d["bd_rate_of_lrcodec_vs"].items():
+            print(f"| {name} | {fmt(v['bd_rate_psnr_pct'], 1)} % | {fmt(v['bd_rate_ms_ssim_pct'], 1)} % |")
+        print("\n| model | lrcodec coder: over ideal | CompressAI coder: over ideal | lrcodec code+decode s | CompressAI compress / decompress s |")
+        print("|---|---|---|---|---|")
+        for s in d["coder_speed_and_efficiency"]:
+            a, b = s["lrcodec"], s["compressai"]
+            print(f"| {s['model']} | {fmt(a['overhead_vs_exact_ideal_pct'], 3)} % | {fmt(b['overhead_vs_exact_ideal_pct'], 3)} % "
+                  f"| {fmt(a['encode_s'], 3)} / {fmt(a['decode_s'], 3)} | {fmt(b['encode_s'], 3)} / {fmt(b['decode_s'], 3)} |")
+        print(f"\n`lrcodec --help`: {fmt(d['startup_help_s'], 3)} s. Peak memory: {json.dumps(d['memory'])}.")
+        print(f"Not measured: {'; '.join(d['not_measured']) or 'nothing'}.")
+    refine = RESULTS / "refine.json"
+    if refine.exists():
+        d = json.loads(refine.read_text())
+        print(f"\nFrom `{d['command']}` (images {', '.join(d['images'])}, crop {d['crop']}, {d['iterations']} iterations):\n")
+        print("| method | BD-rate vs base encode | true-loss reduction at 100 / 250 / 500 iterations |")
+        print("|---|---|---|")
+        for m, v in d["bd_rate_vs_base_pct"].items():
+            g = d["true_loss_reduction_at_iterations"][m]
+            gains = " / ".join(fmt(100 * g[k], 1) + " %" for k in ("100", "250", "500") if k in g)
+            print(f"| {m} | {fmt(v, 1)} % | {gains} |")
+        for name, s in d["speed_full_image"].items():
+            print(f"\n{name}: {fmt(s['s_per_iteration'], 3)} s per iteration on {s['image']} ({s['size'][0]}x{s['size'][1]}, {s['threads']} threads)")
+    sur = RESULTS / "surrogates.json"
+    if sur.exists():
+        d = json.loads(sur.read_text())
+        print(f"\nFrom `{d['command']}` (config {json.dumps(d['config'])}):\n")
+        print("| surrogate | bpp | PSNR (dB) | R-D loss |")
+        print("|---|---|---|---|")
+        for name, v in sorted(d["results"].items(), key=lambda kv: kv[1]["rd_loss"]):
+            print(f"| {name} | {fmt(v['bpp'], 4)} | {fmt(v['psnr'])} | {fmt(v['rd_loss'], 4)} |")
+
+
+if __name__ == "__main__":
+    main()
