@@ -99,6 +99,10 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
             f"image of {width}x{height} exceeds the limit of {max_pixels} pixels (raise it with --max-pixels)")
     if mode not in MODES or method >= len(REFINE_METHODS) or flags >= 8 or zmin > zmax or ymin > ymax:
         raise LrcodecError("corrupted lrcodec file (invalid header fields)")
+    from .entropy import Z_ALPHABET_LIMIT
+
+    if zmax - zmin + 1 > Z_ALPHABET_LIMIT:
+        raise LrcodecError("corrupted lrcodec file (z alphabet larger than the format allows)")
     return Header(model_id, width, height, MODES[mode], flags, method, seed, zmin, zmax, ymin, ymax,
                   crc_tables, z_len, y_len)
 

@@ -99,7 +99,7 @@ def analyse(model: LoadedModel, x):
         return y, hyper_analysis(model.net, y)
 
 
-def _dithers(model: LoadedModel, y_shape, z_shape, uq: bool, seed: int):
+def _dithers(y_shape, z_shape, uq: bool, seed: int):
     import torch
 
     if not uq:
@@ -126,7 +126,7 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
     import torch
 
     with torch.no_grad(), exact_backend():
-        u_y, u_z = _dithers(model, y.shape, z.shape, uq, seed)
+        u_y, u_z = _dithers(y.shape, z.shape, uq, seed)
         m = z_medians(model.net.entropy_bottleneck)
         z_symbols = torch.round(z - m - u_z)
         z_hat = z_symbols + m + u_z
@@ -147,11 +147,11 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
     q = quantize_latents(model, y, z, uq=uq, seed=seed)
     if not (np.isfinite(q.y_hat.numpy()).all() and np.isfinite(q.z_hat.numpy()).all()):
         raise LrcodecError("the model produced non-finite latents; cannot code this image")
-    u_y, u_z = _dithers(model, y.shape, z.shape, uq, seed)
+    u_y, u_z = _dithers(y.shape, z.shape, uq, seed)
     z_sym = q.z_symbols.numpy()
     C = z_sym.shape[1]
     z_flat = z_sym.reshape(C, -1)
-    entropy._check_symbols(z_flat, "z")
+    entropy.check_symbols(z_flat, "z", entropy.Z_ALPHABET_LIMIT)
     zlo, zhi = entropy.symbol_range(z_flat)
     tables = entropy.factorized_tables(model.net.entropy_bottleneck, zlo, zhi, _z_offsets(uq))
     coded_z = entropy.encode_factorized(z_flat, tables, zlo, _z_levels(u_z, uq))

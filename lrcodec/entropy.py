@@ -27,6 +27,7 @@ SIGMA_LEVELS = 256  # 64 levels (CompressAI) cost +0.2% over exact sigma; 256 co
 SIGMA_MAX = 256.0
 PROB_SCALE = float(1 << 24)
 SYMBOL_LIMIT = 32767  # symbol ranges are stored as int16
+Z_ALPHABET_LIMIT = 4096  # z tables are (channels x dither levels x alphabet): bound their memory
 
 
 def sigma_table(sigma_min: float = 0.11, levels: int = SIGMA_LEVELS, sigma_max: float = SIGMA_MAX) -> np.ndarray:
@@ -55,9 +56,11 @@ def _crc(*arrays: np.ndarray) -> int:
     return crc
 
 
-def _check_symbols(symbols: np.ndarray, what: str) -> None:
-    if symbols.size and (symbols.min() < -SYMBOL_LIMIT or symbols.max() > SYMBOL_LIMIT):
-        raise LrcodecError(f"{what} latents exceed the format's range (+-{SYMBOL_LIMIT}); the image cannot be coded")
+def check_symbols(symbols: np.ndarray, what: str, alphabet_limit: int = 2 * SYMBOL_LIMIT + 1) -> None:
+    """Refuse latents the format cannot hold (absurd values from a broken model or input)."""
+    if symbols.size and (symbols.min() < -SYMBOL_LIMIT or symbols.max() > SYMBOL_LIMIT
+                         or int(symbols.max()) - int(symbols.min()) + 1 > alphabet_limit):
+        raise LrcodecError(f"{what} latents exceed the format's range; the image cannot be coded")
 
 
 def symbol_range(symbols: np.ndarray) -> tuple[int, int]:
@@ -92,7 +95,7 @@ def encode_gaussian(symbols: np.ndarray, stds: np.ndarray, means: np.ndarray) ->
     import constriction
 
     symbols = symbols.astype(np.int32).ravel()
-    _check_symbols(symbols, "y")
+    check_symbols(symbols, "y")
     lo, hi = symbol_range(symbols)
     stds, means = stds.astype(np.float64).ravel(), means.astype(np.float64).ravel()
     enc = constriction.stream.queue.RangeEncoder()

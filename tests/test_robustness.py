@@ -58,6 +58,17 @@ def test_valid_checksum_but_absurd_header_is_refused(tiny_model, sample_file):
         codec.decode_image(forged, tiny_model)
 
 
+def test_forged_huge_alphabet_is_refused(tiny_model, sample_file):
+    import struct
+    import zlib
+
+    body = bytearray(sample_file[:-4])
+    struct.pack_into("<hh", body, 28, -32767, 32767)
+    forged = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+    with pytest.raises(LrcodecError, match="alphabet"):
+        codec.decode_image(forged, tiny_model)
+
+
 def test_forged_payload_with_valid_checksum_is_detected_or_decodes(tiny_model, sample_file):
     """Random payload bytes behind a valid header and CRC: the range decoder cannot know,
     but the result must still be an image of the stated size or a clean error."""
