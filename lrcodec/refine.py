@@ -40,10 +40,9 @@ THREE_CLASS = ("ssl", "linear", "cosine")
 
 def two_class_logits(r: torch.Tensor, method: str, a: float = 2.3) -> torch.Tensor:
     """Logits (floor, ceil), shape (..., 2), for r = v - floor(v) (section 4.2)."""
-    if method == "atanh":
-        r = r.clamp(0.0, 1 - 1e-5)
-        return torch.stack([-torch.atanh(r), -torch.atanh(1 - r)], -1)
     r = r.clamp(1e-5, 1 - 1e-5)
+    if method == "atanh":
+        return torch.stack([-torch.atanh(r), -torch.atanh(1 - r)], -1)
     if method == "linear":
         return torch.stack([torch.log1p(-r), torch.log(r)], -1)
     if method == "cosine":
