@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test bench bench-quick bench-refine bench-surrogates clean
+.PHONY: install demo test bench bench-quick bench-refine bench-surrogates fuzz clean
 
 install: $(STAMP)
 
@@ -23,6 +23,9 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) bench/run.py --quick
+
+fuzz: $(STAMP)
+	LRCODEC_FUZZ_EXAMPLES=5000 $(PY) -m pytest tests/test_robustness.py -k mutated -p no:cacheprovider
 
 clean:
 	rm -rf out/ .pytest_cache

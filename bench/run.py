@@ -221,6 +221,22 @@ def main() -> int:
     uq_vs_hard = bd_rate(ours["bpp"], ours["psnr"], uq_curve["bpp"], uq_curve["psnr"])
     curves["lrcodec +UQ coding (same models)"] = uq_curve
 
+    # Determinism: every image decoded with 1 and with 2 torch threads must give the same pixels.
+    mismatches = []
+    threads = torch.get_num_threads()
+    for model in models[:1] + models[-1:]:
+        for img_name, image in images:
+            data = codec.encode_image(image, model).data
+            outs = []
+            for n in (1, 2):
+                torch.set_num_threads(n)
+                outs.append(np.asarray(codec.decode_image(data, model)))
+            torch.set_num_threads(threads)
+            if not np.array_equal(outs[0], outs[1]):
+                mismatches.append(f"{model.name}/{img_name}")
+    determinism = {"checked": f"{len(images)} images x {len(models[:1] + models[-1:])} models, decode with 1 and 2 threads",
+                   "mismatches": mismatches}
+
     speed = []
     for model in models:
         speed.append({"model": model.name, **coder_comparison(model, images[0][1], images[0][0], args.repeats)})
@@ -248,7 +264,7 @@ def main() -> int:
         "models": [{k: c.get(k) for k in ("name", "arch", "N", "M", "lmbda", "model_id")} | {"training_steps": c.get("training", {}).get("steps")} for c in cards],
         "curves": curves, "bd_rate_of_lrcodec_vs": bd, "rows": rows,
         "uq_coding": {"curve": uq_curve, "bd_rate_vs_hard_rounding_pct": uq_vs_hard},
-        "coder_speed_and_efficiency": speed, "memory": memory,
+        "coder_speed_and_efficiency": speed, "memory": memory, "determinism": determinism,
         "startup_help_s": startup_seconds(),
         "not_measured": missing + extra_missing,
         "points": [p.as_dict() for p in points],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -28,7 +29,8 @@ def _decode_or_clean_error(data, model):
         assert "\n" not in str(e)
 
 
-@settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# `make fuzz` raises the number of cases through LRCODEC_FUZZ_EXAMPLES.
+@settings(max_examples=int(os.environ.get("LRCODEC_FUZZ_EXAMPLES", 60)), deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_mutated_files_fail_cleanly(tiny_model, sample_file, data):
     kind = data.draw(st.sampled_from(["truncate", "flip", "splice", "random"]))
