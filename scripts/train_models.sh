@@ -10,14 +10,14 @@ DATA=${DATA:-../shared/data/train}
 BASE_STEPS=${BASE_STEPS:-5000}
 FT_STEPS=${FT_STEPS:-600}
 
-# 1. Base: mean-scale hyperprior N=64, M=96, 192x192 crops, batch 8, Adam 1e-3, mixed surrogate.
+# 1. Base (the shipped set trained it as lrc-mshp-base and renamed it): mean-scale hyperprior N=64, M=96, 192x192 crops, batch 8, Adam 1e-3, mixed surrogate.
 $LRC train --data "$DATA" --lmbda 0.0067 --N 64 --M 96 --crop 192 --batch-size 8 --lr 1e-3 \
-  --surrogate mixed --steps "$BASE_STEPS" --checkpoint-every 250 --out models/lrc-mshp-base
+  --surrogate mixed --steps "$BASE_STEPS" --checkpoint-every 250 --out models/lrc-mshp-q3
 
 # 2. Lambda fine-tuning from the base model: lr 5e-4, decaying from half-way.
 for spec in "q1:0.0018" "q5:0.025" "q2:0.0035" "q4:0.013" "q6:0.05"; do
   name=${spec%%:*}; lmbda=${spec##*:}
   $LRC train --data "$DATA" --lmbda "$lmbda" --N 64 --M 96 --crop 192 --batch-size 8 --lr 5e-4 \
     --decay-start 0.5 --surrogate mixed --steps "$FT_STEPS" --checkpoint-every 100 \
-    --init models/lrc-mshp-base.safetensors --out "models/lrc-mshp-$name"
+    --init models/lrc-mshp-q3.safetensors --out "models/lrc-mshp-$name"
 done
