@@ -1,12 +1,13 @@
 """Refinement benchmark: base encode vs SGA+/SGA/STE/noise refinement, real file sizes.
 
-    python bench/refine.py      # 2 images (256x256 centre crops), 3 models, 6 methods, 500 iterations
+    python bench/refine.py      # 2 images (256x256 centre crops), 3 models, 7 methods, 500 iterations
     python bench/refine.py --images 24 --crop 0 --models all --methods ste,noise,atanh,linear,cosine,ssl,linear-3c,ssl-3c
 
 For every image and shipped model: the plain encode, then each method; bpp from real files,
 PSNR from real decoded pixels; BD-rate of every method against the base encode over the
 models' rate points; true loss against iterations; seconds per iteration on a full
-768x512 image. Writes bench/results/refine[-NAME].json and .png.
+768x512 image with every model, and on that full image with the middle model, SSL's gain
+after 100/250/500/1000 iterations. Writes bench/results/refine[-NAME].json and .png.
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=2, help="first N of a fixed order (kodim01, 08, 15, ...)")
     ap.add_argument("--crop", type=int, default=256, help="centre crop side (0: full image)")
     ap.add_argument("--iterations", type=int, default=500)
-    ap.add_argument("--methods", default="ste,noise,atanh,linear,ssl,ssl-3c", help=f"any of {','.join(METHODS)}")
+    ap.add_argument("--methods", default="ste,noise,atanh,linear,cosine,ssl,ssl-3c", help=f"any of {','.join(METHODS)}")
     ap.add_argument("--models", default="lrc-mshp-q1,lrc-mshp-q3,lrc-mshp-q5",
                     help="'all' or comma-separated shipped model names")
     ap.add_argument("--speed-iterations", type=int, default=20, help="iterations timed on a full image")
+    ap.add_argument("--full-iterations", type=int, default=1000,
+                    help="SSL iterations on the full image with the middle model (gain curve)")
     ap.add_argument("--name", default=None)
     args = ap.parse_args()
 
@@ -95,24 +98,28 @@ def main() -> int:
     bd = {m: bd_rate(curves["base"]["bpp"], curves["base"]["psnr"], curves[m]["bpp"], curves[m]["psnr"])
           for m in methods}
 
-    # Gain after 100/250/500/1000 iterations: mean true-loss reduction relative to iteration 0.
+    def gains(history) -> dict:
+        """True-loss reduction relative to iteration 0, best seen by iteration t."""
+        l0 = history[0][1]
+        return {t: (l0 - min(x[1] for x in history if x[0] <= t)) / l0
+                for t in (100, 250, 500, 1000) if t <= history[-1][0]}
+
     gain_at = {}
     for method in methods:
-        rows = []
-        for model in models:
-            for n, _ in images:
-                h = results[model.name][n][method]["history"]
-                l0 = h[0][1]
-                rows.append({t: (l0 - min(x[1] for x in h if x[0] <= t)) / l0 for t in (100, 250, 500, 1000)
-                             if t <= h[-1][0]})
+        rows = [gains(results[model.name][n][method]["history"]) for model in models for n, _ in images]
         gain_at[method] = {t: float(np.mean([r[t] for r in rows])) for t in rows[0]}
 
     speed = {}
     full = open_image(read_bytes(str(files[0])), files[0].name)
+    mid = models[len(models) // 2]
     for model in models:
-        r = refine_image(full, model, method="ssl", iterations=args.speed_iterations, eval_every=10)
-        speed[model.name] = {"image": files[0].name, "size": list(full.size),
+        its = args.full_iterations if model is mid else args.speed_iterations
+        r = refine_image(full, model, method="ssl", iterations=its, eval_every=10)
+        speed[model.name] = {"image": files[0].name, "size": list(full.size), "iterations": its,
                              "s_per_iteration": r.seconds_per_iteration, "threads": torch.get_num_threads()}
+        if model is mid:
+            speed[model.name] |= {"ssl_true_loss_reduction": gains(r.history), "bpp": [r.base.bpp, r.encoded.bpp],
+                                  "psnr": [r.base_psnr, r.psnr]}
 
     name = "refine" + (f"-{args.name}" if args.name else "")
     out = {

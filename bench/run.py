@@ -98,6 +98,14 @@ def coder_comparison(model, image, image_name: str, repeats: int) -> dict:
     }
 
 
+def training_total(card: dict) -> dict:
+    """Steps and hours of a model including the runs it was fine-tuned from (card 'init_training' chain)."""
+    steps, hours, t = 0, 0.0, card.get("training")
+    while t:
+        steps, hours, t = steps + t.get("steps", 0), hours + t.get("hours", 0.0), t.get("init_training")
+    return {"training_steps": steps, "training_hours": round(hours, 2)}
+
+
 def startup_seconds(repeats: int = 5) -> float:
     exe = str(Path(sys.executable).with_name("lrcodec"))
     times = []
@@ -261,7 +269,7 @@ def main() -> int:
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": __import__("os").cpu_count(), "torch_threads": torch.get_num_threads()},
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "models": [{k: c.get(k) for k in ("name", "arch", "N", "M", "lmbda", "model_id")} | {"training_steps": c.get("training", {}).get("steps")} for c in cards],
+        "models": [{k: c.get(k) for k in ("name", "arch", "N", "M", "lmbda", "model_id")} | training_total(c) for c in cards],
         "curves": curves, "bd_rate_of_lrcodec_vs": bd, "rows": rows,
         "uq_coding": {"curve": uq_curve, "bd_rate_vs_hard_rounding_pct": uq_vs_hard},
         "coder_speed_and_efficiency": speed, "memory": memory, "determinism": determinism,

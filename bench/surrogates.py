@@ -1,6 +1,7 @@
 """Surrogate comparison: one small configuration trained for the same steps with each
 quantization surrogate, evaluated on Kodak with real bitstreams (and with universal
-quantization for `uq`). Writes bench/results/surrogates.json.
+quantization for `noise`, `uq` and `soft-round`, and soft-mean reconstruction for `soft-round`).
+Writes bench/results/surrogates.json.
 
     python bench/surrogates.py                       # defaults below
     python bench/surrogates.py --steps 3000 --images 24
@@ -54,12 +55,17 @@ def main() -> int:
         if not done:
             train(cfg, resume=str(ckpt) if ckpt.exists() else None)
         model = load_model(str(out.with_suffix(".safetensors")))
-        for uq in ([False, True] if surrogate in ("uq", "soft-round", "noise") else [False]):
-            pts = [evaluate_image(im, n, model, uq=uq) for n, im in images]
+        variants = {"": {}}
+        if surrogate in ("uq", "soft-round", "noise"):
+            variants[" +UQ coding"] = {"uq": True}
+        if surrogate == "soft-round":  # decode with the conditional mean r_alpha at the final alpha
+            variants[" +UQ soft-mean"] = {"reconstruction": "soft-mean", "soft_alpha": round(cfg.alpha_max)}
+        for suffix, coding in variants.items():
+            pts = [evaluate_image(im, n, model, **coding) for n, im in images]
             bpp = float(np.mean([p.bpp for p in pts]))
             mse = float(np.mean([10 ** (-p.psnr / 10) for p in pts]))  # per-image MSE of [0, 1] images
             psnr = float(np.mean([p.psnr for p in pts]))
-            label = surrogate + (" +UQ coding" if uq else "")
+            label = surrogate + suffix
             table[label] = {"bpp": bpp, "psnr": psnr, "rd_loss": args.lmbda * 255**2 * mse + bpp}
             print(f"{label:22} bpp {bpp:.4f} PSNR {psnr:.2f} R-D loss {table[label]['rd_loss']:.4f}", file=sys.stderr)
 

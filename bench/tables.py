@@ -22,12 +22,12 @@ def main() -> None:
     if kodak.exists():
         d = json.loads(kodak.read_text())
         print(f"From `{d['command']}` ({len(d['images'])} images, {d['date']}):\n")
-        print("| model | λ | training steps | bpp | PSNR (dB) | MS-SSIM |")
+        print("| model | λ | training steps (hours, CPU) | bpp | PSNR (dB) | MS-SSIM |")
         print("|---|---|---|---|---|---|")
         rows = {r["codec"]: r for r in d["rows"]}
         for m in d["models"]:
             r = rows[m["name"]]
-            print(f"| {m['name']} | {m['lmbda']} | {m['training_steps']} | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | {fmt(r['ms_ssim'], 4)} |")
+            print(f"| {m['name']} | {m['lmbda']} | {m['training_steps']} ({m.get('training_hours', 'n/a')}) | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | {fmt(r['ms_ssim'], 4)} |")
         print("\n| anchor | BD-rate of lrcodec (PSNR) | BD-rate of lrcodec (MS-SSIM dB) |")
         print("|---|---|---|")
         for name, v in d["bd_rate_of_lrcodec_vs"].items():
@@ -48,10 +48,15 @@ def main() -> None:
         print("|---|---|---|")
         for m, v in d["bd_rate_vs_base_pct"].items():
             g = d["true_loss_reduction_at_iterations"][m]
-            gains = " / ".join(fmt(100 * g[k], 1) + " %" for k in ("100", "250", "500") if k in g)
+            gains = " / ".join(fmt(100 * g[k], 1) + " %" for k in ("100", "250", "500", "1000") if k in g)
             print(f"| {m} | {fmt(v, 1)} % | {gains} |")
         for name, s in d["speed_full_image"].items():
             print(f"\n{name}: {fmt(s['s_per_iteration'], 3)} s per iteration on {s['image']} ({s['size'][0]}x{s['size'][1]}, {s['threads']} threads)")
+            if "ssl_true_loss_reduction" in s:
+                g = s["ssl_true_loss_reduction"]
+                print(f"  SSL on the full image, true-loss reduction after {' / '.join(g)} iterations: "
+                      f"{' / '.join(fmt(100 * v, 1) + ' %' for v in g.values())}; "
+                      f"{fmt(s['bpp'][0], 4)} -> {fmt(s['bpp'][1], 4)} bpp, {fmt(s['psnr'][0])} -> {fmt(s['psnr'][1])} dB")
     sur = RESULTS / "surrogates.json"
     if sur.exists():
         d = json.loads(sur.read_text())

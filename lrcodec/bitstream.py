@@ -43,6 +43,7 @@ class Header:
     tables_crc: int = 0
     z_length: int = 0
     y_length: int = 0
+    soft_alpha: int = 0  # soft-mean reconstruction's alpha (FLAG_SOFT_MEAN), 0 otherwise
 
     @property
     def refined(self) -> bool:
@@ -56,7 +57,8 @@ class Header:
         d = asdict(self)
         d["model_id"] = self.model_id.hex()
         d["refined"], d["uq"] = self.refined, self.uq
-        d["reconstruction"] = "soft-mean" if self.flags & FLAG_SOFT_MEAN else "dither" if self.uq else "round"
+        d["reconstruction"] = (f"soft-mean (alpha {self.soft_alpha})" if self.soft_alpha
+                                 else "dither" if self.uq else "round")
         d["method"] = REFINE_METHODS[self.method]
         return d
 
@@ -65,7 +67,7 @@ def pack(header: Header, z_payload: bytes, y_payload: bytes) -> bytes:
     header.z_length, header.y_length = len(z_payload), len(y_payload)
     head = _HEADER.pack(
         MAGIC, VERSION, header.model_id, header.width, header.height, MODE_CODES[header.mode],
-        header.flags, header.method, 0, header.seed, header.zmin, header.zmax, header.ymin,
+        header.flags, header.method, header.soft_alpha, header.seed, header.zmin, header.zmax, header.ymin,
         header.ymax, header.tables_crc, header.z_length, header.y_length,
     )
     body = head + z_payload + y_payload
@@ -82,7 +84,7 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
         raise LrcodecError(f"unsupported lrcodec format version {data[3]} (this build reads {VERSION})")
     if len(data) < HEADER_SIZE + TRAILER_SIZE:
         raise LrcodecError("truncated lrcodec file (shorter than its header)")
-    (_, _, model_id, width, height, mode, flags, method, _reserved, seed, zmin, zmax, ymin, ymax,
+    (_, _, model_id, width, height, mode, flags, method, soft_alpha, seed, zmin, zmax, ymin, ymax,
      crc_tables, z_len, y_len) = _HEADER.unpack_from(data)
     expected = HEADER_SIZE + z_len + y_len + TRAILER_SIZE
     if len(data) < expected:
@@ -97,14 +99,16 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
     if width * height > max_pixels:
         raise LrcodecError(
             f"image of {width}x{height} exceeds the limit of {max_pixels} pixels (raise it with --max-pixels)")
-    if mode not in MODES or method >= len(REFINE_METHODS) or flags >= 8 or zmin > zmax or ymin > ymax:
+    soft_mean = bool(flags & FLAG_SOFT_MEAN)
+    if (mode not in MODES or method >= len(REFINE_METHODS) or flags >= 8 or zmin > zmax or ymin > ymax
+            or (soft_alpha > 0) != soft_mean or (soft_mean and not flags & FLAG_UQ)):
         raise LrcodecError("corrupted lrcodec file (invalid header fields)")
     from .entropy import Z_ALPHABET_LIMIT
 
     if zmax - zmin + 1 > Z_ALPHABET_LIMIT:
         raise LrcodecError("corrupted lrcodec file (z alphabet larger than the format allows)")
     return Header(model_id, width, height, MODES[mode], flags, method, seed, zmin, zmax, ymin, ymax,
-                  crc_tables, z_len, y_len)
+                  crc_tables, z_len, y_len, soft_alpha)
 
 
 def payloads(data: bytes, header: Header) -> tuple[bytes, bytes]:

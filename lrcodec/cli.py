@@ -41,6 +41,18 @@ def model_options(f):
     return f
 
 
+def reconstruction_options(f):
+    """--reconstruction / --soft-alpha, for the commands that quantize."""
+    f = click.option("--soft-alpha", type=int, default=None, metavar="ALPHA",
+                     help="Soft-rounding alpha of soft-mean reconstruction (default: the one the "
+                          "model was trained with).")(f)
+    f = click.option("--reconstruction", type=click.Choice(["dither", "soft-mean"]), default="dither",
+                     show_default=True,
+                     help="UQ reconstruction: k + u, or the soft-rounding conditional mean r_alpha(k + u) "
+                          "for models trained with soft rounding (implies --uq).")(f)
+    return f
+
+
 def output_options(f):
     f = click.option("--force", "-f", is_flag=True, help="Overwrite an existing output file.")(f)
     f = click.option("--output", "-o", default=None, metavar="PATH",
@@ -114,16 +126,18 @@ def main(ctx, debug):
 @model_options
 @click.option("--uq", is_flag=True, help="Universal quantization with a dither from --seed.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, help="Dither seed for --uq.")
+@reconstruction_options
 @click.option("--drop-alpha", is_flag=True, help="Code the colours of an image with alpha.")
 @click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)
 @click.option("--quiet", is_flag=True, help="No summary on stderr.")
-def encode(input, output, force, model_name, quality, uq, seed, drop_alpha, max_pixels, quiet):
+def encode(input, output, force, model_name, quality, uq, seed, reconstruction, soft_alpha, drop_alpha,
+           max_pixels, quiet):
     """Encode an image into an lrcodec file.
 
     \b
     Example: lrcodec encode photo.png -o photo.lrc --quality 2
     """
-    from .codec import encode_image
+    from .codec import encode_image, soft_mean_alpha
     from .imageio import write_atomic
     from .models import load_model
 
@@ -131,7 +145,8 @@ def encode(input, output, force, model_name, quality, uq, seed, drop_alpha, max_
     _check_binary_stdout(output)
     image = _read_image(input, max_pixels)
     model = load_model(model_name, quality)
-    result = encode_image(image, model, uq=uq, seed=seed, drop_alpha=drop_alpha)
+    result = encode_image(image, model, uq=uq or reconstruction == "soft-mean", seed=seed,
+                          soft_alpha=soft_mean_alpha(model, reconstruction, soft_alpha), drop_alpha=drop_alpha)
     write_atomic(output, result.data, force)
     _say(f"{input} -> {output}: {len(result.data)} bytes, {result.bpp:.4f} bpp "
          f"({image.width}x{image.height}, model {model.name})", quiet)
@@ -181,11 +196,12 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
 @click.option("--target-bpp", type=float, default=None, help="Search lambda for this rate (several refinements).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--uq", is_flag=True, help="Universal quantization with a dither from --seed.")
+@reconstruction_options
 @click.option("--drop-alpha", is_flag=True, help="Code the colours of an image with alpha.")
 @click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def refine(input, output, force, model_name, quality, method, three_class, iterations, lr, a, tmax,
-           decay, lmbda, target_bpp, seed, uq, drop_alpha, max_pixels, quiet):
+           decay, lmbda, target_bpp, seed, uq, reconstruction, soft_alpha, drop_alpha, max_pixels, quiet):
     """Encode with per-image latent refinement: smaller files from the same decoder.
 
     The output is an ordinary lrcodec file for `lrcodec decode`.
@@ -193,6 +209,7 @@ def refine(input, output, force, model_name, quality, method, three_class, itera
     \b
     Example: lrcodec refine photo.png --method ssl --iterations 500 -o photo.lrc
     """
+    from .codec import soft_mean_alpha
     from .imageio import write_atomic
     from .models import load_model
     from .refine import find_lambda_for_bpp, refine_image, stderr_progress
@@ -202,7 +219,9 @@ def refine(input, output, force, model_name, quality, method, three_class, itera
     image = _read_image(input, max_pixels)
     model = load_model(model_name, quality)
     options = dict(method=method, three_class=three_class, iterations=iterations, lr=lr, a=a, tmax=tmax,
-                   decay=decay, seed=seed, uq=uq, drop_alpha=drop_alpha, progress=stderr_progress(quiet))
+                   decay=decay, seed=seed, uq=uq or reconstruction == "soft-mean",
+                   soft_alpha=soft_mean_alpha(model, reconstruction, soft_alpha), drop_alpha=drop_alpha,
+                   progress=stderr_progress(quiet))
     if target_bpp is not None:
         result, lmbda = find_lambda_for_bpp(image, model, target_bpp, **options)
         _say(f"target {target_bpp:.4f} bpp: lambda {lmbda:.5f} reached {result.encoded.bpp:.4f} bpp", quiet)
@@ -223,11 +242,13 @@ def refine(input, output, force, model_name, quality, method, three_class, itera
               help="Plain encode (base) or a refinement method.")
 @click.option("--iterations", type=click.IntRange(0), default=500, show_default=True)
 @click.option("--uq", is_flag=True, help="Universal quantization.")
+@reconstruction_options
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
               help="Images in parallel processes (threads shared fairly).")
 @click.option("--json", "json_out", default=None, metavar="OUT", help="Write per-image results and averages as JSON.")
 @click.option("--csv", "csv_out", default=None, metavar="OUT", help="Write per-image results as CSV.")
-def evaluate(paths, model_name, quality, method, iterations, uq, jobs, json_out, csv_out):
+def evaluate(paths, model_name, quality, method, iterations, uq, reconstruction, soft_alpha, jobs, json_out,
+             csv_out):
     """Measure bpp (from real files), PSNR, MS-SSIM and timings on images or folders.
 
     \b
@@ -237,7 +258,8 @@ def evaluate(paths, model_name, quality, method, iterations, uq, jobs, json_out,
     from .imageio import write_atomic
 
     files = collect_images(list(paths))
-    options = {"method": method, "iterations": iterations, "uq": uq}
+    options = {"method": method, "iterations": iterations, "uq": uq, "reconstruction": reconstruction,
+               "soft_alpha": soft_alpha}
     with click.progressbar(length=len(files), label="evaluating", file=sys.stderr) as bar:
         rows = evaluate_paths(files, model_name, quality, options, jobs, on_done=lambda: bar.update(1))
     keys = ["bpp", "psnr", "ms_ssim", "encode_s", "decode_s"]

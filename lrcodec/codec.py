@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import bitstream, entropy
-from .bitstream import FLAG_REFINED, FLAG_UQ, Header
+from .bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError
 from .models import LoadedModel, hyper_analysis, hyper_synthesis
-from .quantization import UQ_LEVELS, uq_dither, z_medians
+from .quantization import uq_dither, uq_levels, uq_offsets, z_medians
 
 STRIDE = 64
 
@@ -99,34 +99,54 @@ def analyse(model: LoadedModel, x):
         return y, hyper_analysis(model.net, y)
 
 
-def _dithers(y_shape, z_shape, uq: bool, seed: int):
+RECONSTRUCTIONS = ("dither", "soft-mean")
+
+
+def soft_mean_alpha(model: LoadedModel, reconstruction: str = "dither", soft_alpha: int | None = None) -> int:
+    """The soft-rounding alpha to code with: 0 for plain dither reconstruction; for soft-mean,
+    the given alpha or else the final alpha the model was trained with (soft-round models)."""
+    if reconstruction not in RECONSTRUCTIONS:
+        raise LrcodecError(f"unknown reconstruction {reconstruction!r} (choose from {', '.join(RECONSTRUCTIONS)})")
+    if reconstruction == "dither":
+        if soft_alpha is not None:
+            raise LrcodecError("--soft-alpha applies only to --reconstruction soft-mean")
+        return 0
+    if soft_alpha is None:
+        training = model.card.get("training", {})
+        if training.get("surrogate") != "soft-round" or "alpha_max" not in training:
+            raise LrcodecError(f"model {model.name} was not trained with soft rounding; "
+                               "give soft-mean reconstruction an alpha with --soft-alpha")
+        soft_alpha = round(training["alpha_max"])
+    if not 1 <= soft_alpha <= 255:
+        raise LrcodecError(f"soft-mean alpha must be an integer 1-255, got {soft_alpha}")
+    return soft_alpha
+
+
+def _dithers(y_shape, z_shape, uq: bool, seed: int, soft_alpha: int = 0):
     import torch
 
     if not uq:
         return torch.zeros(y_shape), torch.zeros(z_shape)
-    return uq_dither(seed, tuple(y_shape), 0), uq_dither(seed, tuple(z_shape), 1)
+    return uq_dither(seed, tuple(y_shape), 0, soft_alpha), uq_dither(seed, tuple(z_shape), 1, soft_alpha)
 
 
-def _z_offsets(uq: bool) -> np.ndarray:
-    if not uq:
-        return np.zeros(1)
-    return (np.arange(UQ_LEVELS) + 1) / (UQ_LEVELS + 1) - 0.5
+def _z_offsets(uq: bool, soft_alpha: int = 0) -> np.ndarray:
+    return uq_offsets(soft_alpha) if uq else np.zeros(1)
 
 
-def _z_levels(u_z, uq: bool):
+def _z_levels(z_shape, uq: bool, seed: int):
     """Dither level index of each z element, shape (C, n), or None without UQ."""
-    if not uq:
-        return None
-    levels = np.rint(((u_z.numpy() + 0.5) * (UQ_LEVELS + 1)) - 1).astype(np.int64)
-    return levels.reshape(levels.shape[1], -1)
+    return uq_levels(seed, tuple(z_shape), 1).reshape(z_shape[1], -1) if uq else None
 
 
-def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 0) -> QuantizedLatents:
-    """Hard quantization exactly as the coder sends it (docs/algorithms.md section 2)."""
+def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 0,
+                     soft_alpha: int = 0) -> QuantizedLatents:
+    """Hard quantization exactly as the coder sends it (docs/algorithms.md section 2).
+    ``soft_alpha`` > 0: UQ with soft-mean reconstruction r_alpha (see ``uq_offsets``)."""
     import torch
 
     with torch.no_grad(), exact_backend():
-        u_y, u_z = _dithers(y.shape, z.shape, uq, seed)
+        u_y, u_z = _dithers(y.shape, z.shape, uq, seed, soft_alpha)
         m = z_medians(model.net.entropy_bottleneck)
         z_symbols = torch.round(z - m - u_z)
         z_hat = z_symbols + m + u_z
@@ -142,25 +162,28 @@ def _sigma_idx(model: LoadedModel, sigma) -> np.ndarray:
 
 
 def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str = "RGB", *,
-                   uq: bool = False, seed: int = 0, refined_method: str | None = None) -> EncodeResult:
+                   uq: bool = False, seed: int = 0, soft_alpha: int = 0,
+                   refined_method: str | None = None) -> EncodeResult:
     """Quantize and range-code latents of a padded image; returns the complete file."""
-    q = quantize_latents(model, y, z, uq=uq, seed=seed)
+    if soft_alpha and not uq:
+        raise LrcodecError("soft-mean reconstruction needs universal quantization (--uq)")
+    q = quantize_latents(model, y, z, uq=uq, seed=seed, soft_alpha=soft_alpha)
     if not (np.isfinite(q.y_hat.numpy()).all() and np.isfinite(q.z_hat.numpy()).all()):
         raise LrcodecError("the model produced non-finite latents; cannot code this image")
-    u_y, u_z = _dithers(y.shape, z.shape, uq, seed)
+    u_y, _ = _dithers(y.shape, z.shape, uq, seed, soft_alpha)
     z_sym = q.z_symbols.numpy()
     C = z_sym.shape[1]
     z_flat = z_sym.reshape(C, -1)
     entropy.check_symbols(z_flat, "z", entropy.Z_ALPHABET_LIMIT)
     zlo, zhi = entropy.symbol_range(z_flat)
-    tables = entropy.factorized_tables(model.net.entropy_bottleneck, zlo, zhi, _z_offsets(uq))
-    coded_z = entropy.encode_factorized(z_flat, tables, zlo, _z_levels(u_z, uq))
+    tables = entropy.factorized_tables(model.net.entropy_bottleneck, zlo, zhi, _z_offsets(uq, soft_alpha))
+    coded_z = entropy.encode_factorized(z_flat, tables, zlo, _z_levels(z.shape, uq, seed))
     idx, table = _sigma_idx(model, q.sigma)
     coded_y = entropy.encode_gaussian(q.y_symbols.numpy(), table[idx], -u_y.double().numpy())
-    flags = (FLAG_UQ if uq else 0) | (FLAG_REFINED if refined_method else 0)
+    flags = (FLAG_UQ if uq else 0) | (FLAG_REFINED if refined_method else 0) | (FLAG_SOFT_MEAN if soft_alpha else 0)
     method = bitstream.REFINE_METHODS.index(refined_method) if refined_method else 0
     header = Header(model.model_id, width, height, mode, flags, method, seed if uq else 0,
-                    zlo, zhi, coded_y.lo, coded_y.hi, entropy.tables_crc(idx, tables))
+                    zlo, zhi, coded_y.lo, coded_y.hi, entropy.tables_crc(idx, tables), soft_alpha=soft_alpha)
     data = bitstream.pack(header, coded_z.payload, coded_y.payload)
     return EncodeResult(data, header, q, coded_z.bits_ideal + coded_y.bits_ideal,
                         {"bits_z": coded_z.bits_ideal, "bits_y": coded_y.bits_ideal})
@@ -175,12 +198,14 @@ def prepare_image(image, drop_alpha: bool = False):
     return pad(x), mode
 
 
-def encode_image(image, model: LoadedModel, *, uq: bool = False, seed: int = 0,
+def encode_image(image, model: LoadedModel, *, uq: bool = False, seed: int = 0, soft_alpha: int = 0,
                  drop_alpha: bool = False) -> EncodeResult:
-    """Encode a PIL image with a model; ``.data`` holds the complete lrcodec file."""
+    """Encode a PIL image with a model; ``.data`` holds the complete lrcodec file.
+    ``uq``: universal quantization with a dither from ``seed``; ``soft_alpha`` > 0 adds soft-mean
+    reconstruction with that soft-rounding alpha."""
     x, mode = prepare_image(image, drop_alpha)
     y, z = analyse(model, x)
-    return encode_latents(model, y, z, image.width, image.height, mode, uq=uq, seed=seed)
+    return encode_latents(model, y, z, image.width, image.height, mode, uq=uq, seed=seed, soft_alpha=soft_alpha)
 
 
 @dataclass
@@ -211,10 +236,11 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
     net = model.net
     N = net.entropy_bottleneck.channels
     z_shape = (1, N, Hp // STRIDE, Wp // STRIDE)
-    u_z = uq_dither(header.seed, z_shape, 1) if header.uq else torch.zeros(z_shape)
-    tables = entropy.factorized_tables(net.entropy_bottleneck, header.zmin, header.zmax, _z_offsets(header.uq))
+    u_z = uq_dither(header.seed, z_shape, 1, header.soft_alpha) if header.uq else torch.zeros(z_shape)
+    tables = entropy.factorized_tables(net.entropy_bottleneck, header.zmin, header.zmax,
+                                       _z_offsets(header.uq, header.soft_alpha))
     z_flat = entropy.decode_factorized(z_payload, tables, header.zmin, z_shape[2] * z_shape[3],
-                                       _z_levels(u_z, header.uq))
+                                       _z_levels(z_shape, header.uq, header.seed))
     with torch.no_grad(), exact_backend():
         z_symbols = torch.from_numpy(z_flat).reshape(z_shape)
         z_hat = z_symbols.float() + z_medians(net.entropy_bottleneck) + u_z
@@ -225,7 +251,7 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
             "decoder's probability tables differ from the encoder's (different model weights or "
             "floating-point results on this machine); refusing to decode garbage")
     y_shape = tuple(sigma.shape)
-    u_y = uq_dither(header.seed, y_shape, 0) if header.uq else torch.zeros(y_shape)
+    u_y = uq_dither(header.seed, y_shape, 0, header.soft_alpha) if header.uq else torch.zeros(y_shape)
     y_flat = entropy.decode_gaussian(y_payload, header.ymin, header.ymax, table[idx], -u_y.double().numpy())
     with torch.no_grad(), exact_backend():
         y_symbols = torch.from_numpy(y_flat).reshape(y_shape)

@@ -61,22 +61,27 @@ def _rgb(image) -> np.ndarray:
 
 
 def evaluate_image(image, name: str, model, *, method: str = "base", iterations: int = 500,
-                   uq: bool = False, seed: int = 0, **refine_options) -> Point:
-    """Encode (or refine) and decode one image through real bytes; time both."""
-    from .codec import decode_image, encode_image
+                   uq: bool = False, seed: int = 0, reconstruction: str = "dither",
+                   soft_alpha: int | None = None, **refine_options) -> Point:
+    """Encode (or refine) and decode one image through real bytes; time both.
+    Soft-mean reconstruction implies universal quantization."""
+    from .codec import decode_image, encode_image, soft_mean_alpha
     from .refine import refine_image
 
+    quantizer = {"uq": uq or reconstruction == "soft-mean", "seed": seed,
+                 "soft_alpha": soft_mean_alpha(model, reconstruction, soft_alpha)}
     t0 = time.perf_counter()
     if method == "base":
-        data = encode_image(image, model, uq=uq, seed=seed).data
+        data = encode_image(image, model, **quantizer).data
     else:
-        data = refine_image(image, model, method=method, iterations=iterations, uq=uq, seed=seed,
+        data = refine_image(image, model, method=method, iterations=iterations, **quantizer,
                             **refine_options).encoded.data
     t1 = time.perf_counter()
     decoded = decode_image(data, model)
     t2 = time.perf_counter()
     ref, out = _rgb(image), _rgb(decoded)
-    label = model.name + ("" if method == "base" else f"+{method}") + ("+uq" if uq else "")
+    label = (model.name + ("" if method == "base" else f"+{method}") + ("+uq" if quantizer["uq"] else "")
+             + (f"+soft-mean{quantizer['soft_alpha']}" if quantizer["soft_alpha"] else ""))
     return Point(name, label, str(model.card.get("lmbda", "")), len(data), 8 * len(data) / (image.width * image.height),
                  psnr(ref, out), ms_ssim(ref, out), t1 - t0, t2 - t1)
 

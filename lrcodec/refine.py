@@ -128,8 +128,8 @@ class RefineResult:
     psnr: float = 0.0
 
 
-def _true_loss(model, y, z, x, H, W, lmbda, uq, seed):
-    q = codec.quantize_latents(model, y, z, uq=uq, seed=seed)
+def _true_loss(model, y, z, x, H, W, lmbda, quantizer: dict):
+    q = codec.quantize_latents(model, y, z, **quantizer)
     with torch.no_grad():
         x_hat = model.net.g_s(q.y_hat)[:, :, :H, :W].clamp(0, 1)
         mse = F.mse_loss(x_hat, x).item()
@@ -164,11 +164,13 @@ def refine_image(
     lmbda: float | None = None,
     seed: int = 0,
     uq: bool = False,
+    soft_alpha: int = 0,
     eval_every: int = 10,
     drop_alpha: bool = False,
     progress: Callable[[dict], None] | None = None,
 ) -> RefineResult:
-    """Refine an image's latents and return the encoded file (never worse than plain encode)."""
+    """Refine an image's latents and return the encoded file (never worse than plain encode).
+    With ``uq`` (and ``soft_alpha``) it optimizes for the same dithered quantizer the file uses."""
     if method not in METHODS:
         raise LrcodecError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
     if three_class and method not in THREE_CLASS:
@@ -187,17 +189,18 @@ def refine_image(
     H, W = image.height, image.width
     x = x_pad[:, :, :H, :W]
     y0, z0 = codec.analyse(model, x_pad)
-    base = codec.encode_latents(model, y0, z0, W, H, mode, uq=uq, seed=seed)
+    quantizer = dict(uq=uq, seed=seed, soft_alpha=soft_alpha)
+    base = codec.encode_latents(model, y0, z0, W, H, mode, **quantizer)
 
     net = model.net.to(memory_format=torch.channels_last)
     eb = net.entropy_bottleneck
     m = z_medians(eb)
-    u_y = uq_dither(seed, tuple(y0.shape), 0) if uq else torch.zeros(())
-    u_z = uq_dither(seed, tuple(z0.shape), 1) if uq else torch.zeros(())
+    u_y = uq_dither(seed, tuple(y0.shape), 0, soft_alpha) if uq else torch.zeros(())
+    u_z = uq_dither(seed, tuple(z0.shape), 1, soft_alpha) if uq else torch.zeros(())
     y = y0.clone().requires_grad_(True)
     z = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([y, z], lr=lr)
-    best_loss, bpp, psnr = _true_loss(model, y0, z0, x, H, W, lmbda, uq, seed)
+    best_loss, bpp, psnr = _true_loss(model, y0, z0, x, H, W, lmbda, quantizer)
     best = (y0.clone(), z0.clone())
     history = [(0, best_loss, bpp, psnr, 0.0)]
     t0 = time.perf_counter()
@@ -214,7 +217,7 @@ def refine_image(
         opt.step()
         if t % eval_every == 0 or t == iterations:
             with torch.no_grad():
-                true, bpp, psnr = _true_loss(model, y.detach(), z.detach(), x, H, W, lmbda, uq, seed)
+                true, bpp, psnr = _true_loss(model, y.detach(), z.detach(), x, H, W, lmbda, quantizer)
             elapsed = time.perf_counter() - t0
             history.append((t, true, bpp, psnr, elapsed))
             if true < best_loss:
@@ -225,7 +228,7 @@ def refine_image(
     seconds = time.perf_counter() - t0
     net.to(memory_format=torch.contiguous_format)
     label = f"{method}-3c" if three_class else method
-    refined = codec.encode_latents(model, best[0], best[1], W, H, mode, uq=uq, seed=seed, refined_method=label)
+    refined = codec.encode_latents(model, best[0], best[1], W, H, mode, **quantizer, refined_method=label)
     (refined_loss, refined_psnr), (base_loss, base_psnr) = (
         file_loss(refined, x, lmbda, model), file_loss(base, x, lmbda, model))
     kept_base = refined_loss > base_loss

@@ -231,6 +231,8 @@ def _model_card(cfg: TrainConfig, step: int, seconds: float, val: dict) -> dict:
             "lr": cfg.lr, "surrogate": cfg.surrogate, "init": cfg.init, "init_training": cfg.init_training,
             "hours": round(seconds / 3600, 3), "device": "cuda" if torch.cuda.is_available() else "cpu",
             "history": cfg.history,
+            **({"alpha_max": cfg.alpha_max} if cfg.surrogate == "soft-round" else {}),
+            **({"tau_end": cfg.tau_end} if cfg.surrogate == "sua" else {}),
         },
         "validation": val,
     }

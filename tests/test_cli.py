@@ -111,6 +111,21 @@ def test_info_json(models_dir, tmp_path):
     assert d["file_bytes"] == (tmp_path / "a.lrc").stat().st_size
 
 
+def test_soft_mean_reconstruction_from_the_command_line(models_dir, tmp_path):
+    import json
+
+    src = tmp_path / "a.png"
+    photo_like(40, 24).save(src)
+    r = run("encode", str(src), "--reconstruction", "soft-mean")
+    assert r.returncode == 1 and b"--soft-alpha" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert not (tmp_path / "a.lrc").exists()
+    r = run("encode", str(src), "--reconstruction", "soft-mean", "--soft-alpha", "6", "--seed", "2")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(run("info", str(tmp_path / "a.lrc"), "--json").stdout)
+    assert (d["uq"], d["seed"], d["reconstruction"]) == (True, 2, "soft-mean (alpha 6)")
+    assert run("decode", str(tmp_path / "a.lrc"), "-o", str(tmp_path / "b.png")).returncode == 0
+
+
 def test_every_command_has_help():
     for name, command in main.commands.items():
         r = CliRunner().invoke(main, [name, "--help"])

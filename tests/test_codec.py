@@ -35,10 +35,10 @@ def test_round_trip_is_exact(fixture, request):
     assert np.array_equal(np.asarray(decoded.image()), own)
 
 
-@pytest.mark.parametrize("uq", [False, True])
-def test_file_size_is_within_half_a_percent_of_ideal(tiny_model, uq):
+@pytest.mark.parametrize("uq, soft_alpha", [(False, 0), (True, 0), (True, 8)])
+def test_file_size_is_within_half_a_percent_of_ideal(tiny_model, uq, soft_alpha):
     image = photo_like(256, 192, seed=3)
-    result = codec.encode_image(image, tiny_model, uq=uq, seed=7)
+    result = codec.encode_image(image, tiny_model, uq=uq, seed=7, soft_alpha=soft_alpha)
     payload_bits = 8 * (len(result.data) - bitstream.HEADER_SIZE - bitstream.TRAILER_SIZE)
     # Two streams, each padded to whole 32-bit words: at most 64 bits of fixed overhead.
     assert result.bits_ideal > 1000
@@ -119,6 +119,36 @@ def test_uq_round_trip_and_uniform_error(tiny_model):
     assert np.abs(err).max() <= 0.5 + 1e-5
     # 15 dither levels: the error is uniform up to a 1/16-wide discretisation.
     assert stats.kstest(err, "uniform", args=(-0.5, 1.0)).statistic < 0.07
+
+
+def test_soft_mean_reconstruction_round_trips_with_r_alpha(tiny_model):
+    from lrcodec.quantization import soft_round_conditional_mean, uq_dither
+
+    image = photo_like(128, 128, seed=9)
+    result = codec.encode_image(image, tiny_model, uq=True, seed=4, soft_alpha=8)
+    decoded = codec.decode_latents(result.data, tiny_model)
+    assert decoded.header.soft_alpha == 8 and decoded.header.describe()["reconstruction"] == "soft-mean (alpha 8)"
+    assert torch.equal(decoded.latents.y_hat, result.latents.y_hat)
+    assert torch.equal(decoded.latents.z_hat, result.latents.z_hat)
+    # The decoder's value is mu + r_alpha(k + u), the soft-rounding conditional mean.
+    q = decoded.latents
+    u = uq_dither(4, tuple(q.y_hat.shape))
+    expected = q.mu + soft_round_conditional_mean(q.y_symbols.float() + u, 8.0)
+    assert torch.allclose(q.y_hat, expected, atol=2e-6)
+    # It differs from the dither reconstruction of the same seed.
+    plain = codec.encode_image(image, tiny_model, uq=True, seed=4)
+    assert plain.data != result.data
+
+
+def test_soft_mean_needs_uq_and_an_alpha(tiny_model):
+    with pytest.raises(LrcodecError, match="needs universal quantization"):
+        codec.encode_image(photo_like(64, 64), tiny_model, soft_alpha=8)
+    with pytest.raises(LrcodecError, match="not trained with soft rounding"):
+        codec.soft_mean_alpha(tiny_model, "soft-mean")
+    assert codec.soft_mean_alpha(tiny_model, "soft-mean", 12) == 12
+    assert codec.soft_mean_alpha(tiny_model, "dither") == 0
+    with pytest.raises(LrcodecError, match="1-255"):
+        codec.soft_mean_alpha(tiny_model, "soft-mean", 300)
 
 
 def test_header_fields_are_validated_and_checksummed(tiny_model):

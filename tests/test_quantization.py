@@ -79,3 +79,21 @@ def test_uq_dither_is_deterministic_keyed_and_uniform():
 
 
 GOLDEN_DITHER = [-0.125, 0.3125, -0.125, -0.3125]
+
+
+def test_soft_mean_offsets_are_r_alpha_of_the_dither():
+    """UQ in the soft-rounded domain is UQ with offset r_alpha(u): r_alpha(k + u) = k + r_alpha(u)."""
+    u = torch.from_numpy(q.uq_offsets(0)).float()
+    for alpha in (1, 4, 16):
+        offsets = torch.from_numpy(q.uq_offsets(alpha)).float()
+        assert torch.allclose(offsets, q.soft_round_conditional_mean(u, float(alpha)), atol=1e-6)
+        for k in (-3.0, 0.0, 5.0):
+            assert torch.allclose(q.soft_round_conditional_mean(k + u, float(alpha)), k + offsets, atol=1e-5)
+        # k = round(s_alpha(v) - u)  <=>  k = round(v - r_alpha(u)), for v away from the boundaries.
+        v = torch.linspace(-3, 3, 2001)[:, None]
+        a = torch.round(q.soft_round(v, float(alpha)) - u)
+        b = torch.round(v - offsets)
+        assert (a != b).float().mean() < 0.002
+    # Large alpha approaches hard rounding; offsets stay on the 2^-20 grid.
+    assert np.abs(q.uq_offsets(64)).max() < 0.06
+    assert np.array_equal(q.uq_offsets(16) * 2**20, np.round(q.uq_offsets(16) * 2**20))
