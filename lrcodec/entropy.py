@@ -17,6 +17,7 @@ clear error instead of decoding garbage.
 from __future__ import annotations
 
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +115,18 @@ def decode_gaussian(payload: bytes, lo: int, hi: int, stds: np.ndarray, means: n
         return np.zeros(0, dtype=np.int32)
     dec = constriction.stream.queue.RangeDecoder(_words(payload))
     family = constriction.stream.model.QuantizedGaussian(lo, hi)
-    return np.asarray(dec.decode(family, means, stds), dtype=np.int32)
+    with _invalid_payload_is_an_error("y"):
+        return np.asarray(dec.decode(family, means, stds), dtype=np.int32)
+
+
+@contextmanager
+def _invalid_payload_is_an_error(name: str):
+    """constriction's range decoder raises AssertionError on data no encoder could have written
+    (reachable when a forged file carries a valid checksum): report it as a corrupted file."""
+    try:
+        yield
+    except (AssertionError, ValueError, RuntimeError) as e:
+        raise LrcodecError(f"corrupted bitstream: invalid {name} payload ({e})") from None
 
 
 def _words(payload: bytes) -> np.ndarray:
@@ -176,7 +188,8 @@ def decode_factorized(payload: bytes, tables: np.ndarray, lo: int, n: int, level
             if count == 0:
                 continue
             model = constriction.stream.model.Categorical(tables[c, lvl], perfect=False)
-            out[c, mask] = np.asarray(dec.decode(model, count), dtype=np.int32) + lo
+            with _invalid_payload_is_an_error("z"):
+                out[c, mask] = np.asarray(dec.decode(model, count), dtype=np.int32) + lo
     return out
 
 
