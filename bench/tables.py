@@ -38,8 +38,16 @@ def main() -> None:
             a, b = s["lrcodec"], s["compressai"]
             print(f"| {s['model']} | {fmt(a['overhead_vs_exact_ideal_pct'], 3)} % | {fmt(b['overhead_vs_exact_ideal_pct'], 3)} % "
                   f"| {fmt(a['encode_s'], 3)} / {fmt(a['decode_s'], 3)} | {fmt(b['encode_s'], 3)} / {fmt(b['decode_s'], 3)} |")
-        print(f"\n`lrcodec --help`: {fmt(d['startup_help_s'], 3)} s. Peak memory: {json.dumps(d['memory'])}.")
+        memory = "; ".join(f"{size.split('_')[-1]}: {v['encode_peak_rss_mb']:.0f} / {v['decode_peak_rss_mb']:.0f} MB"
+                           for size, v in d["memory"].items())
+        print(f"\n`lrcodec --help`: {fmt(d['startup_help_s'], 3)} s. Peak RSS, encode / decode: {memory}.")
         print(f"Not measured: {'; '.join(d['not_measured']) or 'nothing'}.")
+        uq = d["uq_coding"]
+        points = ", ".join(f"{b:.3f} bpp / {q:.2f} dB" for b, q in zip(uq["curve"]["bpp"], uq["curve"]["psnr"]))
+        print(f"\nUniversal quantization (`--uq`) on the same models: BD-rate "
+              f"{fmt(uq['bd_rate_vs_hard_rounding_pct'], 1)} % against hard rounding ({points}).")
+        det = d["determinism"]
+        print(f"Determinism: {det['checked']}: {len(det['mismatches'])} mismatches.")
     refine = RESULTS / "refine.json"
     if refine.exists():
         d = json.loads(refine.read_text())

@@ -21,3 +21,19 @@ for spec in "q1:0.0018" "q5:0.025" "q2:0.0035" "q4:0.013" "q6:0.05"; do
     --decay-start 0.5 --surrogate mixed --steps "$FT_STEPS" --checkpoint-every 100 \
     --init models/lrc-mshp-q3.safetensors --out "models/lrc-mshp-$name"
 done
+
+# 3. Second session: every rate point continued from its own weights (lr 3e-4, decay from
+#    half-way, at most 15 minutes each), high rates first; q7 (lambda 0.1) starts from the new q6.
+MORE=${MORE:-1100}
+cont() {  # name lambda steps init
+  $LRC train --data "$DATA" --lmbda "$2" --N 64 --M 96 --crop 192 --batch-size 8 --lr 3e-4 \
+    --decay-start 0.5 --surrogate mixed --steps "$3" --checkpoint-every 100 --max-minutes 15 \
+    --init "models/$4.safetensors" --out "models/lrc-mshp-$1"
+}
+cont q6 0.05 1400 lrc-mshp-q6
+cont q7 0.1 1400 lrc-mshp-q6
+cont q5 0.025 "$MORE" lrc-mshp-q5
+cont q4 0.013 "$MORE" lrc-mshp-q4
+cont q3 0.0067 "$MORE" lrc-mshp-q3
+cont q2 0.0035 900 lrc-mshp-q2
+cont q1 0.0018 900 lrc-mshp-q1
