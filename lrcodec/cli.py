@@ -137,7 +137,7 @@ def encode(input, output, force, model_name, quality, uq, seed, reconstruction, 
     \b
     Example: lrcodec encode photo.png -o photo.lrc --quality 2
     """
-    from .codec import encode_image, soft_mean_alpha
+    from .codec import encode_image, quantizer_options
     from .imageio import write_atomic
     from .models import load_model
 
@@ -145,8 +145,8 @@ def encode(input, output, force, model_name, quality, uq, seed, reconstruction, 
     _check_binary_stdout(output)
     image = _read_image(input, max_pixels)
     model = load_model(model_name, quality)
-    result = encode_image(image, model, uq=uq or reconstruction == "soft-mean", seed=seed,
-                          soft_alpha=soft_mean_alpha(model, reconstruction, soft_alpha), drop_alpha=drop_alpha)
+    result = encode_image(image, model, **quantizer_options(model, uq, seed, reconstruction, soft_alpha),
+                          drop_alpha=drop_alpha)
     write_atomic(output, result.data, force)
     _say(f"{input} -> {output}: {len(result.data)} bytes, {result.bpp:.4f} bpp "
          f"({image.width}x{image.height}, model {model.name})", quiet)
@@ -209,7 +209,7 @@ def refine(input, output, force, model_name, quality, method, three_class, itera
     \b
     Example: lrcodec refine photo.png --method ssl --iterations 500 -o photo.lrc
     """
-    from .codec import soft_mean_alpha
+    from .codec import quantizer_options
     from .imageio import write_atomic
     from .models import load_model
     from .refine import find_lambda_for_bpp, refine_image, stderr_progress
@@ -219,9 +219,8 @@ def refine(input, output, force, model_name, quality, method, three_class, itera
     image = _read_image(input, max_pixels)
     model = load_model(model_name, quality)
     options = dict(method=method, three_class=three_class, iterations=iterations, lr=lr, a=a, tmax=tmax,
-                   decay=decay, seed=seed, uq=uq or reconstruction == "soft-mean",
-                   soft_alpha=soft_mean_alpha(model, reconstruction, soft_alpha), drop_alpha=drop_alpha,
-                   progress=stderr_progress(quiet))
+                   decay=decay, **quantizer_options(model, uq, seed, reconstruction, soft_alpha),
+                   drop_alpha=drop_alpha, progress=stderr_progress(quiet))
     if target_bpp is not None:
         result, lmbda = find_lambda_for_bpp(image, model, target_bpp, **options)
         _say(f"target {target_bpp:.4f} bpp: lambda {lmbda:.5f} reached {result.encoded.bpp:.4f} bpp", quiet)

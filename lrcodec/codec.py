@@ -48,6 +48,7 @@ class QuantizedLatents:
     z_hat: "torch.Tensor"
     sigma: "torch.Tensor"
     mu: "torch.Tensor"
+    y_offset: "torch.Tensor"  # u (or r_alpha(u)) added back to y; zeros without UQ
 
 
 @dataclass
@@ -122,6 +123,14 @@ def soft_mean_alpha(model: LoadedModel, reconstruction: str = "dither", soft_alp
     return soft_alpha
 
 
+def quantizer_options(model: LoadedModel, uq: bool = False, seed: int = 0, reconstruction: str = "dither",
+              soft_alpha: int | None = None) -> dict:
+    """The uq/seed/soft_alpha keywords of encode_image and refine_image for user options;
+    soft-mean reconstruction implies universal quantization."""
+    return {"uq": uq or reconstruction == "soft-mean", "seed": seed,
+            "soft_alpha": soft_mean_alpha(model, reconstruction, soft_alpha)}
+
+
 def _dithers(y_shape, z_shape, uq: bool, seed: int, soft_alpha: int = 0):
     import torch
 
@@ -153,7 +162,7 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
         sigma, mu = hyper_synthesis(model.net, z_hat)
         y_symbols = torch.round(y - mu - u_y)
         y_hat = y_symbols + mu + u_y
-    return QuantizedLatents(y_symbols.to(torch.int32), z_symbols.to(torch.int32), y_hat, z_hat, sigma, mu)
+    return QuantizedLatents(y_symbols.to(torch.int32), z_symbols.to(torch.int32), y_hat, z_hat, sigma, mu, u_y)
 
 
 def _sigma_idx(model: LoadedModel, sigma) -> np.ndarray:
@@ -170,7 +179,6 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
     q = quantize_latents(model, y, z, uq=uq, seed=seed, soft_alpha=soft_alpha)
     if not (np.isfinite(q.y_hat.numpy()).all() and np.isfinite(q.z_hat.numpy()).all()):
         raise LrcodecError("the model produced non-finite latents; cannot code this image")
-    u_y, _ = _dithers(y.shape, z.shape, uq, seed, soft_alpha)
     z_sym = q.z_symbols.numpy()
     C = z_sym.shape[1]
     z_flat = z_sym.reshape(C, -1)
@@ -179,7 +187,7 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
     tables = entropy.factorized_tables(model.net.entropy_bottleneck, zlo, zhi, _z_offsets(uq, soft_alpha))
     coded_z = entropy.encode_factorized(z_flat, tables, zlo, _z_levels(z.shape, uq, seed))
     idx, table = _sigma_idx(model, q.sigma)
-    coded_y = entropy.encode_gaussian(q.y_symbols.numpy(), table[idx], -u_y.double().numpy())
+    coded_y = entropy.encode_gaussian(q.y_symbols.numpy(), table[idx], -q.y_offset.double().numpy())
     flags = (FLAG_UQ if uq else 0) | (FLAG_REFINED if refined_method else 0) | (FLAG_SOFT_MEAN if soft_alpha else 0)
     method = bitstream.REFINE_METHODS.index(refined_method) if refined_method else 0
     header = Header(model.model_id, width, height, mode, flags, method, seed if uq else 0,
@@ -257,7 +265,7 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
         y_symbols = torch.from_numpy(y_flat).reshape(y_shape)
         y_hat = y_symbols.float() + mu + u_y
         x_hat = net.g_s(y_hat)[:, :, : header.height, : header.width]
-    return Decoded(header, QuantizedLatents(y_symbols, z_symbols, y_hat, z_hat, sigma, mu), x_hat)
+    return Decoded(header, QuantizedLatents(y_symbols, z_symbols, y_hat, z_hat, sigma, mu, u_y), x_hat)
 
 
 def decode_image(data: bytes, model: LoadedModel | None = None,

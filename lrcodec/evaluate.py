@@ -65,11 +65,10 @@ def evaluate_image(image, name: str, model, *, method: str = "base", iterations:
                    soft_alpha: int | None = None, **refine_options) -> Point:
     """Encode (or refine) and decode one image through real bytes; time both.
     Soft-mean reconstruction implies universal quantization."""
-    from .codec import decode_image, encode_image, soft_mean_alpha
+    from .codec import decode_image, encode_image, quantizer_options
     from .refine import refine_image
 
-    quantizer = {"uq": uq or reconstruction == "soft-mean", "seed": seed,
-                 "soft_alpha": soft_mean_alpha(model, reconstruction, soft_alpha)}
+    quantizer = quantizer_options(model, uq, seed, reconstruction, soft_alpha)
     t0 = time.perf_counter()
     if method == "base":
         data = encode_image(image, model, **quantizer).data
