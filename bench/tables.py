@@ -10,6 +10,8 @@ import json
 import math
 from pathlib import Path
 
+from lrcodec.models import shipped_models
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -52,6 +54,10 @@ def main() -> None:
     if refine.exists():
         d = json.loads(refine.read_text())
         print(f"\nFrom `{d['command']}` (images {', '.join(d['images'])}, crop {d['crop']}, {d['iterations']} iterations):\n")
+        current = {c["name"]: c.get("model_id") for c in shipped_models()}
+        if any(d.get("model_ids", {}).get(n) != current.get(n) for n in d["models"]):
+            print("These refinement numbers were measured with earlier weights of these models than the ones "
+                  "in models/ now; `make bench-refine` refreshes them.\n")
         print("| method | BD-rate vs base encode | true-loss reduction at 100 / 250 / 500 iterations |")
         print("|---|---|---|")
         for m, v in d["bd_rate_vs_base_pct"].items():

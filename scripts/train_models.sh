@@ -27,7 +27,7 @@ done
 MORE=${MORE:-1100}
 cont() {  # name lambda steps init
   $LRC train --data "$DATA" --lmbda "$2" --N 64 --M 96 --crop 192 --batch-size 8 --lr 3e-4 \
-    --decay-start 0.5 --surrogate mixed --steps "$3" --checkpoint-every 100 --max-minutes 15 \
+    --decay-start 0.5 --surrogate mixed --steps "$3" --checkpoint-every 100 --max-minutes "${MINUTES:-15}" \
     --init "models/$4.safetensors" --out "models/lrc-mshp-$1"
 }
 cont q6 0.05 1400 lrc-mshp-q6
@@ -37,3 +37,12 @@ cont q4 0.013 "$MORE" lrc-mshp-q4
 cont q3 0.0067 "$MORE" lrc-mshp-q3
 cont q2 0.0035 900 lrc-mshp-q2
 cont q1 0.0018 900 lrc-mshp-q1
+
+# 4. Third session: the same continuation again, 1,700-2,000 more steps each (about 17 minutes;
+#    q7 stopped at its 19-minute limit after 1,916 steps).
+MINUTES=19
+for spec in "q7:0.1:2000" "q6:0.05:2000" "q5:0.025:2000" "q4:0.013:1900" "q3:0.0067:1800" \
+            "q2:0.0035:1700" "q1:0.0018:1700"; do
+  IFS=: read -r name lmbda steps <<< "$spec"
+  cont "$name" "$lmbda" "$steps" "lrc-mshp-$name"
+done
