@@ -126,7 +126,8 @@ def main() -> int:
         "command": "python bench/refine.py " + " ".join(sys.argv[1:]),
         "images": [n for n, _ in images], "crop": args.crop, "iterations": args.iterations,
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "models": names, "model_ids": {m.name: m.model_id.hex() for m in models}, "curves": curves, "bd_rate_vs_base_pct": bd,
+        "models": names, "model_ids": {m.name: m.model_id.hex() for m in models},
+        "curves": curves, "bd_rate_vs_base_pct": bd,
         "true_loss_reduction_at_iterations": gain_at, "speed_full_image": speed, "results": results,
     }
     results_dir = ROOT / "bench" / "results"

@@ -124,7 +124,7 @@ def soft_mean_alpha(model: LoadedModel, reconstruction: str = "dither", soft_alp
 
 
 def quantizer_options(model: LoadedModel, uq: bool = False, seed: int = 0, reconstruction: str = "dither",
-              soft_alpha: int | None = None) -> dict:
+                      soft_alpha: int | None = None) -> dict:
     """The uq/seed/soft_alpha keywords of encode_image and refine_image for user options;
     soft-mean reconstruction implies universal quantization."""
     return {"uq": uq or reconstruction == "soft-mean", "seed": seed,
