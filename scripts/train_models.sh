@@ -46,3 +46,11 @@ for spec in "q7:0.1:2000" "q6:0.05:2000" "q5:0.025:2000" "q4:0.013:1900" "q3:0.0
   IFS=: read -r name lmbda steps <<< "$spec"
   cont "$name" "$lmbda" "$steps" "lrc-mshp-$name"
 done
+
+# 5. Fourth session: the same continuation once more, the most steps for the high rates, which
+#    gain most (name:lambda:steps:minute limit).
+for spec in "q7:0.1:2300:21" "q6:0.05:2300:21" "q5:0.025:2100:19" "q4:0.013:2000:18" \
+            "q3:0.0067:1700:16" "q2:0.0035:1500:14" "q1:0.0018:1400:13"; do
+  IFS=: read -r name lmbda steps MINUTES <<< "$spec"
+  cont "$name" "$lmbda" "$steps" "lrc-mshp-$name"
+done
