@@ -38,19 +38,19 @@ cont q3 0.0067 "$MORE" lrc-mshp-q3
 cont q2 0.0035 900 lrc-mshp-q2
 cont q1 0.0018 900 lrc-mshp-q1
 
+continue_each() {  # name:lambda:steps:minute-limit ..., each from its own committed weights
+  for spec in "$@"; do
+    IFS=: read -r name lmbda steps MINUTES <<< "$spec"
+    cont "$name" "$lmbda" "$steps" "lrc-mshp-$name"
+  done
+}
+
 # 4. Third session: the same continuation again, 1,700-2,000 more steps each (about 17 minutes;
 #    q7 stopped at its 19-minute limit after 1,916 steps).
-MINUTES=19
-for spec in "q7:0.1:2000" "q6:0.05:2000" "q5:0.025:2000" "q4:0.013:1900" "q3:0.0067:1800" \
-            "q2:0.0035:1700" "q1:0.0018:1700"; do
-  IFS=: read -r name lmbda steps <<< "$spec"
-  cont "$name" "$lmbda" "$steps" "lrc-mshp-$name"
-done
+continue_each "q7:0.1:2000:19" "q6:0.05:2000:19" "q5:0.025:2000:19" "q4:0.013:1900:19" \
+              "q3:0.0067:1800:19" "q2:0.0035:1700:19" "q1:0.0018:1700:19"
 
 # 5. Fourth session: the same continuation once more, the most steps for the high rates, which
-#    gain most (name:lambda:steps:minute limit).
-for spec in "q7:0.1:2300:21" "q6:0.05:2300:21" "q5:0.025:2100:19" "q4:0.013:2000:18" \
-            "q3:0.0067:1700:16" "q2:0.0035:1500:14" "q1:0.0018:1400:13"; do
-  IFS=: read -r name lmbda steps MINUTES <<< "$spec"
-  cont "$name" "$lmbda" "$steps" "lrc-mshp-$name"
-done
+#    gain most.
+continue_each "q7:0.1:2300:21" "q6:0.05:2300:21" "q5:0.025:2100:19" "q4:0.013:2000:18" \
+              "q3:0.0067:1700:16" "q2:0.0035:1500:14" "q1:0.0018:1400:13"
