@@ -163,11 +163,12 @@ def validate(net, images: list[torch.Tensor], cfg: TrainConfig) -> dict:
     if not images:
         return {}
     net.eval()
+    device = next(net.parameters()).device
     totals = {"loss": 0.0, "bpp": 0.0, "psnr": 0.0}
     for im in images:
         c = min(cfg.crop * 2, im.shape[1], im.shape[2]) // 64 * 64
         top, left = (im.shape[1] - c) // 2, (im.shape[2] - c) // 2
-        x = im[None, :, top : top + c, left : left + c].float() / 255
+        x = im[None, :, top : top + c, left : left + c].to(device).float() / 255
         out = rd_forward(net, x, "round", sigma_min=cfg.sigma_min)
         out["x_hat"] = out["x_hat"].clamp(0, 1)
         r = rd_loss(out, x, cfg.lmbda)
@@ -262,6 +263,7 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
     random.seed(cfg.seed)
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
+    torch.backends.cudnn.benchmark = cuda  # fixed crop size: let cuDNN pick the fastest kernels
 
     files = list_images(cfg.data)
     n_val = min(cfg.val_images, max(len(files) - 1, 0))
