@@ -99,11 +99,16 @@ def coder_comparison(model, image, image_name: str, repeats: int) -> dict:
 
 
 def training_total(card: dict) -> dict:
-    """Steps and hours of a model including the runs it was fine-tuned from (card 'init_training' chain)."""
-    steps, hours, t = 0, 0.0, card.get("training")
+    """Steps and hours of a model including the runs it was fine-tuned from (card 'init_training'
+    chain), the hours also split by device."""
+    steps, by_device, t = 0, {}, card.get("training")
     while t:
-        steps, hours, t = steps + t.get("steps", 0), hours + t.get("hours", 0.0), t.get("init_training")
-    return {"training_steps": steps, "training_hours": round(hours, 2)}
+        steps += t.get("steps", 0)
+        device = t.get("device", "cpu")
+        by_device[device] = by_device.get(device, 0.0) + t.get("hours", 0.0)
+        t = t.get("init_training")
+    return {"training_steps": steps, "training_hours": round(sum(by_device.values()), 2),
+            "training_hours_by_device": {k: round(v, 2) for k, v in by_device.items()}}
 
 
 def startup_seconds(repeats: int = 5) -> float:
