@@ -13,6 +13,8 @@
 # The shipped set: `start 7` (LR=3e-4 DECAY=0.5, 6,658 steps), its weights copied into
 # models/, then `start 7` again with LR=1e-4 DECAY=0.3 (run as a fixed 6,000 steps).
 # Runs from the repository root; needs torch, compressai and click importable.
+# Runs go to $RUNS (default gpu-runs/); where the working copy is re-synced between
+# commands (a lent GPU machine), put it outside, e.g. RUNS=/tmp/gpu-runs.
 set -euo pipefail
 RUNS=${RUNS:-gpu-runs}
 RECIPE=(q1:0.0018 q2:0.0035 q3:0.0067 q4:0.013 q5:0.025 q6:0.05 q7:0.1)
