@@ -29,8 +29,8 @@ def main() -> None:
         rows = {r["codec"]: r for r in d["rows"]}
         for m in d["models"]:
             r = rows[m["name"]]
-            hours = " + ".join(f"{h} {d.upper().replace('CUDA', 'GPU')}"
-                               for d, h in m.get("training_hours_by_device", {}).items())
+            hours = " + ".join(f"{h} {'GPU' if dev == 'cuda' else dev.upper()}"
+                               for dev, h in m.get("training_hours_by_device", {}).items())
             hours = hours or m.get("training_hours", "n/a")
             print(f"| {m['name']} | {m['lmbda']} | {m['training_steps']} ({hours}) | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | {fmt(r['ms_ssim'], 4)} |")
         print("\n| anchor | BD-rate of lrcodec (PSNR) | BD-rate of lrcodec (MS-SSIM dB) |")
