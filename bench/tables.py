@@ -24,15 +24,15 @@ def main() -> None:
     if kodak.exists():
         d = json.loads(kodak.read_text())
         print(f"From `{d['command']}` ({len(d['images'])} images, {d['date']}):\n")
-        print("| model | λ | training steps (hours) | bpp | PSNR (dB) | MS-SSIM |")
-        print("|---|---|---|---|---|---|")
+        print("| model | N, M | λ | training steps (hours) | bpp | PSNR (dB) | MS-SSIM |")
+        print("|---|---|---|---|---|---|---|")
         rows = {r["codec"]: r for r in d["rows"]}
         for m in d["models"]:
             r = rows[m["name"]]
             hours = " + ".join(f"{h} {'GPU' if dev == 'cuda' else dev.upper()}"
                                for dev, h in m.get("training_hours_by_device", {}).items())
             hours = hours or m.get("training_hours", "n/a")
-            print(f"| {m['name']} | {m['lmbda']} | {m['training_steps']} ({hours}) | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | {fmt(r['ms_ssim'], 4)} |")
+            print(f"| {m['name']} | {m['N']}, {m['M']} | {m['lmbda']} | {m['training_steps']} ({hours}) | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | {fmt(r['ms_ssim'], 4)} |")
         print("\n| anchor | BD-rate of lrcodec (PSNR) | BD-rate of lrcodec (MS-SSIM dB) |")
         print("|---|---|---|")
         for name, v in d["bd_rate_of_lrcodec_vs"].items():

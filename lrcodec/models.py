@@ -232,6 +232,45 @@ def find_model_by_id(model_id: bytes) -> LoadedModel:
         "pass it with --model NAME|PATH")
 
 
+def widen_latents(net, M: int, new_scale: float = 0.01):
+    """A mean-scale network with M latent channels that computes what ``net`` computes.
+
+    Why: M bounds what a model can reconstruct however many bits it spends (a model with
+    M = 96 decodes kodim05 at 30 dB even without quantization), so high-rate models need more
+    channels, and training them from scratch costs far more than growing a trained one.
+    The new y channels get tiny analysis weights, so they quantize to 0 and the decoded image
+    and (almost) the bits are unchanged; the synthesis keeps random weights for them, so the
+    straight-through gradient reaches them (zero there would leave them unused forever).
+    Weights of h_a and h_s that read a new channel or a new hidden unit are zero, and the new
+    (sigma, mu) outputs are zero (sigma is clamped to its lower bound)."""
+    import torch
+
+    if not is_mean_scale(net):
+        raise LrcodecError("only mean-scale models can be widened")
+    old = {k: v.detach().float() for k, v in weights_of(net).items()}
+    N, M0 = old["g_a.0.weight"].shape[0], old["g_a.6.weight"].shape[0]
+    if M < M0:
+        raise LrcodecError(f"cannot narrow a model from M={M0} to M={M}")
+    wide = build_network("mean-scale", N, M)
+    state = {k: v.detach().clone() for k, v in wide.state_dict().items()}
+    for k, v in old.items():
+        state[k][tuple(slice(0, n) for n in v.shape)] = v
+    state["g_a.6.weight"][M0:] *= new_scale
+    state["g_a.6.bias"][M0:] = 0
+    # conv weights are [out, in, ...], deconv weights [in, out, ...].
+    state["h_a.0.weight"][:, M0:] = 0
+    state["h_s.2.weight"][M0:] = 0
+    h = old["h_s.2.weight"].shape[1]
+    # h_s's last conv: inputs beyond the old hidden units are zero; its outputs are
+    # [sigma (M), mu (M)], so the old mu rows move from M0 to M.
+    last_w, last_b = torch.zeros_like(state["h_s.4.weight"]), torch.zeros_like(state["h_s.4.bias"])
+    last_w[:M0, :h], last_w[M : M + M0, :h] = old["h_s.4.weight"][:M0], old["h_s.4.weight"][M0:]
+    last_b[:M0], last_b[M : M + M0] = old["h_s.4.bias"][:M0], old["h_s.4.bias"][M0:]
+    state["h_s.4.weight"], state["h_s.4.bias"] = last_w, last_b
+    torch.nn.Module.load_state_dict(wide, state)  # CompressAI's loader would rebuild coder tables
+    return wide.eval()
+
+
 def save_model(net, path: Path, card: dict, fp16: bool = True) -> None:
     """Write weights (fp16 by default) and the JSON model card beside them."""
     from safetensors.torch import save_file

@@ -20,7 +20,16 @@ from pathlib import Path
 import torch
 
 from .errors import LrcodecError
-from .models import build_network, hyper_analysis, hyper_synthesis, load_model, save_model
+from .models import (
+    build_network,
+    hyper_analysis,
+    hyper_synthesis,
+    infer_architecture,
+    load_model,
+    save_model,
+    weights_of,
+    widen_latents,
+)
 from .quantization import (
     SURROGATES,
     factorized_interval_likelihood,
@@ -38,8 +47,8 @@ class TrainConfig:
     out: str = "models/lrc-mshp"
     lmbda: float = 0.0067
     arch: str = "mean-scale"
-    N: int = 64
-    M: int = 96
+    N: int | None = None  # None: 64, or the init model's
+    M: int | None = None  # None: 96, or the init model's (a larger M widens the init model)
     steps: int = 10000
     batch_size: int = 8
     crop: int = 256
@@ -53,7 +62,7 @@ class TrainConfig:
     val_images: int = 8  # held out from the end of the sorted file list, never trained on
     checkpoint_every: int = 500
     checkpoint_dir: str = "runs"
-    init: str | None = None  # start from these weights (lambda fine-tuning)
+    init: str | None = None  # start from these weights (lambda fine-tuning, widening)
     init_training: dict | None = None  # the init model's own training record, kept in the card
     threads: int | None = None
     bf16: bool | None = None  # CPU bf16 autocast; None: only where the CPU has bf16 instructions
@@ -274,9 +283,16 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
     if cfg.init and not state:
         init = load_model(cfg.init)
         net = init.net
+        _, N, M = infer_architecture(weights_of(net))
+        cfg.arch, cfg.N, cfg.M = init.arch, cfg.N or N, cfg.M or M
+        if cfg.N != N or cfg.M < M:
+            raise LrcodecError(f"--init {cfg.init} has N={N} M={M}: --N must match and --M may only grow")
+        if cfg.M > M:
+            net = widen_latents(net, cfg.M)
         net.requires_grad_(True)
         cfg.init_training = {k: v for k, v in init.card.get("training", {}).items() if k != "history"}
     else:
+        cfg.N, cfg.M = cfg.N or 64, cfg.M or 96
         net = build_network(cfg.arch, cfg.N, cfg.M)
     net = net.to(device).train()
     if not cuda:

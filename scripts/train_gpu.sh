@@ -18,7 +18,8 @@
 # commands (a lent GPU machine), put it outside, e.g. RUNS=/tmp/gpu-runs.
 set -euo pipefail
 RUNS=${RUNS:-gpu-runs}
-COMMON=(--N 64 --M 96 --batch-size 16 --crop 256 --lr "${LR:-3e-4}" --decay-start "${DECAY:-0.5}"
+# N and M come from each model's weights (q4-q7 were widened to M=192 in session 13).
+COMMON=(--batch-size 16 --crop 256 --lr "${LR:-3e-4}" --decay-start "${DECAY:-0.5}"
         --surrogate mixed)
 
 train_all() {  # train_all OUTDIR STEPS [extra options...]

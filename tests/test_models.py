@@ -59,3 +59,21 @@ def test_zoo_offline_is_one_clear_error(monkeypatch):
         models.load_model("mbt2018-mean", quality=3)
     with pytest.raises(LrcodecError, match="1-8"):
         models.load_model("mbt2018-mean", quality=9)
+
+
+def test_widened_model_codes_like_the_original(tiny_model, tiny_scale_model):
+    """Growing M keeps the decoded image and (almost) the file size: the new channels start
+    unused, so training a widened high-rate model begins where the narrow one ended."""
+    wide = models._finish(models.widen_latents(tiny_model.net, 40), "wide", "mean-scale", {})
+    assert models.infer_architecture(models.weights_of(wide.net)) == ("mean-scale", 16, 40)
+    image = photo_like(96, 64, seed=4)
+    narrow_file = codec.encode_image(image, tiny_model).data
+    wide_file = codec.encode_image(image, wide).data
+    a = torch.tensor(list(codec.decode_image(narrow_file, tiny_model).getdata()))
+    b = torch.tensor(list(codec.decode_image(wide_file, wide).getdata()))
+    assert (a - b).abs().max() <= 1 and (a != b).float().mean() < 0.01  # float summation order
+    assert len(wide_file) <= len(narrow_file) * 1.02 + 8
+    with pytest.raises(LrcodecError, match="narrow"):
+        models.widen_latents(wide.net, 24)
+    with pytest.raises(LrcodecError, match="mean-scale"):
+        models.widen_latents(tiny_scale_model.net, 40)

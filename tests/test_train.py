@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import photo_like
 
 from lrcodec import codec, models
+from lrcodec.errors import LrcodecError
 from lrcodec.train import TrainConfig, train
 
 
@@ -63,3 +65,16 @@ def test_every_surrogate_trains(tmp_path):
         if surrogate == "soft-round":  # the card keeps alpha for soft-mean reconstruction
             assert model.card["training"]["alpha_max"] == 16.0
             assert codec.soft_mean_alpha(model, "soft-mean") == 16
+
+
+def test_init_takes_the_init_models_shape_and_widens(tmp_path, tiny_model):
+    data = _data(tmp_path, n=3)
+    models.save_model(tiny_model.net, tmp_path / "init", {"arch": "mean-scale", "lmbda": 0.01})
+    init = str(tmp_path / "init.safetensors")
+    same = models.load_model(str(train(_config(tmp_path / "a", data, steps=2, N=None, M=None, init=init))))
+    assert (same.card["N"], same.card["M"]) == (16, 24)
+    wide = models.load_model(str(train(_config(tmp_path / "b", data, steps=2, N=None, M=32, init=init))))
+    assert wide.card["M"] == 32 and wide.card["training"]["init"] == init
+    assert models.infer_architecture(models.weights_of(wide.net)) == ("mean-scale", 16, 32)
+    with pytest.raises(LrcodecError, match="--N must match"):
+        train(_config(tmp_path / "c", data, steps=2, N=8, M=None, init=init))
