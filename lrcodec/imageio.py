@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 import tempfile
 import warnings
@@ -79,6 +80,15 @@ def normalise_mode(image, drop_alpha: bool = False):
     return image.convert("RGB"), "RGB"
 
 
+def _output_mode(path: Path) -> int:
+    """The mode a plain open() would give: the replaced file's, or 0666 less the umask."""
+    if path.exists():
+        return stat.S_IMODE(path.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomic(target: str, data: bytes, force: bool = False) -> None:
     """Write bytes to a file (temporary + rename) or to stdout for '-'."""
     if target == "-":
@@ -98,6 +108,7 @@ def write_atomic(target: str, data: bytes, force: bool = False) -> None:
     except OSError as e:
         raise LrcodecError(f"cannot write to {directory}: {e.strerror or e}") from None
     try:
+        os.fchmod(fd, _output_mode(path))  # mkstemp makes 0600; users expect what open() gives
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

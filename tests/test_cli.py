@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +136,18 @@ def test_every_command_has_help():
 def test_help_does_not_import_torch():
     code = "import sys; from lrcodec.cli import main; assert 'torch' not in sys.modules, 'torch imported'"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_outputs_get_the_permissions_open_would_give(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the output must not stay private."""
+    from lrcodec.imageio import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(str(tmp_path / "new.lrc"), b"x")
+        assert stat.S_IMODE((tmp_path / "new.lrc").stat().st_mode) == 0o644
+        (tmp_path / "new.lrc").chmod(0o640)
+        write_atomic(str(tmp_path / "new.lrc"), b"y", force=True)  # a replaced file keeps its mode
+        assert stat.S_IMODE((tmp_path / "new.lrc").stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
