@@ -25,8 +25,8 @@ done
 # 3. Second session: every rate point continued from its own weights (lr 3e-4, decay from
 #    half-way, at most 15 minutes each), high rates first; q7 (lambda 0.1) starts from the new q6.
 MORE=${MORE:-1100}
-cont() {  # name lambda steps init
-  $LRC train --data "$DATA" --lmbda "$2" --N 64 --M 96 --crop 192 --batch-size 8 --lr 3e-4 \
+cont() {  # name lambda steps init (N and M: the init model's)
+  $LRC train --data "$DATA" --lmbda "$2" --crop 192 --batch-size 8 --lr 3e-4 \
     --decay-start 0.5 --surrogate mixed --steps "$3" --checkpoint-every 100 --max-minutes "${MINUTES:-15}" \
     --init "models/$4.safetensors" --out "models/lrc-mshp-$1"
 }
@@ -54,3 +54,26 @@ continue_each "q7:0.1:2000:19" "q6:0.05:2000:19" "q5:0.025:2000:19" "q4:0.013:19
 #    gain most.
 continue_each "q7:0.1:2300:21" "q6:0.05:2300:21" "q5:0.025:2100:19" "q4:0.013:2000:18" \
               "q3:0.0067:1700:16" "q2:0.0035:1500:14" "q1:0.0018:1400:13"
+
+# 6. Fifth session: scripts/train_gpu.sh (one H100).
+
+# 7. Sixth CPU session: q4-q7 widened from M=96 to M=192 (docs/training.md), two runs at a time
+#    with one thread each. The new channels first get a noise warm-up (under `mixed` alone they
+#    stay unused), then mixed training with decay. q7 went first, as an A/B test against the same
+#    schedule without widening (bench/results/widen-ab/), and continued from its widened weights.
+warm() {  # name lambda: 600 steps of noise on the widened model
+  OMP_NUM_THREADS=1 $LRC train --data "$DATA" --lmbda "$2" --M 192 --crop 192 --batch-size 8 \
+    --lr 3e-4 --decay-start 1.0 --surrogate noise --steps 600 --checkpoint-every 200 \
+    --init "models/lrc-mshp-$1.safetensors" --out "runs/s13/lrc-mshp-$1-warm"
+}
+mixed() {  # name lambda steps minute-limit decay-start init
+  OMP_NUM_THREADS=1 $LRC train --data "$DATA" --lmbda "$2" --crop 192 --batch-size 8 --lr 1e-4 \
+    --decay-start "$5" --surrogate mixed --steps "$3" --max-minutes "$4" --checkpoint-every 500 \
+    --init "$6" --out "runs/s13/lrc-mshp-$1"
+}
+warm q7 0.1 && mixed q7b 0.1 1400 60 0.3 runs/s13/lrc-mshp-q7-warm.safetensors
+mixed q7 0.1 8100 47 0.5 runs/s13/lrc-mshp-q7b.safetensors      # stopped at 8,070 steps
+warm q6 0.05 && mixed q6 0.05 8400 47 0.5 runs/s13/lrc-mshp-q6-warm.safetensors
+warm q5 0.025 && mixed q5 0.025 8400 49 0.5 runs/s13/lrc-mshp-q5-warm.safetensors
+warm q4 0.013 && mixed q4 0.013 6800 36 0.5 runs/s13/lrc-mshp-q4-warm.safetensors
+cp runs/s13/lrc-mshp-q[4-7].{safetensors,json} models/
