@@ -53,6 +53,12 @@ def main() -> None:
               f"{fmt(uq['bd_rate_vs_hard_rounding_pct'], 1)} % against hard rounding ({points}).")
         det = d["determinism"]
         print(f"Determinism: {det['checked']}: {len(det['mismatches'])} mismatches.")
+        compare = RESULTS / "compare-previous.json"
+        if compare.exists():
+            c = json.loads(compare.read_text())
+            print(f"Against the set of {c['baseline']['rev']} (`{c['command']}`): BD-rate "
+                  f"{fmt(c['bd_rate_current_vs_baseline_psnr_pct'], 1)} % (PSNR), "
+                  f"{fmt(c['bd_rate_current_vs_baseline_ms_ssim_pct'], 1)} % (MS-SSIM).")
     refine = RESULTS / "refine.json"
     if refine.exists():
         d = json.loads(refine.read_text())

@@ -330,7 +330,8 @@ def models(as_json):
 @click.option("--arch", type=click.Choice(["mean-scale", "scale"]), default="mean-scale", show_default=True)
 @click.option("--N", "N", type=int, default=None, help="Transform channels [default: 64, or the --init model's].")
 @click.option("--M", "M", type=int, default=None,
-              help="Latent channels [default: 96, or the --init model's; more than it widens the model].")
+              help="Latent channels [default: 96, or the --init model's; more widens it: train the new "
+                   "channels with --surrogate noise first, see docs/training.md].")
 @click.option("--steps", type=int, default=10000, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--crop", type=int, default=256, show_default=True)

@@ -1,0 +1,48 @@
+"""BD-rate of the shipped models in bench/results/kodak.json against those of an earlier
+commit's kodak.json: did new weights make the set better at equal quality?
+
+BD-rate against an anchor integrates over the quality range both curves share, so a set
+that reaches higher quality can score worse against an anchor that is strong there while
+being better everywhere; this comparison answers the question directly.
+
+    python bench/compare.py REV        # writes bench/results/compare-previous.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+from lrcodec.evaluate import bd_rate, ms_ssim_db
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CURVE = "lrcodec (shipped models)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rev", help="git revision whose bench/results/kodak.json is the baseline")
+    args = parser.parse_args()
+    old = json.loads(subprocess.run(["git", "show", f"{args.rev}:bench/results/kodak.json"], check=True,
+                                    capture_output=True, text=True, cwd=RESULTS).stdout)
+    new = json.loads((RESULTS / "kodak.json").read_text())
+    a, b = old["curves"][CURVE], new["curves"][CURVE]
+    result = {
+        "command": f"python bench/compare.py {args.rev}",
+        "baseline": {"rev": args.rev, "date": old["date"], "models": old["models"]},
+        "current": {"date": new["date"], "models": new["models"]},
+        "bd_rate_current_vs_baseline_psnr_pct": bd_rate(a["bpp"], a["psnr"], b["bpp"], b["psnr"]),
+        "bd_rate_current_vs_baseline_ms_ssim_pct": bd_rate(
+            a["bpp"], [ms_ssim_db(s) for s in a["ms_ssim"]], b["bpp"], [ms_ssim_db(s) for s in b["ms_ssim"]]),
+        "curves": {"baseline": a, "current": b},
+    }
+    (RESULTS / "compare-previous.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"BD-rate of the current set against {args.rev}'s: "
+          f"{result['bd_rate_current_vs_baseline_psnr_pct']:.1f} % (PSNR), "
+          f"{result['bd_rate_current_vs_baseline_ms_ssim_pct']:.1f} % (MS-SSIM)")
+
+
+if __name__ == "__main__":
+    main()
