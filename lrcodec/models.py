@@ -247,12 +247,12 @@ def widen_latents(net, M: int, new_scale: float = 0.01):
 
     if not is_mean_scale(net):
         raise LrcodecError("only mean-scale models can be widened")
-    old = {k: v.detach().float() for k, v in weights_of(net).items()}
+    old = weights_of(net)
     N, M0 = old["g_a.0.weight"].shape[0], old["g_a.6.weight"].shape[0]
     if M < M0:
         raise LrcodecError(f"cannot narrow a model from M={M0} to M={M}")
     wide = build_network("mean-scale", N, M)
-    state = {k: v.detach().clone() for k, v in wide.state_dict().items()}
+    state = {k: v.clone() for k, v in wide.state_dict().items()}
     for k, v in old.items():
         state[k][tuple(slice(0, n) for n in v.shape)] = v
     state["g_a.6.weight"][M0:] *= new_scale

@@ -27,7 +27,6 @@ from .models import (
     infer_architecture,
     load_model,
     save_model,
-    weights_of,
     widen_latents,
 )
 from .quantization import (
@@ -283,7 +282,7 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
     if cfg.init and not state:
         init = load_model(cfg.init)
         net = init.net
-        _, N, M = infer_architecture(weights_of(net))
+        _, N, M = infer_architecture(net.state_dict())
         cfg.arch, cfg.N, cfg.M = init.arch, cfg.N or N, cfg.M or M
         if cfg.N != N or cfg.M < M:
             raise LrcodecError(f"--init {cfg.init} has N={N} M={M}: --N must match and --M may only grow")
