@@ -327,7 +327,8 @@ def models(as_json):
 @main.command()
 @click.option("--data", default="../shared/data/train", show_default=True, help="Folder of training images.")
 @click.option("--lmbda", type=float, default=0.0067, show_default=True, help="Rate-distortion trade-off.")
-@click.option("--arch", type=click.Choice(["mean-scale", "scale"]), default="mean-scale", show_default=True)
+@click.option("--arch", type=click.Choice(["mean-scale", "scale"]), default=None,
+              help="Architecture [default: mean-scale, or the --init model's].")
 @click.option("--N", "N", type=int, default=None, help="Transform channels [default: 64, or the --init model's].")
 @click.option("--M", "M", type=int, default=None,
               help="Latent channels [default: 96, or the --init model's; more widens it: train the new "

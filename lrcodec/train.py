@@ -45,7 +45,7 @@ class TrainConfig:
     data: str = "../shared/data/train"
     out: str = "models/lrc-mshp"
     lmbda: float = 0.0067
-    arch: str = "mean-scale"
+    arch: str | None = None  # None: mean-scale, or the init model's
     N: int | None = None  # None: 64, or the init model's
     M: int | None = None  # None: 96, or the init model's (a larger M widens the init model)
     steps: int = 10000
@@ -283,6 +283,8 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         init = load_model(cfg.init)
         net = init.net
         _, N, M = infer_architecture(net.state_dict())
+        if cfg.arch not in (None, init.arch):
+            raise LrcodecError(f"--init {cfg.init} is a {init.arch} model: --arch {cfg.arch} does not match")
         cfg.arch, cfg.N, cfg.M = init.arch, cfg.N or N, cfg.M or M
         if cfg.N != N or cfg.M < M:
             raise LrcodecError(f"--init {cfg.init} has N={N} M={M}: --N must match and --M may only grow")
@@ -291,7 +293,7 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         net.requires_grad_(True)
         cfg.init_training = {k: v for k, v in init.card.get("training", {}).items() if k != "history"}
     else:
-        cfg.N, cfg.M = cfg.N or 64, cfg.M or 96
+        cfg.arch, cfg.N, cfg.M = cfg.arch or "mean-scale", cfg.N or 64, cfg.M or 96
         net = build_network(cfg.arch, cfg.N, cfg.M)
     net = net.to(device).train()
     if not cuda:

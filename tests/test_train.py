@@ -78,3 +78,5 @@ def test_init_takes_the_init_models_shape_and_widens(tmp_path, tiny_model):
     assert models.infer_architecture(models.weights_of(wide.net)) == ("mean-scale", 16, 32)
     with pytest.raises(LrcodecError, match="--N must match"):
         train(_config(tmp_path / "c", data, steps=2, N=8, M=None, init=init))
+    with pytest.raises(LrcodecError, match="--arch scale does not match"):
+        train(_config(tmp_path / "d", data, steps=2, N=None, M=None, arch="scale", init=init))
