@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test bench bench-quick bench-refine bench-surrogates fuzz clean
+.PHONY: install demo test bench bench-quick bench-refine bench-surrogates bench-ceiling fuzz clean
 
 install: $(STAMP)
 
@@ -35,3 +35,6 @@ bench-refine: $(STAMP)
 
 bench-surrogates: $(STAMP)
 	$(PY) bench/surrogates.py
+
+bench-ceiling: $(STAMP)
+	$(PY) bench/ceiling.py
