@@ -273,12 +273,14 @@ def widen_latents(net, M: int, new_scale: float = 0.01):
 
 def save_model(net, path: Path, card: dict, fp16: bool = True) -> None:
     """Write weights (fp16 by default) and the JSON model card beside them."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from .imageio import write_atomic
 
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     weights = {k: (v.half() if fp16 else v) for k, v in weights_of(net).items()}
-    save_file(weights, str(path))
+    write_atomic(str(path), save(weights), force=True)  # safetensors' save_file makes it 0600
     # The id is that of the weights as they load back (fp16 rounding included).
     card = dict(card, name=path.stem, model_id=load_safetensors(path, dict(card)).model_id.hex())
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import photo_like
 
+from lrcodec import models
 from lrcodec.cli import main
 
 LRCODEC = str(Path(sys.executable).with_name("lrcodec"))
@@ -138,8 +139,9 @@ def test_help_does_not_import_torch():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-def test_outputs_get_the_permissions_open_would_give(tmp_path):
-    """Atomic writes go through mkstemp (mode 0600); the output must not stay private."""
+def test_outputs_get_the_permissions_open_would_give(tmp_path, tiny_model):
+    """Atomic writes go through mkstemp (mode 0600), trained weights through safetensors (0600 too):
+    the output must not stay private."""
     from lrcodec.imageio import write_atomic
 
     old = os.umask(0o022)
@@ -149,5 +151,7 @@ def test_outputs_get_the_permissions_open_would_give(tmp_path):
         (tmp_path / "new.lrc").chmod(0o640)
         write_atomic(str(tmp_path / "new.lrc"), b"y", force=True)  # a replaced file keeps its mode
         assert stat.S_IMODE((tmp_path / "new.lrc").stat().st_mode) == 0o640
+        models.save_model(tiny_model.net, tmp_path / "trained", {"arch": "mean-scale"})
+        assert stat.S_IMODE((tmp_path / "trained.safetensors").stat().st_mode) == 0o644
     finally:
         os.umask(old)
