@@ -77,3 +77,10 @@ warm q6 0.05 && mixed q6 0.05 8400 47 0.5 runs/s13/lrc-mshp-q6-warm.safetensors
 warm q5 0.025 && mixed q5 0.025 8400 49 0.5 runs/s13/lrc-mshp-q5-warm.safetensors
 warm q4 0.013 && mixed q4 0.013 6800 36 0.5 runs/s13/lrc-mshp-q4-warm.safetensors
 cp runs/s13/lrc-mshp-q[4-7].{safetensors,json} models/
+
+# 8. Seventh CPU session: q7 and q6 (the models furthest below WebP) continued from their
+#    committed widened weights, two runs at a time with one thread each, restarting at lr 1e-4.
+mixed q7 0.1 17000 100 0.5 models/lrc-mshp-q7.safetensors &
+mixed q6 0.05 17000 100 0.5 models/lrc-mshp-q6.safetensors &
+wait
+cp runs/s13/lrc-mshp-q[67].{safetensors,json} models/
