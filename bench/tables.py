@@ -19,20 +19,33 @@ def fmt(x, digits=2):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def psnr_at(curve: dict, bpp: float):
+    """An anchor's PSNR at this rate, linear in log-rate between its points; None outside them."""
+    points = sorted(zip(curve["bpp"], curve["psnr"]))
+    for (r0, q0), (r1, q1) in zip(points, points[1:]):
+        if r0 <= bpp <= r1:
+            return q0 + (q1 - q0) * math.log(bpp / r0) / math.log(r1 / r0)
+    return None
+
+
 def main() -> None:
     kodak = RESULTS / "kodak.json"
     if kodak.exists():
         d = json.loads(kodak.read_text())
         print(f"From `{d['command']}` ({len(d['images'])} images, {d['date']}):\n")
-        print("| model | N, M | λ | training steps (hours) | bpp | PSNR (dB) | MS-SSIM |")
-        print("|---|---|---|---|---|---|---|")
+        anchors = [a for a in ("WebP", "AVIF 4:4:4") if a in d["curves"]]
+        print("| model | N, M | λ | training steps (hours) | bpp | PSNR (dB) | MS-SSIM | "
+              + " | ".join(f"PSNR − {a} at this bpp" for a in anchors) + " |")
+        print("|---|---|---|---|---|---|---|" + "---|" * len(anchors))
         rows = {r["codec"]: r for r in d["rows"]}
         for m in d["models"]:
             r = rows[m["name"]]
             hours = " + ".join(f"{h} {'GPU' if dev == 'cuda' else dev.upper()}"
                                for dev, h in m.get("training_hours_by_device", {}).items())
             hours = hours or m.get("training_hours", "n/a")
-            print(f"| {m['name']} | {m['N']}, {m['M']} | {m['lmbda']} | {m['training_steps']} ({hours}) | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | {fmt(r['ms_ssim'], 4)} |")
+            gaps = [psnr_at(d["curves"][a], r["bpp"]) for a in anchors]
+            gaps = " | ".join("n/a" if g is None else f"{r['psnr'] - g:+.2f} dB" for g in gaps)
+            print(f"| {m['name']} | {m['N']}, {m['M']} | {m['lmbda']} | {m['training_steps']} ({hours}) | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | {fmt(r['ms_ssim'], 4)} | {gaps} |")
         print("\n| anchor | BD-rate of lrcodec (PSNR) | BD-rate of lrcodec (MS-SSIM dB) |")
         print("|---|---|---|")
         for name, v in d["bd_rate_of_lrcodec_vs"].items():
