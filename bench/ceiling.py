@@ -24,13 +24,13 @@ import torch
 from lrcodec import codec
 from lrcodec.evaluate import collect_images, psnr
 from lrcodec.imageio import open_image, read_bytes
-from lrcodec.models import infer_architecture, load_model, shipped_models
+from lrcodec.models import load_model, shipped_models
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def psnr_of(x_hat, image, width: int, height: int) -> float:
-    decoded = codec.tensor_to_image(x_hat[..., :height, :width])
+def psnr_of(x_hat, image) -> float:
+    decoded = codec.tensor_to_image(x_hat[..., : image.height, : image.width])
     return psnr(np.asarray(image.convert("RGB")), np.asarray(decoded))
 
 
@@ -45,17 +45,16 @@ def main() -> int:
     env = os.environ.get("LRCODEC_MODELS", "")
     rows = []
     for card in shipped_models():
-        name = card["name"]
+        name, N, M = card["name"], card["N"], card["M"]
         model = load_model(name)
-        _, N, M = infer_architecture(model.net.state_dict())
         quantized, unquantized = [], []
         for image in images:
             x, _ = codec.prepare_image(image)
             y, z = codec.analyse(model, x)
             q = codec.quantize_latents(model, y, z)
             with torch.no_grad():
-                quantized.append(psnr_of(model.net.g_s(q.y_hat), image, image.width, image.height))
-                unquantized.append(psnr_of(model.net.g_s(y), image, image.width, image.height))
+                quantized.append(psnr_of(model.net.g_s(q.y_hat), image))
+                unquantized.append(psnr_of(model.net.g_s(y), image))
         rows.append({"model": name, "N": N, "M": M, "psnr_quantized": statistics.mean(quantized),
                      "psnr_unquantized": statistics.mean(unquantized)})
         print(f"{name:14} M={M:<4} quantized {rows[-1]['psnr_quantized']:.2f} dB  "
