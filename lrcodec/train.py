@@ -273,12 +273,6 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
     device = torch.device("cuda" if cuda else "cpu")
     torch.backends.cudnn.benchmark = cuda  # fixed crop size: let cuDNN pick the fastest kernels
 
-    files = list_images(cfg.data)
-    n_val = min(cfg.val_images, max(len(files) - 1, 0))
-    train_files, val_files = files[: len(files) - n_val], files[len(files) - n_val :]
-    images = load_images(train_files, cfg.crop)
-    val_images = load_images(val_files, 64)
-
     if cfg.init and not state:
         init = load_model(cfg.init)
         net = init.net
@@ -295,6 +289,13 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
     else:
         cfg.arch, cfg.N, cfg.M = cfg.arch or "mean-scale", cfg.N or 64, cfg.M or 96
         net = build_network(cfg.arch, cfg.N, cfg.M)
+
+    files = list_images(cfg.data)  # after the model: a bad --init/--N/--M fails before the loading
+    n_val = min(cfg.val_images, max(len(files) - 1, 0))
+    train_files, val_files = files[: len(files) - n_val], files[len(files) - n_val :]
+    images = load_images(train_files, cfg.crop)
+    val_images = load_images(val_files, 64)
+
     net = net.to(device).train()
     if not cuda:
         net = net.to(memory_format=torch.channels_last)
