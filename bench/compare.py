@@ -15,7 +15,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from lrcodec.evaluate import bd_rate, ms_ssim_db
+from lrcodec.evaluate import bd_rates
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CURVE = "lrcodec (shipped models)"
@@ -33,15 +33,13 @@ def main() -> None:
         "command": f"python bench/compare.py {args.rev}",
         "baseline": {"rev": args.rev, "date": old["date"], "models": old["models"]},
         "current": {"date": new["date"], "models": new["models"]},
-        "bd_rate_current_vs_baseline_psnr_pct": bd_rate(a["bpp"], a["psnr"], b["bpp"], b["psnr"]),
-        "bd_rate_current_vs_baseline_ms_ssim_pct": bd_rate(
-            a["bpp"], [ms_ssim_db(s) for s in a["ms_ssim"]], b["bpp"], [ms_ssim_db(s) for s in b["ms_ssim"]]),
+        "bd_rate_current_vs_baseline": bd_rates(a, b),
         "curves": {"baseline": a, "current": b},
     }
     (RESULTS / "compare-previous.json").write_text(json.dumps(result, indent=1) + "\n")
+    bd = result["bd_rate_current_vs_baseline"]
     print(f"BD-rate of the current set against {args.rev}'s: "
-          f"{result['bd_rate_current_vs_baseline_psnr_pct']:.1f} % (PSNR), "
-          f"{result['bd_rate_current_vs_baseline_ms_ssim_pct']:.1f} % (MS-SSIM)")
+          f"{bd['bd_rate_psnr_pct']:.1f} % (PSNR), {bd['bd_rate_ms_ssim_pct']:.1f} % (MS-SSIM)")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from lrcodec.evaluate import (  # noqa: E402
     available_classical,
     average_curve,
     bd_rate,
+    bd_rates,
     classical_point,
     evaluate_image,
     ms_ssim_db,
@@ -218,11 +219,7 @@ def main() -> int:
     for other, c in curves.items():
         if other.startswith("lrcodec"):
             continue
-        bd[other] = {
-            "bd_rate_psnr_pct": bd_rate(c["bpp"], c["psnr"], ours["bpp"], ours["psnr"]),
-            "bd_rate_ms_ssim_pct": bd_rate(c["bpp"], [ms_ssim_db(s) for s in c["ms_ssim"]],
-                                           ours["bpp"], [ms_ssim_db(s) for s in ours["ms_ssim"]]),
-        }
+        bd[other] = bd_rates(c, ours)
 
     uq_rows = []
     for model in models:

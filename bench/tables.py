@@ -69,9 +69,9 @@ def main() -> None:
         compare = RESULTS / "compare-previous.json"
         if compare.exists():
             c = json.loads(compare.read_text())
+            bd = c["bd_rate_current_vs_baseline"]
             print(f"Against the set of {c['baseline']['rev']} (`{c['command']}`): BD-rate "
-                  f"{fmt(c['bd_rate_current_vs_baseline_psnr_pct'], 1)} % (PSNR), "
-                  f"{fmt(c['bd_rate_current_vs_baseline_ms_ssim_pct'], 1)} % (MS-SSIM).")
+                  f"{fmt(bd['bd_rate_psnr_pct'], 1)} % (PSNR), {fmt(bd['bd_rate_ms_ssim_pct'], 1)} % (MS-SSIM).")
     refine = RESULTS / "refine.json"
     if refine.exists():
         d = json.loads(refine.read_text())

@@ -172,6 +172,16 @@ def bd_rate(rate_a, quality_a, rate_b, quality_b) -> float:
     return float((math.exp((ib - ia) / (hi - lo)) - 1) * 100)
 
 
+def bd_rates(anchor: dict, curve: dict) -> dict:
+    """BD-rate of ``curve`` against ``anchor`` (dicts of bpp, psnr, ms_ssim lists) in PSNR and
+    in MS-SSIM dB, the two figures every benchmark reports."""
+    return {
+        "bd_rate_psnr_pct": bd_rate(anchor["bpp"], anchor["psnr"], curve["bpp"], curve["psnr"]),
+        "bd_rate_ms_ssim_pct": bd_rate(anchor["bpp"], [ms_ssim_db(s) for s in anchor["ms_ssim"]],
+                                       curve["bpp"], [ms_ssim_db(s) for s in curve["ms_ssim"]]),
+    }
+
+
 # ------------------------------------------------------------------ folders, in parallel
 
 
