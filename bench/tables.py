@@ -10,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+from lrcodec.evaluate import bd_rates
 from lrcodec.models import shipped_models
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -50,6 +51,12 @@ def main() -> None:
         print("|---|---|---|")
         for name, v in d["bd_rate_of_lrcodec_vs"].items():
             print(f"| {name} | {fmt(v['bd_rate_psnr_pct'], 1)} % | {fmt(v['bd_rate_ms_ssim_pct'], 1)} % |")
+        published = [c for c in d["curves"] if c.endswith("(CompressAI, published)")]
+        print()  # the bar's anchors against fully trained models, for scale
+        for name in published:
+            bds = ", ".join(f"{a} {fmt(bd_rates(d['curves'][a], d['curves'][name])['bd_rate_psnr_pct'], 1)} %"
+                            for a in anchors)
+            print(f"BD-rate (PSNR) of the published {name.split(' (')[0]} curve itself: {bds}.")
         print("\n| model | lrcodec coder: over ideal | CompressAI coder: over ideal | lrcodec code+decode s | CompressAI compress / decompress s |")
         print("|---|---|---|---|---|")
         for s in d["coder_speed_and_efficiency"]:

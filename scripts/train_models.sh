@@ -84,3 +84,10 @@ mixed q7 0.1 17000 100 0.5 models/lrc-mshp-q7.safetensors &
 mixed q6 0.05 17000 100 0.5 models/lrc-mshp-q6.safetensors &
 wait
 cp runs/s13/lrc-mshp-q[67].{safetensors,json} models/
+
+# 9. Eighth CPU session: q7 and q6 continued once more the same way (18,000 steps, decay from
+#    half-way), two runs at a time with one thread each.
+mixed q7 0.1 18000 118 0.5 models/lrc-mshp-q7.safetensors &
+mixed q6 0.05 18000 118 0.5 models/lrc-mshp-q6.safetensors &
+wait
+cp runs/s13/lrc-mshp-q[67].{safetensors,json} models/
