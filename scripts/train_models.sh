@@ -91,3 +91,15 @@ mixed q7 0.1 18000 118 0.5 models/lrc-mshp-q7.safetensors &
 mixed q6 0.05 18000 118 0.5 models/lrc-mshp-q6.safetensors &
 wait
 cp runs/s13/lrc-mshp-q[67].{safetensors,json} models/
+
+# 10. Seventh and eighth CPU sessions: q5 and q4 continued the same way, in two pieces: 52
+#     minutes of a 17,000-step schedule, then resumed with the schedule cut to 14,000 steps
+#     (so the cosine decay runs from step 7,000; q5 stopped at its time limit at 13,916).
+mixed q5 0.025 17000 52 0.5 models/lrc-mshp-q5.safetensors &
+mixed q4 0.013 17000 52 0.5 models/lrc-mshp-q4.safetensors &
+wait
+for q in q5 q4; do
+  OMP_NUM_THREADS=1 $LRC train --resume "runs/lrc-mshp-$q/checkpoint.pt" --steps 14000 --max-minutes 26 &
+done
+wait
+cp runs/s13/lrc-mshp-q[45].{safetensors,json} models/
