@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from .errors import LrcodecError
 
 MAGIC = b"LRC"
-VERSION = 1
+VERSION = 2  # 2: probabilities from the exact path (lrcodec.exact); 1: from float networks
+READABLE_VERSIONS = (1, 2)
 _HEADER = struct.Struct("<3sB8sIIBBBBIhhhhIII")
 HEADER_SIZE = _HEADER.size  # 48
 TRAILER_SIZE = 4  # CRC-32 of everything before it
@@ -44,6 +45,7 @@ class Header:
     z_length: int = 0
     y_length: int = 0
     soft_alpha: int = 0  # soft-mean reconstruction's alpha (FLAG_SOFT_MEAN), 0 otherwise
+    version: int = VERSION
 
     @property
     def refined(self) -> bool:
@@ -56,6 +58,7 @@ class Header:
     def describe(self) -> dict:
         d = asdict(self)
         d["model_id"] = self.model_id.hex()
+        d["format_version"] = d.pop("version")
         d["refined"], d["uq"] = self.refined, self.uq
         d["reconstruction"] = (f"soft-mean (alpha {self.soft_alpha})" if self.soft_alpha
                                  else "dither" if self.uq else "round")
@@ -66,7 +69,7 @@ class Header:
 def pack(header: Header, z_payload: bytes, y_payload: bytes) -> bytes:
     header.z_length, header.y_length = len(z_payload), len(y_payload)
     head = _HEADER.pack(
-        MAGIC, VERSION, header.model_id, header.width, header.height, MODE_CODES[header.mode],
+        MAGIC, header.version, header.model_id, header.width, header.height, MODE_CODES[header.mode],
         header.flags, header.method, header.soft_alpha, header.seed, header.zmin, header.zmax, header.ymin,
         header.ymax, header.tables_crc, header.z_length, header.y_length,
     )
@@ -80,8 +83,9 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
         raise LrcodecError("empty input: not an lrcodec file")
     if data[:3] != MAGIC[: len(data[:3])] or len(data) < 4:
         raise LrcodecError("not an lrcodec file (bad magic bytes)")
-    if data[3] != VERSION:
-        raise LrcodecError(f"unsupported lrcodec format version {data[3]} (this build reads {VERSION})")
+    if data[3] not in READABLE_VERSIONS:
+        raise LrcodecError(f"lrcodec format version {data[3]} is newer than this build reads "
+                           f"(versions {', '.join(map(str, READABLE_VERSIONS))}); upgrade lrcodec")
     if len(data) < HEADER_SIZE + TRAILER_SIZE:
         raise LrcodecError("truncated lrcodec file (shorter than its header)")
     (_, _, model_id, width, height, mode, flags, method, soft_alpha, seed, zmin, zmax, ymin, ymax,
@@ -103,12 +107,12 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
     if (mode not in MODES or method >= len(REFINE_METHODS) or flags >= 8 or zmin > zmax or ymin > ymax
             or (soft_alpha > 0) != soft_mean or (soft_mean and not flags & FLAG_UQ)):
         raise LrcodecError("corrupted lrcodec file (invalid header fields)")
-    from .entropy import Z_ALPHABET_LIMIT
+    from .entropy import ALPHABET_LIMIT
 
-    if zmax - zmin + 1 > Z_ALPHABET_LIMIT:
-        raise LrcodecError("corrupted lrcodec file (z alphabet larger than the format allows)")
+    if zmax - zmin + 1 > ALPHABET_LIMIT or (data[3] >= 2 and ymax - ymin + 1 > ALPHABET_LIMIT):
+        raise LrcodecError("corrupted lrcodec file (symbol alphabet larger than the format allows)")
     return Header(model_id, width, height, MODES[mode], flags, method, seed, zmin, zmax, ymin, ymax,
-                  crc_tables, z_len, y_len, soft_alpha)
+                  crc_tables, z_len, y_len, soft_alpha, data[3])
 
 
 def payloads(data: bytes, header: Header) -> tuple[bytes, bytes]:

@@ -17,17 +17,21 @@ import numpy as np
 from . import bitstream, entropy
 from .bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError
-from .models import LoadedModel, hyper_analysis, hyper_synthesis
-from .quantization import uq_dither, uq_levels, uq_offsets, z_medians
+from .models import LoadedModel, hyper_analysis
+from .quantization import uq_levels, uq_offsets
+from .tiling import tiled
 
 STRIDE = 64
+TILE = 1024  # pixels per tile side for g_a and g_s (64 latents); larger images are tiled
+HALO = 64  # pixels of context around a tile: more than either transform's receptive field
 
 
 @contextmanager
-def exact_backend():
-    """Run convolutions on PyTorch's native kernels instead of oneDNN: measured here, oneDNN's
-    results change with the thread count (sigma, mu and pixels differ in the last bits), the
-    native ones do not. Everything the decoder must reproduce runs inside this context."""
+def native_kernels():
+    """Run the float transforms on PyTorch's native convolution kernels instead of oneDNN:
+    measured here, oneDNN's results change with the thread count, the native ones do not, so
+    a decoded image is the same whatever the number of threads. (The file's symbols never
+    depend on this: they come from ``lrcodec.exact``.)"""
     import torch
 
     previous = torch.backends.mkldnn.enabled
@@ -42,13 +46,22 @@ def exact_backend():
 class QuantizedLatents:
     """What the coder sends (integer symbols) and what the decoder rebuilds from them."""
 
-    y_symbols: "torch.Tensor"  # int, (1, M, h, w): round(y - mu - u)
-    z_symbols: "torch.Tensor"  # int, (1, N, hz, wz): round(z - m - u')
-    y_hat: "torch.Tensor"
+    y_symbols: "torch.Tensor"  # int32, (1, M, h, w): round(y - mu - u)
+    z_symbols: "torch.Tensor"  # int32, (1, N, hz, wz): round(z - m - u')
+    y_hat: "torch.Tensor"  # float32: k + mu + u, identical on every machine
     z_hat: "torch.Tensor"
-    sigma: "torch.Tensor"
-    mu: "torch.Tensor"
+    sigma_index: np.ndarray  # int32, (1, M, h, w): index into the sigma table
+    mu: "torch.Tensor"  # float64, exact
     y_offset: "torch.Tensor"  # u (or r_alpha(u)) added back to y; zeros without UQ
+
+    @property
+    def sigma(self) -> "torch.Tensor":
+        """The coder's sigma of each y element (the table value at its index)."""
+        import torch
+
+        from .entropy import sigma_table
+
+        return torch.from_numpy(sigma_table()[self.sigma_index])
 
 
 @dataclass
@@ -72,11 +85,17 @@ def image_to_tensor(image):
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float().div_(255)
 
 
+def to_pixels(x):
+    """Clamp to [0, 1] and round to 8 bits: (1, 3, H, W) float -> uint8 tensor."""
+    return (x.clamp(0, 1) * 255).round().to(dtype=__import__("torch").uint8)
+
+
 def tensor_to_image(x, mode: str = "RGB"):
-    """PIL image from a (1, 3, H, W) tensor: clamp, round to 8 bits, back to ``mode``."""
+    """PIL image from a (1, 3, H, W) float tensor or uint8 pixels, back to ``mode``."""
     from PIL import Image
 
-    arr = (x[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    pixels = x if not x.is_floating_point() else to_pixels(x)
+    arr = pixels[0].permute(1, 2, 0).numpy()
     image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
     return image.convert(mode) if mode != "RGB" else image
 
@@ -92,12 +111,23 @@ def pad(x, multiple: int = STRIDE):
 
 
 def analyse(model: LoadedModel, x):
-    """(y, z) of a padded image tensor."""
+    """(y, z) of a padded image tensor; g_a runs tile by tile on large images."""
     import torch
 
     with torch.no_grad():
-        y = model.net.g_a(x)
+        y = tiled(model.net.g_a, x, down=16, tile=TILE, halo=HALO)
         return y, hyper_analysis(model.net, y)
+
+
+def synthesise(model: LoadedModel, y_hat, height: int, width: int):
+    """8-bit pixels (uint8, (1, 3, height, width)) from y_hat; g_s runs tile by tile."""
+    import torch
+
+    net = model.net
+    dtype = next(net.parameters()).dtype
+    with torch.no_grad(), native_kernels():
+        pixels = tiled(lambda t: to_pixels(net.g_s(t.to(dtype))), y_hat, up=16, tile=TILE // 16, halo=HALO // 16)
+    return pixels[:, :, :height, :width]
 
 
 RECONSTRUCTIONS = ("dither", "soft-mean")
@@ -131,43 +161,60 @@ def quantizer_options(model: LoadedModel, uq: bool = False, seed: int = 0, recon
             "soft_alpha": soft_mean_alpha(model, reconstruction, soft_alpha)}
 
 
-def _dithers(y_shape, z_shape, uq: bool, seed: int, soft_alpha: int = 0):
-    import torch
+@dataclass
+class Dither:
+    """The per-element offset u of universal quantization as (level index, offset table):
+    u = offsets[levels]. Without UQ there is one level, offset 0."""
 
-    if not uq:
-        return torch.zeros(y_shape), torch.zeros(z_shape)
-    return uq_dither(seed, tuple(y_shape), 0, soft_alpha), uq_dither(seed, tuple(z_shape), 1, soft_alpha)
+    levels: np.ndarray  # int64, the tensor's shape
+    offsets: np.ndarray  # float64 per level (multiples of 2^-20)
+
+    @classmethod
+    def of(cls, shape, stream: int, uq: bool, seed: int, soft_alpha: int = 0) -> "Dither":
+        if not uq:
+            return cls(np.zeros(shape, dtype=np.int64), np.zeros(1))
+        return cls(uq_levels(seed, tuple(shape), stream), uq_offsets(soft_alpha))
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.offsets[self.levels]
+
+    def groups(self, index: np.ndarray) -> tuple[entropy.Groups, np.ndarray, np.ndarray]:
+        """Coding groups keyed by (index, level), with each present group's index and offset."""
+        L = len(self.offsets)
+        groups = entropy.Groups.of(index.astype(np.int64) * L + self.levels)
+        return groups, groups.keys // L, self.offsets[groups.keys % L]
 
 
-def _z_offsets(uq: bool, soft_alpha: int = 0) -> np.ndarray:
-    return uq_offsets(soft_alpha) if uq else np.zeros(1)
+def _dithers(y_shape, z_shape, uq: bool, seed: int, soft_alpha: int) -> tuple[Dither, Dither]:
+    return Dither.of(y_shape, 0, uq, seed, soft_alpha), Dither.of(z_shape, 1, uq, seed, soft_alpha)
 
 
-def _z_levels(z_shape, uq: bool, seed: int):
-    """Dither level index of each z element, shape (C, n), or None without UQ."""
-    return uq_levels(seed, tuple(z_shape), 1).reshape(z_shape[1], -1) if uq else None
+def _channel_index(shape) -> np.ndarray:
+    return np.broadcast_to(np.arange(shape[1]).reshape(1, -1, 1, 1), shape)
 
 
 def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 0,
                      soft_alpha: int = 0) -> QuantizedLatents:
-    """Hard quantization exactly as the coder sends it (docs/algorithms.md section 2).
+    """Hard quantization exactly as the coder sends it (docs/algorithms.md section 2): z
+    symbols, then (sigma index, mu) from them on the exact path, then y symbols around mu.
     ``soft_alpha`` > 0: UQ with soft-mean reconstruction r_alpha (see ``uq_offsets``)."""
     import torch
 
-    with torch.no_grad(), exact_backend():
-        u_y, u_z = _dithers(y.shape, z.shape, uq, seed, soft_alpha)
-        m = z_medians(model.net.entropy_bottleneck)
-        z_symbols = torch.round(z - m - u_z)
-        z_hat = z_symbols + m + u_z
-        sigma, mu = hyper_synthesis(model.net, z_hat)
-        y_symbols = torch.round(y - mu - u_y)
-        y_hat = y_symbols + mu + u_y
-    return QuantizedLatents(y_symbols.to(torch.int32), z_symbols.to(torch.int32), y_hat, z_hat, sigma, mu, u_y)
-
-
-def _sigma_idx(model: LoadedModel, sigma) -> np.ndarray:
-    table = entropy.sigma_table(model.card.get("sigma_min", 0.11))
-    return entropy.sigma_indices(sigma.double().numpy().ravel(), table), table
+    y64, z64 = y.detach().cpu().double().numpy(), z.detach().cpu().double().numpy()
+    if not (np.isfinite(y64).all() and np.isfinite(z64).all()):
+        raise LrcodecError("the model produced non-finite latents; cannot code this image")
+    u_y, u_z = _dithers(y64.shape, z64.shape, uq, seed, soft_alpha)
+    medians = model.exact.medians.reshape(1, -1, 1, 1)
+    z_symbols = np.rint(z64 - medians - u_z.values)
+    entropy.check_symbols(z_symbols, "z", entropy.ALPHABET_LIMIT)
+    sigma_index, mu = model.exact.hyper(z_symbols, u_z.values)
+    y_symbols = np.rint(y64 - mu - u_y.values)
+    entropy.check_symbols(y_symbols, "y", entropy.ALPHABET_LIMIT)
+    return QuantizedLatents(
+        torch.from_numpy(y_symbols.astype(np.int32)), torch.from_numpy(z_symbols.astype(np.int32)),
+        torch.from_numpy(y_symbols + mu + u_y.values).float(), torch.from_numpy(z_symbols + medians + u_z.values).float(),
+        sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values).float())
 
 
 def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str = "RGB", *,
@@ -177,21 +224,19 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
     if soft_alpha and not uq:
         raise LrcodecError("soft-mean reconstruction needs universal quantization (--uq)")
     q = quantize_latents(model, y, z, uq=uq, seed=seed, soft_alpha=soft_alpha)
-    if not (np.isfinite(q.y_hat.numpy()).all() and np.isfinite(q.z_hat.numpy()).all()):
-        raise LrcodecError("the model produced non-finite latents; cannot code this image")
-    z_sym = q.z_symbols.numpy()
-    C = z_sym.shape[1]
-    z_flat = z_sym.reshape(C, -1)
-    entropy.check_symbols(z_flat, "z", entropy.Z_ALPHABET_LIMIT)
-    zlo, zhi = entropy.symbol_range(z_flat)
-    tables = entropy.factorized_tables(model.net.entropy_bottleneck, zlo, zhi, _z_offsets(uq, soft_alpha))
-    coded_z = entropy.encode_factorized(z_flat, tables, zlo, _z_levels(z.shape, uq, seed))
-    idx, table = _sigma_idx(model, q.sigma)
-    coded_y = entropy.encode_gaussian(q.y_symbols.numpy(), table[idx], -q.y_offset.double().numpy())
+    u_y, u_z = _dithers(q.y_symbols.shape, q.z_symbols.shape, uq, seed, soft_alpha)
+    z_symbols, y_symbols = q.z_symbols.numpy(), q.y_symbols.numpy()
+    zlo, zhi = entropy.symbol_range(z_symbols)
+    z_groups, channels, z_offsets = u_z.groups(_channel_index(z_symbols.shape))
+    z_tables = model.exact.z_tables(channels, z_offsets, zlo, zhi)
+    coded_z = entropy.encode(z_symbols, z_groups, z_tables, zlo)
+    ylo, yhi = entropy.symbol_range(y_symbols)
+    y_groups, sigma_levels, y_offsets = u_y.groups(q.sigma_index)
+    coded_y = entropy.encode(y_symbols, y_groups, model.exact.y_tables(sigma_levels, y_offsets, ylo, yhi), ylo)
     flags = (FLAG_UQ if uq else 0) | (FLAG_REFINED if refined_method else 0) | (FLAG_SOFT_MEAN if soft_alpha else 0)
     method = bitstream.REFINE_METHODS.index(refined_method) if refined_method else 0
     header = Header(model.model_id, width, height, mode, flags, method, seed if uq else 0,
-                    zlo, zhi, coded_y.lo, coded_y.hi, entropy.tables_crc(idx, tables), soft_alpha=soft_alpha)
+                    zlo, zhi, ylo, yhi, entropy.crc(q.sigma_index, z_tables), soft_alpha=soft_alpha)
     data = bitstream.pack(header, coded_z.payload, coded_y.payload)
     return EncodeResult(data, header, q, coded_z.bits_ideal + coded_y.bits_ideal,
                         {"bits_z": coded_z.bits_ideal, "bits_y": coded_y.bits_ideal})
@@ -220,10 +265,28 @@ def encode_image(image, model: LoadedModel, *, uq: bool = False, seed: int = 0, 
 class Decoded:
     header: Header
     latents: QuantizedLatents
-    x_hat: "torch.Tensor"  # (1, 3, H, W), cropped, unclamped
+    pixels: "torch.Tensor"  # uint8, (1, 3, H, W)
 
     def image(self):
-        return tensor_to_image(self.x_hat, self.header.mode)
+        return tensor_to_image(self.pixels, self.header.mode)
+
+
+def _model_for(header: Header, model: LoadedModel | None) -> LoadedModel:
+    from .models import find_model_by_id
+
+    if model is None:
+        return find_model_by_id(header.model_id)
+    if model.model_id != header.model_id:
+        raise LrcodecError(
+            f"file was made with model {header.model_id.hex()}, not with {model.name} ({model.model_id.hex()})")
+    return model
+
+
+def latent_shapes(header: Header, model: LoadedModel) -> tuple[tuple, tuple]:
+    """Shapes of y and z for the image size a header states."""
+    Hp, Wp = header.height + (-header.height) % STRIDE, header.width + (-header.width) % STRIDE
+    N, M = model.net.entropy_bottleneck.channels, model.net.g_s[0].in_channels
+    return (1, M, Hp // 16, Wp // 16), (1, N, Hp // STRIDE, Wp // STRIDE)
 
 
 def decode_latents(data: bytes, model: LoadedModel | None = None,
@@ -231,41 +294,40 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
     """Parse, validate and entropy-decode a file; reconstruct with the model it names."""
     import torch
 
-    from .models import find_model_by_id
-
     header = bitstream.parse_header(data, max_pixels)
-    if model is None:
-        model = find_model_by_id(header.model_id)
-    elif model.model_id != header.model_id:
-        raise LrcodecError(
-            f"file was made with model {header.model_id.hex()}, not with {model.name} ({model.model_id.hex()})")
+    model = _model_for(header, model)
+    if header.version == 1:
+        from .format1 import decode_latents_v1
+
+        latents = decode_latents_v1(data, header, model)
+    else:
+        latents = _decode_symbols(data, header, model)
+    with torch.no_grad():
+        pixels = synthesise(model, latents.y_hat, header.height, header.width)
+    return Decoded(header, latents, pixels)
+
+
+def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> QuantizedLatents:
+    import torch
+
     z_payload, y_payload = bitstream.payloads(data, header)
-    Hp, Wp = header.height + (-header.height) % STRIDE, header.width + (-header.width) % STRIDE
-    net = model.net
-    N = net.entropy_bottleneck.channels
-    z_shape = (1, N, Hp // STRIDE, Wp // STRIDE)
-    u_z = uq_dither(header.seed, z_shape, 1, header.soft_alpha) if header.uq else torch.zeros(z_shape)
-    tables = entropy.factorized_tables(net.entropy_bottleneck, header.zmin, header.zmax,
-                                       _z_offsets(header.uq, header.soft_alpha))
-    z_flat = entropy.decode_factorized(z_payload, tables, header.zmin, z_shape[2] * z_shape[3],
-                                       _z_levels(z_shape, header.uq, header.seed))
-    with torch.no_grad(), exact_backend():
-        z_symbols = torch.from_numpy(z_flat).reshape(z_shape)
-        z_hat = z_symbols.float() + z_medians(net.entropy_bottleneck) + u_z
-        sigma, mu = hyper_synthesis(net, z_hat)
-    idx, table = _sigma_idx(model, sigma)
-    if entropy.tables_crc(idx, tables) != header.tables_crc:
-        raise LrcodecError(
-            "decoder's probability tables differ from the encoder's (different model weights or "
-            "floating-point results on this machine); refusing to decode garbage")
-    y_shape = tuple(sigma.shape)
-    u_y = uq_dither(header.seed, y_shape, 0, header.soft_alpha) if header.uq else torch.zeros(y_shape)
-    y_flat = entropy.decode_gaussian(y_payload, header.ymin, header.ymax, table[idx], -u_y.double().numpy())
-    with torch.no_grad(), exact_backend():
-        y_symbols = torch.from_numpy(y_flat).reshape(y_shape)
-        y_hat = y_symbols.float() + mu + u_y
-        x_hat = net.g_s(y_hat)[:, :, : header.height, : header.width]
-    return Decoded(header, QuantizedLatents(y_symbols, z_symbols, y_hat, z_hat, sigma, mu, u_y), x_hat)
+    y_shape, z_shape = latent_shapes(header, model)
+    u_y, u_z = _dithers(y_shape, z_shape, header.uq, header.seed, header.soft_alpha)
+    z_groups, channels, z_offsets = u_z.groups(_channel_index(z_shape))
+    z_tables = model.exact.z_tables(channels, z_offsets, header.zmin, header.zmax)
+    z_symbols = entropy.decode(z_payload, z_groups, z_tables, header.zmin, "z").reshape(z_shape)
+    sigma_index, mu = model.exact.hyper(z_symbols, u_z.values)
+    if entropy.crc(sigma_index, z_tables) != header.tables_crc:
+        raise LrcodecError("this decoder computes other probabilities for the file than its encoder did "
+                           "(same model weights, so an incompatible lrcodec build wrote it)")
+    y_groups, sigma_levels, y_offsets = u_y.groups(sigma_index)
+    y_tables = model.exact.y_tables(sigma_levels, y_offsets, header.ymin, header.ymax)
+    y_symbols = entropy.decode(y_payload, y_groups, y_tables, header.ymin, "y").reshape(y_shape)
+    medians = model.exact.medians.reshape(1, -1, 1, 1)
+    return QuantizedLatents(
+        torch.from_numpy(y_symbols), torch.from_numpy(z_symbols),
+        torch.from_numpy(y_symbols + mu + u_y.values).float(), torch.from_numpy(z_symbols + medians + u_z.values).float(),
+        sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values).float())
 
 
 def decode_image(data: bytes, model: LoadedModel | None = None,

@@ -1,23 +1,15 @@
-"""Entropy coding of the integer symbols of z and y with constriction's range coder.
+"""Range coding of integer symbols with constriction, given integer frequency tables.
 
-* y: symbols k = round(y - mu) coded with a discretized Gaussian N(-u, sigma'^2) per symbol
-  (u = 0 without universal quantization), sigma' = the *table* value at or above sigma.
-* z: symbols k = round(z - m - u) coded with each channel's table of the factorized prior,
-  p_c(k) = c_c(m_c + k + u + 1/2) - c_c(m_c + k + u - 1/2), over the range [zmin, zmax]
-  that the file states (so any symbol the encoder meets fits, however unlikely).
-
-Why decoding cannot drift on float noise: the coder never sees a float computed by a
-network directly. sigma is replaced by an index into a fixed table (``SIGMA_TABLE``, built
-by repeated IEEE multiplication, hence identical everywhere) and the z probabilities are
-rounded to multiples of 2^-24 before constriction sees them. Both are hashed into the file
-(``tables_crc``); a decoder whose networks produce a different index or table stops with a
-clear error instead of decoding garbage.
+Symbols are coded in groups that share a table (``lrcodec.exact`` computes the tables): all
+symbols of the smallest group key first, each group in C order. For z a group is a (channel,
+dither level), for y a (sigma index, dither level). The decoder re-encodes what it decoded
+and requires the very same words, which proves that the range decoder ended exactly where
+each payload ends: trailing data, a short payload or other tables are errors, never an image.
 """
 
 from __future__ import annotations
 
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +18,8 @@ from .errors import LrcodecError
 
 SIGMA_LEVELS = 256  # 64 levels (CompressAI) cost +0.2% over exact sigma; 256 cost ~0.01%
 SIGMA_MAX = 256.0
-PROB_SCALE = float(1 << 24)
 SYMBOL_LIMIT = 32767  # symbol ranges are stored as int16
-Z_ALPHABET_LIMIT = 4096  # z tables are (channels x dither levels x alphabet): bound their memory
+ALPHABET_LIMIT = 4096  # tables are (groups x alphabet) for z and y: this bounds their memory
 
 
 def sigma_table(sigma_min: float = 0.11, levels: int = SIGMA_LEVELS, sigma_max: float = SIGMA_MAX) -> np.ndarray:
@@ -43,18 +34,11 @@ def sigma_table(sigma_min: float = 0.11, levels: int = SIGMA_LEVELS, sigma_max: 
     return out
 
 
-def sigma_indices(sigma: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Index of the smallest table value >= sigma (CompressAI rounds scales up the same way)."""
-    if not np.all(np.isfinite(sigma)):
-        raise LrcodecError("the model produced non-finite scales; cannot code this image")
-    return np.clip(np.searchsorted(table, sigma, side="left"), 0, len(table) - 1).astype(np.int32)
-
-
-def _crc(*arrays: np.ndarray) -> int:
-    crc = 0
+def crc(*arrays: np.ndarray) -> int:
+    value = 0
     for a in arrays:
-        crc = zlib.crc32(np.ascontiguousarray(a).tobytes(), crc)
-    return crc
+        value = zlib.crc32(np.ascontiguousarray(a).tobytes(), value)
+    return value
 
 
 def check_symbols(symbols: np.ndarray, what: str, alphabet_limit: int = 2 * SYMBOL_LIMIT + 1) -> None:
@@ -71,127 +55,71 @@ def symbol_range(symbols: np.ndarray) -> tuple[int, int]:
     return min(int(symbols.min()), -1), max(int(symbols.max()), 1)
 
 
-def gaussian_probabilities(symbols: np.ndarray, stds: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """Exact discretized Gaussian mass of each symbol (for the ideal information content)."""
-    from scipy.special import ndtr
+@dataclass
+class Groups:
+    """The coding order of a tensor's symbols: ``order[i]`` is the flat index coded i-th."""
 
-    v = np.abs(symbols - means)
-    return np.maximum(ndtr((0.5 - v) / stds) - ndtr((-0.5 - v) / stds), 1e-300)
+    order: np.ndarray
+    keys: np.ndarray  # the group keys present, ascending
+    counts: np.ndarray  # symbols per present key
 
-
-# --------------------------------------------------------------------------- y
+    @classmethod
+    def of(cls, keys: np.ndarray) -> "Groups":
+        keys = keys.ravel()
+        order = np.argsort(keys, kind="stable")
+        present, counts = np.unique(keys, return_counts=True)
+        return cls(order, present, counts)
 
 
 @dataclass
-class CodedTensor:
+class Coded:
     payload: bytes
-    lo: int
-    hi: int
-    crc: int  # hash of the probability tables used, checked by the decoder
-    bits_ideal: float  # -sum log2 P of the coded symbols under the coded model
+    bits_ideal: float  # -sum log2 P of the coded symbols under the coded tables
 
 
-def encode_gaussian(symbols: np.ndarray, stds: np.ndarray, means: np.ndarray) -> CodedTensor:
-    """Range-code int symbols with per-symbol discretized Gaussians N(means, stds^2)."""
+def _models(tables: np.ndarray) -> list:
     import constriction
 
-    symbols = symbols.astype(np.int32).ravel()
-    check_symbols(symbols, "y")
-    lo, hi = symbol_range(symbols)
-    stds, means = stds.astype(np.float64).ravel(), means.astype(np.float64).ravel()
+    return [constriction.stream.model.Categorical(row, perfect=False) for row in tables]
+
+
+def _encode_runs(runs: list[np.ndarray], models: list) -> np.ndarray:
+    import constriction
+
     enc = constriction.stream.queue.RangeEncoder()
-    if symbols.size:
-        family = constriction.stream.model.QuantizedGaussian(lo, hi)
-        enc.encode(symbols, family, means, stds)
-    bits = float(-np.log2(gaussian_probabilities(symbols, stds, means)).sum()) if symbols.size else 0.0
-    return CodedTensor(enc.get_compressed().tobytes(), lo, hi, 0, bits)
+    for run, model in zip(runs, models):
+        enc.encode(run, model)
+    return enc.get_compressed()
 
 
-def decode_gaussian(payload: bytes, lo: int, hi: int, stds: np.ndarray, means: np.ndarray) -> np.ndarray:
-    import constriction
-
-    stds, means = stds.astype(np.float64).ravel(), means.astype(np.float64).ravel()
-    if stds.size == 0:
-        return np.zeros(0, dtype=np.int32)
-    dec = constriction.stream.queue.RangeDecoder(_words(payload))
-    family = constriction.stream.model.QuantizedGaussian(lo, hi)
-    with _invalid_payload_is_an_error("y"):
-        return np.asarray(dec.decode(family, means, stds), dtype=np.int32)
-
-
-@contextmanager
-def _invalid_payload_is_an_error(name: str):
-    """constriction's range decoder raises AssertionError on data no encoder could have written
-    (reachable when a forged file carries a valid checksum): report it as a corrupted file."""
-    try:
-        yield
-    except (AssertionError, ValueError, RuntimeError) as e:
-        raise LrcodecError(f"corrupted bitstream: invalid {name} payload ({e})") from None
-
-
-def _words(payload: bytes) -> np.ndarray:
-    if len(payload) % 4:
-        raise LrcodecError("corrupted bitstream: payload length is not a multiple of 4")
-    return np.frombuffer(payload, dtype=np.uint32).copy()
-
-
-# --------------------------------------------------------------------------- z
-
-
-def factorized_tables(entropy_bottleneck, lo: int, hi: int, offsets: np.ndarray) -> np.ndarray:
-    """Probability tables, shape (C, L, hi-lo+1), for each channel c and dither level l:
-    p(k) = c_c(m_c + k + o_l + 1/2) - c_c(m_c + k + o_l - 1/2), rounded to 2^-24 steps."""
-    import torch
-
-    from .quantization import factorized_interval_likelihood, z_medians
-
-    C = entropy_bottleneck.channels
-    ks = torch.arange(lo, hi + 1, dtype=torch.float32)
-    off = torch.as_tensor(offsets, dtype=torch.float32)
-    with torch.no_grad():
-        m = z_medians(entropy_bottleneck).reshape(C, 1, 1)
-        centre = (m + off.reshape(1, -1, 1) + ks.reshape(1, 1, -1))  # (C, L, K)
-        centre = centre.reshape(1, C, -1, 1)
-        p = factorized_interval_likelihood(entropy_bottleneck, centre - 0.5, centre + 0.5)
-    p = p.reshape(C, len(offsets), -1).double().numpy()
-    return np.maximum(np.round(p * PROB_SCALE), 1.0) / PROB_SCALE
-
-
-def encode_factorized(symbols: np.ndarray, tables: np.ndarray, lo: int, levels: np.ndarray | None = None) -> CodedTensor:
-    """Code z symbols of shape (C, n) channel by channel (and dither level by level)."""
-    import constriction
-
-    C, n = symbols.shape
-    enc = constriction.stream.queue.RangeEncoder()
+def encode(symbols: np.ndarray, groups: Groups, tables: np.ndarray, lo: int) -> Coded:
+    """Code symbols (any shape, values in lo..lo+K-1) with ``tables[g]``, shape (groups, K)."""
+    stream = (symbols.ravel()[groups.order] - lo).astype(np.int32)
+    runs = np.split(stream, np.cumsum(groups.counts)[:-1])
+    words = _encode_runs(runs, _models(tables))
     bits = 0.0
-    for c in range(C):
-        for lvl in range(tables.shape[1]):
-            sel = symbols[c] if levels is None else symbols[c][levels[c] == lvl]
-            if sel.size == 0:
-                continue
-            table = tables[c, lvl]
-            enc.encode((sel - lo).astype(np.int32), constriction.stream.model.Categorical(table, perfect=False))
-            bits += float(-np.log2(table[sel - lo] / table.sum()).sum())
-    return CodedTensor(enc.get_compressed().tobytes(), lo, lo + tables.shape[2] - 1, _crc(tables), bits)
+    for run, table in zip(runs, tables):
+        bits -= float(np.log2(table[run] / table.sum()).sum())
+    return Coded(words.astype("<u4").tobytes(), bits)
 
 
-def decode_factorized(payload: bytes, tables: np.ndarray, lo: int, n: int, levels: np.ndarray | None = None) -> np.ndarray:
+def decode(payload: bytes, groups: Groups, tables: np.ndarray, lo: int, name: str) -> np.ndarray:
+    """The flat int32 symbols that ``encode`` coded into ``payload`` (verified by re-encoding)."""
     import constriction
 
-    C = tables.shape[0]
-    out = np.zeros((C, n), dtype=np.int32)
-    dec = constriction.stream.queue.RangeDecoder(_words(payload))
-    for c in range(C):
-        for lvl in range(tables.shape[1]):
-            mask = np.ones(n, dtype=bool) if levels is None else levels[c] == lvl
-            count = int(mask.sum())
-            if count == 0:
-                continue
-            model = constriction.stream.model.Categorical(tables[c, lvl], perfect=False)
-            with _invalid_payload_is_an_error("z"):
-                out[c, mask] = np.asarray(dec.decode(model, count), dtype=np.int32) + lo
+    if len(payload) % 4:
+        raise LrcodecError(f"corrupted lrcodec file ({name} payload length is not a multiple of 4)")
+    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    models = _models(tables)
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    runs = []
+    try:
+        for count, model in zip(groups.counts, models):
+            runs.append(np.asarray(decoder.decode(model, int(count)), dtype=np.int32))
+    except (AssertionError, ValueError, RuntimeError):
+        raise LrcodecError(f"invalid lrcodec file (its {name} payload is not a range-coder stream this model wrote)") from None
+    if not np.array_equal(_encode_runs(runs, models), words):
+        raise LrcodecError(f"invalid lrcodec file (its {name} payload does not end where its symbols end)")
+    out = np.empty(int(groups.counts.sum()), dtype=np.int32)
+    out[groups.order] = np.concatenate(runs) + lo if runs else np.zeros(0, np.int32)
     return out
-
-
-def tables_crc(sigma_idx: np.ndarray, z_tables: np.ndarray) -> int:
-    return _crc(sigma_idx.astype(np.int32), z_tables)

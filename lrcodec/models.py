@@ -48,10 +48,23 @@ class LoadedModel:
     arch: str
     card: dict = field(default_factory=dict)
     model_id: bytes = b""  # 8 bytes of SHA-256 over the weights, written into every file
+    _exact: Any = field(default=None, repr=False, compare=False)
 
     @property
     def mean_scale(self) -> bool:
         return self.arch == "mean-scale"
+
+    @property
+    def exact(self):
+        """The exact entropy model (``lrcodec.exact``), built on first use: the part of the
+        codec that a file's symbols depend on, identical on every machine."""
+        if self._exact is None:
+            from .entropy import sigma_table
+            from .exact import ExactEntropyModel
+
+            self._exact = ExactEntropyModel(self.net, sigma_table(self.card.get("sigma_min", SIGMA_MIN)),
+                                            is_mean_scale(self.net))
+        return self._exact
 
 
 def build_network(arch: str, N: int, M: int):

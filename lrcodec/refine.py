@@ -133,8 +133,8 @@ def _true_loss(model, y, z, x, H, W, lmbda, quantizer: dict):
     with torch.no_grad():
         x_hat = model.net.g_s(q.y_hat)[:, :, :H, :W].clamp(0, 1)
         mse = F.mse_loss(x_hat, x).item()
-        v = q.y_hat - q.mu
-        bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, q.sigma)).sum()
+        v = q.y_hat - q.mu.float()
+        bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, q.sigma.float())).sum()
         eb = model.net.entropy_bottleneck
         bits = bits - torch.log2(factorized_interval_likelihood(eb, q.z_hat - 0.5, q.z_hat + 0.5)).sum()
     bpp = bits.item() / (H * W)
@@ -143,9 +143,7 @@ def _true_loss(model, y, z, x, H, W, lmbda, quantizer: dict):
 
 def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: LoadedModel) -> tuple[float, float]:
     """(R-D loss from the real file size and the real decoded 8-bit pixels, PSNR)."""
-    with torch.no_grad(), codec.exact_backend():
-        x_hat = model.net.g_s(result.latents.y_hat)[:, :, : x.shape[2], : x.shape[3]]
-    decoded = (x_hat.clamp(0, 1) * 255).round() / 255
+    decoded = codec.synthesise(model, result.latents.y_hat, x.shape[2], x.shape[3]).float() / 255
     mse = F.mse_loss(decoded, x).item()
     return lmbda * 255**2 * mse + result.bpp, 10 * math.log10(1 / max(mse, 1e-12))
 

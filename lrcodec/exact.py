@@ -1,0 +1,343 @@
+"""The exact entropy-parameter path: everything that decides a symbol's probability, computed
+so that it is bit-identical on every machine (docs/format.md, "Why every machine decodes").
+
+Two kinds of arithmetic are used, and nothing else:
+
+* **Integers** (fixed point) for the hyper-synthesis h_s, after Ballé, Johnston & Minnen,
+  "Integer networks for data compression with latent-variable models" (ICLR 2019): weights
+  are rounded to integers at load time, activations carry ``ACT_BITS`` fraction bits and are
+  saturated to +-``ACT_LIMIT``, and each layer accumulates exact integer sums. The sums are
+  held in float64 so that PyTorch's BLAS-backed convolutions can compute them, and every
+  layer's weights are scaled so that any partial sum stays below 2**50 in magnitude: all
+  products and partial sums are then integers that float64 represents exactly, so the
+  result is the integer result whatever the summation order, SIMD width, FMA use, thread
+  count or BLAS (``tests/test_exact.py`` compares it with an int64 evaluation).
+* **IEEE-754 basic operations** (+ - * /, floor, rint, ldexp, frexp, comparisons) on float64
+  in a fixed order, for the learned CDF of z and the Gaussian of y. IEEE 754 requires these
+  to be correctly rounded, so a conforming machine cannot give another result. exp, log and
+  erfc are therefore written here from those operations instead of calling the platform's
+  libm (whose last bits differ between glibc, macOS, numpy's SIMD loops and GPUs). Sums are
+  written out term by term, never left to ``np.sum`` or a matmul.
+
+Probabilities leave this module as integer frequencies (``quantize_pmf``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+ACT_BITS = 16  # fraction bits of every fixed-point activation (and of sigma and mu)
+ACT_LIMIT = 256  # activations saturate at +-ACT_LIMIT (real units; trained models stay below 100)
+SLOPE_BITS = 24  # the leaky ReLU slope as an integer out of 2**SLOPE_BITS
+SUM_LIMIT = 2.0**50  # any partial sum stays below this; float64 is exact to 2**53
+WEIGHT_BITS_MAX = 24  # weight fraction bits, lowered per layer until SUM_LIMIT holds
+PROB_BITS = 24  # probabilities are integer frequencies out of about 2**24
+
+# ---------------------------------------------------------------- elementary functions
+
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm's split of ln 2: _LN2_HI has 32 significant
+_LN2_LO = 1.90821492927058770002e-10  # bits, so n * _LN2_HI is exact for |n| < 2**21
+_INV_LN2 = 1.44269504088896338700e00
+_EXP_COEFFS = [1.0 / math.factorial(k) for k in range(14)]  # Taylor to r**13: error < 1e-17
+_LOG_COEFFS = [1.0 / k for k in range(1, 26, 2)]  # 2 atanh(s) = 2 (s + s**3/3 + ...)
+_INV_SQRT_PI = 0.56418958354775628695
+_INV_SQRT2 = 0.70710678118654752440
+
+
+def exp(x: np.ndarray) -> np.ndarray:
+    """e**x: x = n ln2 + r with |r| <= ln2/2 (Cody-Waite), Taylor series of e**r, times 2**n."""
+    x = np.clip(np.asarray(x, dtype=np.float64), -745.0, 709.0)
+    n = np.rint(x * _INV_LN2)
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    p = np.full_like(r, _EXP_COEFFS[-1])
+    for c in reversed(_EXP_COEFFS[:-1]):
+        p = p * r + c
+    return np.ldexp(p, n.astype(np.int64))
+
+
+def log(x: np.ndarray) -> np.ndarray:
+    """ln x for x > 0: x = m 2**e with m in [1/sqrt2, sqrt2), ln m = 2 atanh((m-1)/(m+1))."""
+    m, e = np.frexp(np.asarray(x, dtype=np.float64))
+    low = m < _INV_SQRT2
+    m = np.where(low, m * 2.0, m)
+    e = (e - low).astype(np.float64)
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    p = np.full_like(s, _LOG_COEFFS[-1])
+    for c in reversed(_LOG_COEFFS[:-1]):
+        p = p * s2 + c
+    return e * _LN2_HI + (e * _LN2_LO + 2.0 * s * p)
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    e = exp(-2.0 * np.abs(x))
+    return np.sign(x) * ((1.0 - e) / (1.0 + e))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    e = exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return np.maximum(x, 0.0) + log(1.0 + exp(-np.abs(x)))
+
+
+def erfc(x: np.ndarray) -> np.ndarray:
+    """Complementary error function, relative error < 1e-13 where it matters here.
+
+    |x| < 3: 1 - erf with erf(x) = 2/sqrt(pi) e**-x**2 sum_n (2x**2)**n x / (2n+1)!! (all
+    terms positive, no cancellation); |x| >= 3: the continued fraction
+    erfc(x) = e**-x**2 / sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))), 100 levels."""
+    x = np.asarray(x, dtype=np.float64)
+    a = np.abs(x)
+    g = exp(-a * a)
+    small = np.minimum(a, 3.0)
+    term, total, two_x2 = small.copy(), small.copy(), 2.0 * small * small
+    for n in range(1, 90):
+        term = term * two_x2 / (2 * n + 1)
+        total = total + term
+    erfc_small = 1.0 - 2.0 * _INV_SQRT_PI * g * total
+    big = np.maximum(a, 3.0)
+    f = big.copy()
+    for k in range(100, 0, -1):
+        f = big + (0.5 * k) / f
+    erfc_big = g * _INV_SQRT_PI / f
+    result = np.where(a < 3.0, erfc_small, erfc_big)
+    return np.where(x < 0, 2.0 - result, result)
+
+
+def upper_tail(t: np.ndarray) -> np.ndarray:
+    """P(T > t) for a standard normal T."""
+    return 0.5 * erfc(np.asarray(t, dtype=np.float64) * _INV_SQRT2)
+
+
+def quantize_pmf(p: np.ndarray) -> np.ndarray:
+    """Integer frequencies (as float64) out of 2**PROB_BITS, at least 1 so every symbol codes."""
+    return np.maximum(np.rint(p * 2.0**PROB_BITS), 1.0)
+
+
+# ---------------------------------------------------------------- y: discretized Gaussian
+
+
+def gaussian_pmf(sigmas: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Probabilities of k in lo..hi under N(-offset, sigma**2) discretized to unit bins,
+    shape (len(sigmas), hi-lo+1): P(k) = Q((k-1/2+o)/s) - Q((k+1/2+o)/s), evaluated on the
+    tail nearer the bin so that small masses keep their precision."""
+    k = np.arange(lo, hi + 1, dtype=np.float64)[None, :]
+    s, o = np.asarray(sigmas, np.float64)[:, None], np.asarray(offsets, np.float64)[:, None]
+    a, b = (k - 0.5 + o) / s, (k + 0.5 + o) / s
+    right = (a + b) > 0
+    return np.where(right, upper_tail(a) - upper_tail(b), upper_tail(-b) - upper_tail(-a))
+
+
+# ---------------------------------------------------------------- z: the learned factorized CDF
+
+
+@dataclass
+class FactorizedPrior:
+    """CompressAI's EntropyBottleneck CDF (Ballé et al. 2018, appendix 6.1) in float64, with
+    its parameter transforms (softplus of the matrices, tanh of the factors) done once."""
+
+    layers: list  # (matrix (C, out, in), bias (C, out), factor (C, out) or None)
+    medians: np.ndarray  # (C,) float64
+
+    @classmethod
+    def of(cls, entropy_bottleneck) -> "FactorizedPrior":
+        eb = entropy_bottleneck
+        n = len(eb.filters) + 1
+        layers = []
+        for i in range(n):
+            matrix = softplus(_f64(eb.matrices[i]))
+            bias = _f64(eb.biases[i])[..., 0]
+            factor = tanh(_f64(eb.factors[i]))[..., 0] if i < n - 1 else None
+            layers.append((matrix, bias, factor))
+        return cls(layers, _f64(eb.quantiles[:, 0, 1]))
+
+    def logits(self, t: np.ndarray, channels: np.ndarray) -> np.ndarray:
+        """Logit of the CDF at t, shape (R, n), row r under channel ``channels[r]``; sums are
+        written out term by term."""
+        x = t[:, None, :]
+        for matrix, bias, factor in self.layers:
+            matrix, bias = matrix[channels], bias[channels]
+            out = matrix[:, :, 0:1] * x[:, 0:1, :]
+            for j in range(1, matrix.shape[2]):
+                out = out + matrix[:, :, j : j + 1] * x[:, j : j + 1, :]
+            out = out + bias[:, :, None]
+            if factor is not None:
+                out = out + factor[channels][:, :, None] * tanh(out)
+            x = out
+        return x[:, 0, :]
+
+    def pmf(self, channels: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """P(k) = c(m + k + o + 1/2) - c(m + k + o - 1/2) for k in lo..hi, one row per
+        (channel, offset) pair; shape (len(channels), hi-lo+1)."""
+        edges = np.arange(lo, hi + 2, dtype=np.float64) - 0.5
+        t = (self.medians[channels] + np.asarray(offsets, np.float64))[:, None] + edges[None, :]
+        logits = self.logits(t, channels)
+        lower, upper = logits[:, :-1], logits[:, 1:]
+        flip = np.where(lower + upper > 0, -1.0, 1.0)  # use the tail nearer the bin
+        return np.abs(sigmoid(flip * upper) - sigmoid(flip * lower))
+
+
+def _f64(t) -> np.ndarray:
+    return t.detach().cpu().double().numpy()
+
+
+# ---------------------------------------------------------------- h_s in integers
+
+
+@dataclass
+class IntegerLayer:
+    kind: str  # "conv" or "deconv"
+    weight: "torch.Tensor"  # float64 holding integers: round(w * 2**weight_bits)
+    bias: "torch.Tensor"  # float64 integers: round(b * 2**(weight_bits + ACT_BITS))
+    weight_bits: int
+    stride: int
+    padding: int
+    output_padding: int
+    activation: str  # "none", "relu" or "leaky"
+    slope: int = 0  # leaky ReLU slope as an integer out of 2**SLOPE_BITS
+
+
+class IntegerHyperSynthesis:
+    """h_s of a trained hyperprior as an integer network (module docstring). Built from the
+    float weights by rounding, which is exact arithmetic, so a zoo or checkpoint model
+    converted at load time gives the same integers on every machine."""
+
+    def __init__(self, h_s):
+        import torch
+
+        layers: list[IntegerLayer] = []
+        modules = list(h_s)
+        for i, module in enumerate(modules):
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                deconv = isinstance(module, torch.nn.ConvTranspose2d)
+                nxt = modules[i + 1] if i + 1 < len(modules) else None
+                activation, slope = "none", 0
+                if isinstance(nxt, torch.nn.LeakyReLU):
+                    activation, slope = "leaky", int(round(nxt.negative_slope * 2**SLOPE_BITS))
+                elif isinstance(nxt, torch.nn.ReLU):
+                    activation = "relu"
+                layers.append(_integer_layer(module, deconv, activation, slope))
+            elif not isinstance(module, (torch.nn.ReLU, torch.nn.LeakyReLU)):
+                raise ValueError(f"no integer form for {type(module).__name__} in h_s")
+        self.layers = layers
+
+    def __call__(self, z_fixed: "torch.Tensor") -> "torch.Tensor":
+        """h_s of a fixed-point z (float64 integers, ACT_BITS fraction bits) -> fixed-point output."""
+        x = _saturate(z_fixed)
+        for layer in self.layers:
+            x = _run_layer(layer, x)
+        return x
+
+    def reference(self, z_fixed: "torch.Tensor") -> "torch.Tensor":
+        """The same network in int64 arithmetic (slower): the definition the float64 path must equal."""
+        x = _saturate(z_fixed).long()
+        for layer in self.layers:
+            x = _run_layer(layer, x)
+        return x.double()
+
+
+def _integer_layer(module, deconv: bool, activation: str, slope: int) -> IntegerLayer:
+    import torch
+
+    w = module.weight.detach().cpu().double()
+    b = module.bias.detach().cpu().double()
+    in_limit = ACT_LIMIT * 2**ACT_BITS
+    # Sum of |weights| feeding one output: conv weight is [out, in, k, k], deconv [in, out, k, k].
+    l1_dims = (1, 2, 3) if not deconv else (0, 2, 3)
+    for bits in range(WEIGHT_BITS_MAX, -1, -1):
+        wi = torch.round(w * 2.0**bits)
+        bi = torch.round(b * 2.0 ** (bits + ACT_BITS))
+        worst = in_limit * wi.abs().sum(l1_dims).max().item() + bi.abs().max().item() + 2.0**bits
+        if worst < SUM_LIMIT:
+            break
+    else:  # pragma: no cover - needs weights of magnitude ~2**22
+        raise ValueError("h_s weights too large for the integer network")
+    return IntegerLayer("deconv" if deconv else "conv", wi, bi, bits, module.stride[0], module.padding[0],
+                        module.output_padding[0] if deconv else 0, activation, slope)
+
+
+def _run_layer(layer: IntegerLayer, x):
+    """One layer: exact integer convolution, rounding back to ACT_BITS (half up), saturation
+    to +-ACT_LIMIT, activation. Works on float64 holding integers and on int64 alike."""
+    import torch
+    import torch.nn.functional as F
+
+    integer = not x.is_floating_point()
+    w, b = (layer.weight.long(), layer.bias.long()) if integer else (layer.weight, layer.bias)
+    if layer.kind == "deconv":
+        acc = F.conv_transpose2d(x, w, stride=layer.stride, padding=layer.padding,
+                                 output_padding=layer.output_padding)
+    else:
+        acc = F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
+    acc = acc + b.reshape(1, -1, 1, 1)
+    out = _floor_shift(acc + 2 ** (layer.weight_bits - 1) if layer.weight_bits else acc, layer.weight_bits)
+    out = _saturate(out)
+    if layer.activation == "relu":
+        out = out.clamp_min(0)
+    elif layer.activation == "leaky":
+        out = torch.where(out < 0, _floor_shift(out * layer.slope, SLOPE_BITS), out)
+    return out
+
+
+def _saturate(x):
+    limit = ACT_LIMIT * 2**ACT_BITS
+    return x.clamp(-limit, limit)
+
+
+def _floor_shift(x, bits: int):
+    """floor(x / 2**bits), exact for integers in int64 and in float64 (< 2**53) alike."""
+    import torch
+
+    if not x.is_floating_point():
+        return torch.div(x, 2**bits, rounding_mode="floor")
+    return torch.floor(x * 2.0**-bits)
+
+
+# ---------------------------------------------------------------- a model's exact entropy model
+
+
+class ExactEntropyModel:
+    """Everything a file's symbols depend on, for one model: z tables, (sigma index, mu) from
+    z, y tables. Built once per model from its float weights (exact conversions only)."""
+
+    def __init__(self, net, sigma_table: np.ndarray, mean_scale: bool):
+        self.prior = FactorizedPrior.of(net.entropy_bottleneck)
+        self.h_s = IntegerHyperSynthesis(net.h_s)
+        self.sigma_table = sigma_table
+        self.mean_scale = mean_scale
+
+    @property
+    def medians(self) -> np.ndarray:
+        return self.prior.medians
+
+    def z_tables(self, channels: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        return quantize_pmf(self.prior.pmf(channels, offsets, lo, hi))
+
+    def y_tables(self, sigma_indices: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        return quantize_pmf(gaussian_pmf(self.sigma_table[sigma_indices], offsets, lo, hi))
+
+    def hyper(self, z_symbols: np.ndarray, z_offsets: np.ndarray, tile: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma index int32, mu float64) of y, each (1, M, 4h, 4w), from the z symbols and
+        their dither offsets, shape (1, N, h, w). Tiled (exact: integers do not care)."""
+        import torch
+
+        from .tiling import tiled
+
+        z = z_symbols.astype(np.float64) + self.medians.reshape(1, -1, 1, 1) + z_offsets
+        z_fixed = torch.from_numpy(np.rint(z * 2.0**ACT_BITS))
+        out = tiled(self.h_s, z_fixed, up=4, tile=tile, halo=3).numpy() * 2.0**-ACT_BITS
+        if self.mean_scale:
+            sigma, mu = np.split(out, 2, axis=1)
+        else:
+            sigma, mu = out, np.zeros_like(out)
+        idx = np.searchsorted(self.sigma_table, sigma.ravel(), side="left")
+        idx = np.clip(idx, 0, len(self.sigma_table) - 1).astype(np.int32).reshape(sigma.shape)
+        return idx, mu
