@@ -11,6 +11,10 @@ from . import bitstream, entropy
 from .errors import LrcodecError
 
 
+NOT_HERE = ("this file has lrcodec format version 1, whose probabilities came from floating-point networks, "
+            "and this machine computes them differently; decode it where it was made, then re-encode it")
+
+
 def _float_z_tables(entropy_bottleneck, lo: int, hi: int, offsets: np.ndarray) -> np.ndarray:
     """Format 1's z tables, (C, L, K): the float CDF's interval masses rounded to 2^-24."""
     import torch
@@ -42,8 +46,11 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     tables = _float_z_tables(net.entropy_bottleneck, header.zmin, header.zmax, u_z.offsets)
     groups, channels, _ = u_z.groups(_channel_index(z_shape))
     L = len(u_z.offsets)
-    z_symbols = entropy.decode(z_payload, groups, tables.reshape(-1, tables.shape[2])[groups.keys],
-                               header.zmin, "z").reshape(z_shape)
+    try:
+        z_symbols = entropy.decode(z_payload, groups, tables.reshape(-1, tables.shape[2])[groups.keys],
+                                   header.zmin, "z").reshape(z_shape)
+    except LrcodecError:
+        raise LrcodecError(NOT_HERE) from None
     medians = net.entropy_bottleneck.quantiles[:, 0, 1].detach().reshape(1, -1, 1, 1)
     with torch.no_grad(), native_kernels():
         z_hat = torch.from_numpy(z_symbols).float() + medians + torch.from_numpy(u_z.values).float()
@@ -52,9 +59,7 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     sigma_index = np.clip(np.searchsorted(table, sigma.double().numpy().ravel()), 0, len(table) - 1)
     sigma_index = sigma_index.astype(np.int32).reshape(sigma.shape)
     if entropy.crc(sigma_index, tables) != header.tables_crc:
-        raise LrcodecError(
-            "this file has lrcodec format version 1, whose probabilities came from floating-point networks, "
-            "and this machine computes them differently; decode it where it was made (lrcodec 0.1)")
+        raise LrcodecError(NOT_HERE)
     u = u_y.values
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(y_payload, dtype="<u4").astype(np.uint32))
     family = constriction.stream.model.QuantizedGaussian(header.ymin, header.ymax)

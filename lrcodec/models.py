@@ -190,14 +190,16 @@ def load_zoo(name: str, quality: int) -> LoadedModel:
     return _finish(net, card["name"], ZOO_NAMES[name], card)
 
 
-def shipped_models() -> list[dict]:
-    """Model cards of the shipped models, lowest rate first."""
+def shipped_models(current_only: bool = True) -> list[dict]:
+    """Model cards of the shipped models, lowest rate first: the current set (what --quality
+    picks), or with ``current_only=False`` also the retired ones, which stay for decoding."""
     cards = []
     for card_path in sorted(models_dir().glob("*.json")):
         if card_path.with_suffix(".safetensors").exists():
             card = json.loads(card_path.read_text())
             card.setdefault("name", card_path.stem)
-            cards.append(card)
+            if card.get("current", True) or not current_only:
+                cards.append(card)
     return sorted(cards, key=lambda c: c.get("lmbda", 0.0))
 
 
@@ -217,7 +219,7 @@ def load_model(name: str | None = None, quality: int | None = None) -> LoadedMod
         return load_checkpoint(path)
     cards = shipped_models()
     if name:
-        for card in cards:
+        for card in shipped_models(current_only=False):
             if card["name"] == name:
                 return load_safetensors(models_dir() / f"{name}.safetensors", card)
         known = ", ".join([c["name"] for c in cards] + list(ZOO_NAMES))
@@ -232,8 +234,8 @@ def load_model(name: str | None = None, quality: int | None = None) -> LoadedMod
 
 
 def find_model_by_id(model_id: bytes) -> LoadedModel:
-    """The shipped model whose weights hash to ``model_id`` (cards cache the id)."""
-    cards = shipped_models()
+    """The shipped model, current or retired, whose weights hash to ``model_id`` (cards cache the id)."""
+    cards = shipped_models(current_only=False)
     for card in sorted(cards, key=lambda c: c.get("model_id") != model_id.hex()):
         if card.get("model_id") not in (None, model_id.hex()):
             continue

@@ -1,0 +1,182 @@
+"""Files decode the same everywhere: golden files, released models, and decoding under other
+arithmetic (CPU kernels without SIMD, oneDNN, thread counts, float64 transforms)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lrcodec import bitstream, codec, exact, models
+from lrcodec.errors import LrcodecError
+from lrcodec.probe import latent_digest, pixel_digest
+
+GOLDEN = Path(__file__).parent / "golden"
+MANIFEST = json.loads((GOLDEN / "golden.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_golden_file_decodes_to_its_digests(name):
+    """Any change to tables, coder order, header parsing or released weights fails here."""
+    expected = MANIFEST[name]
+    data = (GOLDEN / name).read_bytes()
+    assert len(data) == expected["bytes"]
+    decoded = codec.decode_latents(data)
+    assert decoded.header.version == expected["format_version"]
+    assert decoded.header.refined == expected["refined"]
+    assert decoded.header.model_id.hex() == expected["model_id"]
+    assert latent_digest(decoded.latents) == expected["latents_sha256"]
+    assert pixel_digest(decoded.pixels) == expected["pixels_sha256"]
+
+
+def test_every_released_model_has_golden_files_and_stays_decodable():
+    """A model id that has shipped is never orphaned: every card in models/ (current or retired)
+    has golden files, and every id a golden file names is still found by id."""
+    released = {e["model_id"] for e in MANIFEST.values()}
+    shipped = {c["model_id"] for c in models.shipped_models(current_only=False)}
+    assert shipped <= released, f"models without golden files: {shipped - released}"
+    for model_id in released:
+        assert models.find_model_by_id(bytes.fromhex(model_id)).model_id.hex() == model_id
+    options = {(e["model"], e["option"]) for e in MANIFEST.values() if e["format_version"] == bitstream.VERSION}
+    for card in models.shipped_models(current_only=False):
+        assert {(card["name"], o) for o in ("plain", "uq", "refined")} <= options
+
+
+def _probe(files: list[str], **env) -> dict:
+    out = subprocess.run([sys.executable, "-m", "lrcodec.probe", *files], capture_output=True, text=True,
+                         env={**os.environ, **env}, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("capability", ["default", "avx2"])
+def test_latents_are_identical_under_other_arithmetic(capability):
+    """Decoded in a process with other CPU kernels (no SIMD / AVX2), with 1 and 2 threads, with
+    oneDNN for every transform and with float64 transforms: the latents are bit-identical to the
+    golden digests. Pixels come from the float g_s and may differ there (bench/portability.py)."""
+    names = ["lrc-mshp-q3-plain.lrc", "lrc-mshp-q6-uq.lrc", "lrc-mshp-q1-refined.lrc", "v1-lrc-mshp-q3-plain.lrc"]
+    files = [str(GOLDEN / n) for n in names]
+    results = _probe(files, ATEN_CPU_CAPABILITY=capability)
+    assert set(results) == {"threads-1", "threads-2", "onednn", "float64"}
+    for variant, by_file in results.items():
+        for name, path in zip(names, files):
+            got = by_file[path]
+            if name.startswith("v1-"):
+                # Format 1's float probabilities (and its float mu) hold only where they were
+                # made: elsewhere the file decodes or is refused naming its format, never garbage.
+                assert "latents" in got or "format version 1" in got["error"], got
+                continue
+            assert got.get("latents") == MANIFEST[name]["latents_sha256"], (variant, name, got)
+    for name, path in zip(names[:3], files):
+        assert results["threads-1"][path]["pixels"] == results["threads-2"][path]["pixels"], name
+
+
+def test_integer_network_equals_its_int64_definition(tiny_model, tiny_scale_model):
+    """The float64 fast path of h_s is the int64 network, including at saturated inputs."""
+    for model in (tiny_model, tiny_scale_model):
+        h_s = model.exact.h_s
+        z = torch.randint(-40, 40, (1, 16, 7, 9)).double() * 2**exact.ACT_BITS
+        z[0, 0, 0, 0] = 1e9  # beyond ACT_LIMIT: saturates identically on both paths
+        assert torch.equal(h_s(z), h_s.reference(z))
+
+
+def test_exact_hyper_synthesis_is_the_trained_one(tiny_model):
+    """The integer h_s computes what the float one does (to ~1e-3) and the tiled evaluation
+    of a large latent is exactly the untiled one."""
+    net, em = tiny_model.net, tiny_model.exact
+    z = torch.randint(-6, 6, (1, 16, 40, 36)).numpy()
+    idx, mu = em.hyper(z, np.zeros(z.shape))
+    idx_tiled, mu_tiled = em.hyper(z, np.zeros(z.shape), tile=8)
+    assert np.array_equal(idx, idx_tiled) and np.array_equal(mu, mu_tiled)
+    z_hat = torch.from_numpy(z + em.medians.reshape(1, -1, 1, 1)).double()
+    sigma_float, mu_float = copy.deepcopy(net.h_s).double()(z_hat).chunk(2, 1)
+    assert np.abs(mu - mu_float.detach().numpy()).max() < 2e-3
+    table = em.sigma_table
+    float_idx = np.clip(np.searchsorted(table, sigma_float.detach().numpy().ravel()), 0, 255)
+    assert np.mean(float_idx == idx.ravel()) > 0.95
+
+
+def test_elementary_functions_match_the_reference_libraries():
+    from scipy import special
+
+    x = np.linspace(-700, 700, 20001)
+    assert np.max(np.abs(exact.exp(x) / np.exp(x) - 1)) < 1e-15
+    assert np.max(np.abs(exact.log(np.exp(x)) - x)) < 1e-12
+    t = np.linspace(-9, 26, 20001)
+    assert np.max(np.abs(exact.erfc(t) / special.erfc(t) - 1)) < 1e-9
+    assert np.max(np.abs(exact.tanh(t) - np.tanh(t))) < 1e-15
+    assert np.max(np.abs(exact.softplus(t) - np.logaddexp(0, t))) < 1e-14
+
+
+def test_factorized_tables_are_the_trained_prior(tiny_model):
+    from lrcodec.quantization import factorized_interval_likelihood
+
+    eb = tiny_model.net.entropy_bottleneck
+    C = eb.channels
+    p = tiny_model.exact.prior.pmf(np.arange(C), np.zeros(C), -8, 8)
+    centre = (torch.from_numpy(tiny_model.exact.medians)[:, None] + torch.arange(-8, 9)).reshape(1, C, -1, 1).float()
+    expected = factorized_interval_likelihood(eb, centre - 0.5, centre + 0.5).reshape(C, -1).double().numpy()
+    assert np.abs(p - expected).max() < 1e-6
+
+
+def test_tiled_transforms_equal_untiled(tiny_model, monkeypatch):
+    from conftest import photo_like
+
+    image = photo_like(200, 136, seed=13)
+    whole = codec.encode_image(image, tiny_model)
+    monkeypatch.setattr(codec, "TILE", 64)
+    tiled = codec.encode_image(image, tiny_model)
+    assert tiled.data == whole.data
+    decoded = codec.decode_latents(whole.data, tiny_model)
+    assert decoded.pixels.shape == (1, 3, 136, 200)
+    monkeypatch.setattr(codec, "TILE", 10_000)
+    untiled = codec.decode_latents(whole.data, tiny_model)
+    assert (decoded.pixels.int() - untiled.pixels.int()).abs().max() <= 1
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _forge(data: bytes, z: bytes | None = None, y: bytes | None = None) -> bytes:
+    """The file with other payloads, header lengths and CRC made consistent with them."""
+    header = bitstream.parse_header(data)
+    z0, y0 = bitstream.payloads(data, header)
+    z, y = z0 if z is None else z, y0 if y is None else y
+    body = bytearray(data[: bitstream.HEADER_SIZE])
+    struct.pack_into("<II", body, 40, len(z), len(y))
+    return _with_crc(bytes(body) + z + y)
+
+
+def test_payload_must_end_where_its_symbols_end(tiny_model):
+    from conftest import photo_like
+
+    data = codec.encode_image(photo_like(64, 64, seed=1), tiny_model).data
+    z, y = bitstream.payloads(data, bitstream.parse_header(data))
+    assert codec.decode_image(_forge(data), tiny_model).size == (64, 64)
+    for name, forged in {"y": _forge(data, y=y + b"\0\0\0\0"), "z": _forge(data, z=z + b"\1\0\0\0"),
+                         "y ": _forge(data, y=y[:-4])}.items():
+        with pytest.raises(LrcodecError, match=f"its {name.strip()} payload"):
+            codec.decode_image(forged, tiny_model)
+
+
+def test_errors_name_the_format_version(tiny_model):
+    from conftest import photo_like
+
+    data = bytearray(codec.encode_image(photo_like(64, 64), tiny_model).data)
+    data[3] = 3
+    with pytest.raises(LrcodecError, match="format version 3 is newer"):
+        codec.decode_image(_with_crc(bytes(data[:-4])), tiny_model)
+    data[3] = 2
+    struct.pack_into("<I", data, 36, 12345)  # tables CRC of another encoder
+    with pytest.raises(LrcodecError, match="other probabilities.*incompatible lrcodec build"):
+        codec.decode_image(_with_crc(bytes(data[:-4])), tiny_model)
