@@ -9,7 +9,6 @@ cropped back after decoding; only the real pixels count in bpp.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,22 +23,6 @@ from .tiling import tiled
 STRIDE = 64
 TILE = 1024  # pixels per tile side for g_a and g_s (64 latents); larger images are tiled
 HALO = 64  # pixels of context around a tile: more than either transform's receptive field
-
-
-@contextmanager
-def native_kernels():
-    """Run the float transforms on PyTorch's native convolution kernels instead of oneDNN:
-    measured here, oneDNN's results change with the thread count, the native ones do not, so
-    a decoded image is the same whatever the number of threads. (The file's symbols never
-    depend on this: they come from ``lrcodec.exact``.)"""
-    import torch
-
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
 
 
 @dataclass
@@ -120,12 +103,15 @@ def analyse(model: LoadedModel, x):
 
 
 def synthesise(model: LoadedModel, y_hat, height: int, width: int):
-    """8-bit pixels (uint8, (1, 3, height, width)) from y_hat; g_s runs tile by tile."""
+    """8-bit pixels (uint8, (1, 3, height, width)) from y_hat; g_s runs tile by tile.
+
+    The one float step of decoding: its pixels may differ by a level between machines, kernels
+    or thread counts (bench/portability.py measures how often), never the latents."""
     import torch
 
     net = model.net
     dtype = next(net.parameters()).dtype
-    with torch.no_grad(), native_kernels():
+    with torch.no_grad():
         pixels = tiled(lambda t: to_pixels(net.g_s(t.to(dtype))), y_hat, up=16, tile=TILE // 16, halo=HALO // 16)
     return pixels[:, :, :height, :width]
 

