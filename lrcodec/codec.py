@@ -304,8 +304,8 @@ def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> Quantize
     z_symbols = entropy.decode(z_payload, z_groups, z_tables, header.zmin, "z").reshape(z_shape)
     sigma_index, mu = model.exact.hyper(z_symbols, u_z.values)
     if entropy.crc(sigma_index, z_tables) != header.tables_crc:
-        raise LrcodecError("this decoder computes other probabilities for the file than its encoder did "
-                           "(same model weights, so an incompatible lrcodec build wrote it)")
+        raise LrcodecError("invalid lrcodec file (the probability tables its z payload implies differ from "
+                           "the encoder's: a damaged payload, or an incompatible lrcodec build wrote it)")
     y_groups, sigma_levels, y_offsets = u_y.groups(sigma_index)
     y_tables = model.exact.y_tables(sigma_levels, y_offsets, header.ymin, header.ymax)
     y_symbols = entropy.decode(y_payload, y_groups, y_tables, header.ymin, "y").reshape(y_shape)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import random
 import sys
 import time
@@ -257,9 +258,10 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
     state = None
     if resume:
         try:
-            state = torch.load(resume, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError) as e:
-            raise LrcodecError(f"cannot resume from {resume}: {e}") from None
+            # Tensors, numbers and strings only: a checkpoint cannot run code when it is loaded.
+            state = torch.load(resume, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, pickle.UnpicklingError) as e:
+            raise LrcodecError(f"cannot resume from {resume}: {str(e).splitlines()[0]}") from None
         saved = TrainConfig(**state["config"])
         # The run's identity comes from the checkpoint; only its length and wall budget may change.
         saved.steps, saved.max_minutes = cfg.steps, cfg.max_minutes
@@ -311,7 +313,8 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         aux_opt.load_state_dict(state["aux_optimizer"])
         gen.set_state(state["data_rng"])
         torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
+        version, internal, gauss = state["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
         step = state["step"]
 
     use_bf16 = not cuda and (cpu_has_bf16() if cfg.bf16 is None else cfg.bf16)

@@ -30,7 +30,7 @@ def _config(tmp_path, data, **kw):
 def test_loss_falls_and_model_round_trips(tmp_path):
     data = _data(tmp_path)
     path = train(_config(tmp_path, data, steps=60, checkpoint_every=20))
-    history = torch.load(tmp_path / "runs" / "m" / "checkpoint.pt", weights_only=False)["config"]["history"]
+    history = torch.load(tmp_path / "runs" / "m" / "checkpoint.pt", weights_only=True)["config"]["history"]
     first, last = history[0], history[-1]
     assert path.exists() and last["step"] == 60
     loaded = models.load_model(str(path))
@@ -48,10 +48,10 @@ def test_resume_continues_exactly(tmp_path):
     pieces = _config(tmp_path / "b", data, steps=20)
     train(pieces, stop_at=7)
     ckpt = tmp_path / "b" / "runs" / "m" / "checkpoint.pt"
-    assert torch.load(ckpt, weights_only=False)["step"] == 7
+    assert torch.load(ckpt, weights_only=True)["step"] == 7
     train(pieces, resume=str(ckpt))
-    a = torch.load(tmp_path / "a" / "runs" / "m" / "checkpoint.pt", weights_only=False)
-    b = torch.load(ckpt, weights_only=False)
+    a = torch.load(tmp_path / "a" / "runs" / "m" / "checkpoint.pt", weights_only=True)
+    b = torch.load(ckpt, weights_only=True)
     assert b["step"] == 20
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
@@ -80,3 +80,19 @@ def test_init_takes_the_init_models_shape_and_widens(tmp_path, tiny_model):
         train(_config(tmp_path / "c", data, steps=2, N=8, M=None, init=init))
     with pytest.raises(LrcodecError, match="--arch scale does not match"):
         train(_config(tmp_path / "d", data, steps=2, N=None, M=None, arch="scale", init=init))
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(tmp_path):
+    """Checkpoints load with weights_only=True: a pickled object is refused, not executed."""
+    import pickle
+
+    from lrcodec.errors import LrcodecError
+
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('code ran')",))
+
+    ckpt = tmp_path / "evil.pt"
+    torch.save({"config": Payload()}, ckpt, pickle_module=pickle)
+    with pytest.raises(LrcodecError, match="cannot resume"):
+        train(_config(tmp_path / "c", _data(tmp_path), steps=2), resume=str(ckpt))
