@@ -64,21 +64,33 @@ def main() -> None:
             print(f"| {s['model']} | {fmt(a['overhead_vs_exact_ideal_pct'], 3)} % | {fmt(b['overhead_vs_exact_ideal_pct'], 3)} % "
                   f"| {fmt(a['encode_s'], 3)} / {fmt(a['decode_s'], 3)} | {fmt(b['encode_s'], 3)} / {fmt(b['decode_s'], 3)} |")
         memory = "; ".join(f"{size.split('_')[-1]}: {v['encode_peak_rss_mb']:.0f} / {v['decode_peak_rss_mb']:.0f} MB"
-                           for size, v in d["memory"].items())
+                           for size, v in d["memory"].items() if isinstance(v, dict))
         print(f"\n`lrcodec --help`: {fmt(d['startup_help_s'], 3)} s. Peak RSS, encode / decode: {memory}.")
         print(f"Not measured: {'; '.join(d['not_measured']) or 'nothing'}.")
         uq = d["uq_coding"]
         points = ", ".join(f"{b:.3f} bpp / {q:.2f} dB" for b, q in zip(uq["curve"]["bpp"], uq["curve"]["psnr"]))
         print(f"\nUniversal quantization (`--uq`) on the same models: BD-rate "
               f"{fmt(uq['bd_rate_vs_hard_rounding_pct'], 1)} % against hard rounding ({points}).")
-        det = d["determinism"]
-        print(f"Determinism: {det['checked']}: {len(det['mismatches'])} mismatches.")
+        if "determinism" in d:
+            det = d["determinism"]
+            print(f"Determinism: {det['checked']}: {len(det['mismatches'])} mismatches.")
         compare = RESULTS / "compare-previous.json"
         if compare.exists():
             c = json.loads(compare.read_text())
             bd = c["bd_rate_current_vs_baseline"]
             print(f"Against the set of {c['baseline']['rev']} (`{c['command']}`): BD-rate "
                   f"{fmt(bd['bd_rate_psnr_pct'], 1)} % (PSNR), {fmt(bd['bd_rate_ms_ssim_pct'], 1)} % (MS-SSIM).")
+    portability = RESULTS / "portability.json"
+    if portability.exists():
+        d = json.loads(portability.read_text())
+        t = d["summary"]
+        print(f"\nFrom `{d['command']}` ({d['date']}): {t['files']} files ({len(d['images'])} images x "
+              f"{len(d['models'])} models) encoded here, decoded with {d['decoded_with']}: "
+              f"{t['decode_failures']} decode failures, {t['latent_mismatches']} latent mismatches in "
+              f"{t['files'] * t['variants']} decodes; pixel values differing from this machine's decode: "
+              f"{fmt(t['pixels_differing_pct'], 4)} %, at most {t['max_pixel_difference']} level(s).")
+        costs = ", ".join(f"{n.split('-')[-1]} {m['rate_cost_exact_vs_float_pct']:+.4f} %" for n, m in d["models"].items())
+        print(f"Rate of the exact entropy parameters against the float network's sigma and mu: {costs}.")
     refine = RESULTS / "refine.json"
     if refine.exists():
         d = json.loads(refine.read_text())

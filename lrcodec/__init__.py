@@ -6,7 +6,7 @@ Heavy imports (torch, compressai, constriction) happen inside the modules that n
 so importing this package and running ``lrcodec --help`` stay fast.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import warnings as _warnings
 

@@ -309,18 +309,23 @@ def info(input, as_json):
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json):
-    """List the shipped models (quality 1 = lowest rate) and the CompressAI zoo names."""
+    """List the shipped models: the current set (quality 1 = lowest rate), then retired models,
+    which are kept so that their files still decode, and the CompressAI zoo names."""
     from .models import ZOO_NAMES, shipped_models
 
-    cards = shipped_models()
+    current = shipped_models()
+    retired = [c for c in shipped_models(current_only=False) if c not in current]
     if as_json:
-        click.echo(json.dumps({"shipped": cards, "zoo": list(ZOO_NAMES)}, indent=2))
+        click.echo(json.dumps({"current": current, "retired": retired, "zoo": list(ZOO_NAMES)}, indent=2))
         return
-    click.echo(f"{'q':>2} {'name':24} {'arch':10} {'N':>4} {'M':>4} {'lambda':>8} {'kodak bpp':>9} {'PSNR':>6}")
-    for q, c in enumerate(cards, 1):
+    click.echo(f"{'q':>2} {'name':24} {'id':16} {'arch':10} {'N':>4} {'M':>4} {'lambda':>8} {'kodak bpp':>9} {'PSNR':>6}")
+    for q, c in [(str(i), c) for i, c in enumerate(current, 1)] + [("-", c) for c in retired]:
         k = c.get("kodak", {})
-        click.echo(f"{q:>2} {c['name']:24} {c.get('arch', ''):10} {c.get('N', 0):>4} {c.get('M', 0):>4} "
-                   f"{c.get('lmbda', 0):>8.4f} {k.get('bpp', float('nan')):>9.4f} {k.get('psnr', float('nan')):>6.2f}")
+        click.echo(f"{q:>2} {c['name']:24} {c.get('model_id', ''):16} {c.get('arch', ''):10} {c.get('N', 0):>4} "
+                   f"{c.get('M', 0):>4} {c.get('lmbda', 0):>8.4f} {k.get('bpp', float('nan')):>9.4f} "
+                   f"{k.get('psnr', float('nan')):>6.2f}")
+    if retired:
+        click.echo("-: retired (decodes its files; not chosen by --quality)")
     click.echo("zoo (needs network access): " + ", ".join(f"{n} -q 1..8" for n in ZOO_NAMES))
 
 

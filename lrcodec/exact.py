@@ -96,19 +96,18 @@ def erfc(x: np.ndarray) -> np.ndarray:
     erfc(x) = e**-x**2 / sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))), 100 levels."""
     x = np.asarray(x, dtype=np.float64)
     a = np.abs(x)
-    g = exp(-a * a)
-    small = np.minimum(a, 3.0)
+    result = np.empty_like(a)
+    near = a < 3.0
+    small, big = a[near], a[~near]
     term, total, two_x2 = small.copy(), small.copy(), 2.0 * small * small
     for n in range(1, 90):
         term = term * two_x2 / (2 * n + 1)
         total = total + term
-    erfc_small = 1.0 - 2.0 * _INV_SQRT_PI * g * total
-    big = np.maximum(a, 3.0)
+    result[near] = 1.0 - 2.0 * _INV_SQRT_PI * exp(-small * small) * total
     f = big.copy()
     for k in range(100, 0, -1):
         f = big + (0.5 * k) / f
-    erfc_big = g * _INV_SQRT_PI / f
-    result = np.where(a < 3.0, erfc_small, erfc_big)
+    result[~near] = exp(-big * big) * _INV_SQRT_PI / f
     return np.where(x < 0, 2.0 - result, result)
 
 
@@ -196,7 +195,8 @@ def _f64(t) -> np.ndarray:
 class IntegerLayer:
     kind: str  # "conv" or "deconv"
     weight: "torch.Tensor"  # float64 holding integers: round(w * 2**weight_bits)
-    bias: "torch.Tensor"  # float64 integers: round(b * 2**(weight_bits + ACT_BITS))
+    bias: "torch.Tensor"  # float64 integers: round(b * 2**(weight_bits + ACT_BITS)) + 2**(weight_bits - 1),
+    # the second term making the final floor a round-half-up
     weight_bits: int
     stride: int
     padding: int
@@ -260,45 +260,42 @@ def _integer_layer(module, deconv: bool, activation: str, slope: int) -> Integer
             break
     else:  # pragma: no cover - needs weights of magnitude ~2**22
         raise ValueError("h_s weights too large for the integer network")
-    return IntegerLayer("deconv" if deconv else "conv", wi, bi, bits, module.stride[0], module.padding[0],
+    half = 2.0 ** (bits - 1) if bits else 0.0
+    return IntegerLayer("deconv" if deconv else "conv", wi, bi + half, bits, module.stride[0], module.padding[0],
                         module.output_padding[0] if deconv else 0, activation, slope)
 
 
 def _run_layer(layer: IntegerLayer, x):
-    """One layer: exact integer convolution, rounding back to ACT_BITS (half up), saturation
-    to +-ACT_LIMIT, activation. Works on float64 holding integers and on int64 alike."""
+    """One layer: exact integer convolution plus bias, floor((acc + 2**(b-1)) / 2**b), saturation
+    to +-ACT_LIMIT, activation. float64 holding integers (in place, fast) or int64 (reference)."""
     import torch
     import torch.nn.functional as F
 
     integer = not x.is_floating_point()
     w, b = (layer.weight.long(), layer.bias.long()) if integer else (layer.weight, layer.bias)
     if layer.kind == "deconv":
-        acc = F.conv_transpose2d(x, w, stride=layer.stride, padding=layer.padding,
+        acc = F.conv_transpose2d(x, w, b, stride=layer.stride, padding=layer.padding,
                                  output_padding=layer.output_padding)
     else:
-        acc = F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
-    acc = acc + b.reshape(1, -1, 1, 1)
-    out = _floor_shift(acc + 2 ** (layer.weight_bits - 1) if layer.weight_bits else acc, layer.weight_bits)
-    out = _saturate(out)
+        acc = F.conv2d(x, w, b, stride=layer.stride, padding=layer.padding)
+    if integer:
+        out = _saturate(torch.div(acc, 2**layer.weight_bits, rounding_mode="floor"))
+        if layer.activation == "leaky":
+            out = torch.where(out < 0, torch.div(out * layer.slope, 2**SLOPE_BITS, rounding_mode="floor"), out)
+    else:
+        # Multiplying by a power of two and by slope / 2**SLOPE_BITS are exact here: the
+        # results are integers or dyadic values far inside float64's 53 bits.
+        out = _saturate(acc.mul_(2.0**-layer.weight_bits).floor_())
+        if layer.activation == "leaky":  # x >= floor(x c) exactly when x >= 0, since 0 < c < 1
+            out = torch.maximum(out, (out * (layer.slope * 2.0**-SLOPE_BITS)).floor_())
     if layer.activation == "relu":
         out = out.clamp_min(0)
-    elif layer.activation == "leaky":
-        out = torch.where(out < 0, _floor_shift(out * layer.slope, SLOPE_BITS), out)
     return out
 
 
 def _saturate(x):
     limit = ACT_LIMIT * 2**ACT_BITS
     return x.clamp(-limit, limit)
-
-
-def _floor_shift(x, bits: int):
-    """floor(x / 2**bits), exact for integers in int64 and in float64 (< 2**53) alike."""
-    import torch
-
-    if not x.is_floating_point():
-        return torch.div(x, 2**bits, rounding_mode="floor")
-    return torch.floor(x * 2.0**-bits)
 
 
 # ---------------------------------------------------------------- a model's exact entropy model

@@ -155,3 +155,21 @@ def test_outputs_get_the_permissions_open_would_give(tmp_path, tiny_model):
         assert stat.S_IMODE((tmp_path / "trained.safetensors").stat().st_mode) == 0o644
     finally:
         os.umask(old)
+
+
+def test_retired_models_are_listed_and_still_decode(models_dir, tmp_path, tiny_scale_model):
+    """Retraining ships new names; the old model stays in models/ marked retired: --quality no
+    longer picks it, `lrcodec models` says so, and its files decode as before."""
+    from lrcodec.codec import encode_image
+
+    models.save_model(tiny_scale_model.net, models_dir / "old", {"arch": "scale", "N": 16, "M": 24, "lmbda": 0.001,
+                                                                 "current": False})
+    old = models.load_model("old")
+    (tmp_path / "old.lrc").write_bytes(encode_image(photo_like(32, 32), old).data)
+    listing = CliRunner().invoke(main, ["models"])
+    assert listing.exit_code == 0
+    lines = {line.split()[1]: line.split()[0] for line in listing.output.splitlines()[1:3]}
+    assert lines == {"tiny": "1", "old": "-"} and "retired" in listing.output
+    assert models.load_model(quality=1).name == "tiny"
+    r = run("decode", str(tmp_path / "old.lrc"), "-o", str(tmp_path / "old.png"))
+    assert r.returncode == 0, r.stderr
