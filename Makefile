@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test bench bench-quick bench-refine bench-surrogates bench-ceiling fuzz clean
+.PHONY: install demo test bench bench-quick bench-refine bench-surrogates bench-ceiling bench-portability fuzz clean
 
 install: $(STAMP)
 
@@ -38,3 +38,6 @@ bench-surrogates: $(STAMP)
 
 bench-ceiling: $(STAMP)
 	$(PY) bench/ceiling.py
+
+bench-portability: $(STAMP)
+	$(PY) bench/portability.py

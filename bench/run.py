@@ -237,7 +237,8 @@ def main() -> int:
         speed.append({"model": model.name, **coder_comparison(model, images[0][1], images[0][0], args.repeats)})
 
     memory = {"model": "default (--quality 3)", "note": "peak RSS of the lrcodec command, PNG in and out"}
-    for label, size in (("768x512", None), ("4000x3000", (4000, 3000)), ("8000x6000", (8000, 6000))):
+    for label, size in (("768x512", None), ("2048x1536", (2048, 1536)), ("4000x3000", (4000, 3000)),
+                        ("8000x6000", (8000, 6000))):
         src = str(files[0])
         if size:
             src = str(RESULTS / f"tmp-{label}.png")
@@ -248,6 +249,9 @@ def main() -> int:
             "encode_peak_rss_mb": peak_rss_mb(["encode", src, "-o", str(tmp), "--quiet"]),
             "decode_peak_rss_mb": peak_rss_mb(["decode", str(tmp), "-o", str(tmp.with_suffix(".png")), "--quiet", "--force"]),
         }
+        if label in ("768x512", "2048x1536"):
+            memory[label]["refine_peak_rss_mb"] = peak_rss_mb(
+                ["refine", src, "-o", str(tmp), "--iterations", "3", "--quiet", "--force"])
         tmp.unlink(missing_ok=True)
         tmp.with_suffix(".png").unlink(missing_ok=True)
         if size:

@@ -9,6 +9,7 @@ cropped back after decoding; only the real pixels count in bpp.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,20 @@ from .tiling import tiled
 STRIDE = 64
 TILE = 1024  # pixels per tile side for g_a and g_s (64 latents); larger images are tiled
 HALO = 64  # pixels of context around a tile: more than either transform's receptive field
+
+
+@contextmanager
+def native_kernels():
+    """PyTorch's native convolution kernels instead of oneDNN (format 1's encoder ran h_s on
+    them; the probe uses them as one more kind of arithmetic)."""
+    import torch
+
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 @dataclass
@@ -185,8 +200,6 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
     """Hard quantization exactly as the coder sends it (docs/algorithms.md section 2): z
     symbols, then (sigma index, mu) from them on the exact path, then y symbols around mu.
     ``soft_alpha`` > 0: UQ with soft-mean reconstruction r_alpha (see ``uq_offsets``)."""
-    import torch
-
     y64, z64 = y.detach().cpu().double().numpy(), z.detach().cpu().double().numpy()
     if not (np.isfinite(y64).all() and np.isfinite(z64).all()):
         raise LrcodecError("the model produced non-finite latents; cannot code this image")
@@ -197,8 +210,16 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
     sigma_index, mu = model.exact.hyper(z_symbols, u_z.values)
     y_symbols = np.rint(y64 - mu - u_y.values)
     entropy.check_symbols(y_symbols, "y", entropy.ALPHABET_LIMIT)
+    return _latents(model, y_symbols.astype(np.int32), z_symbols.astype(np.int32), sigma_index, mu, u_y, u_z)
+
+
+def _latents(model: LoadedModel, y_symbols, z_symbols, sigma_index, mu, u_y: Dither, u_z: Dither) -> QuantizedLatents:
+    """The decoder's view of integer symbols: y_hat = k + mu + u (float64, then float32), z_hat."""
+    import torch
+
+    medians = model.exact.medians.reshape(1, -1, 1, 1)
     return QuantizedLatents(
-        torch.from_numpy(y_symbols.astype(np.int32)), torch.from_numpy(z_symbols.astype(np.int32)),
+        torch.from_numpy(y_symbols), torch.from_numpy(z_symbols),
         torch.from_numpy(y_symbols + mu + u_y.values).float(), torch.from_numpy(z_symbols + medians + u_z.values).float(),
         sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values).float())
 
@@ -294,8 +315,6 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
 
 
 def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> QuantizedLatents:
-    import torch
-
     z_payload, y_payload = bitstream.payloads(data, header)
     y_shape, z_shape = latent_shapes(header, model)
     u_y, u_z = _dithers(y_shape, z_shape, header.uq, header.seed, header.soft_alpha)
@@ -309,11 +328,7 @@ def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> Quantize
     y_groups, sigma_levels, y_offsets = u_y.groups(sigma_index)
     y_tables = model.exact.y_tables(sigma_levels, y_offsets, header.ymin, header.ymax)
     y_symbols = entropy.decode(y_payload, y_groups, y_tables, header.ymin, "y").reshape(y_shape)
-    medians = model.exact.medians.reshape(1, -1, 1, 1)
-    return QuantizedLatents(
-        torch.from_numpy(y_symbols), torch.from_numpy(z_symbols),
-        torch.from_numpy(y_symbols + mu + u_y.values).float(), torch.from_numpy(z_symbols + medians + u_z.values).float(),
-        sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values).float())
+    return _latents(model, y_symbols, z_symbols, sigma_index, mu, u_y, u_z)
 
 
 def decode_image(data: bytes, model: LoadedModel | None = None,

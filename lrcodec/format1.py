@@ -5,25 +5,10 @@ elsewhere it is refused with an error that names the format. New files use forma
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 
 from . import bitstream, entropy
 from .errors import LrcodecError
-
-
-@contextmanager
-def native_kernels():
-    """PyTorch's native convolution kernels, which format 1's encoder used for h_s."""
-    import torch
-
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
 
 
 NOT_HERE = ("this file has lrcodec format version 1, whose probabilities came from floating-point networks, "
@@ -51,7 +36,7 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     import constriction
     import torch
 
-    from .codec import QuantizedLatents, _channel_index, _dithers, latent_shapes
+    from .codec import QuantizedLatents, _channel_index, _dithers, latent_shapes, native_kernels
     from .models import hyper_synthesis
 
     z_payload, y_payload = bitstream.payloads(data, header)
@@ -60,7 +45,6 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     net = model.net.float()
     tables = _float_z_tables(net.entropy_bottleneck, header.zmin, header.zmax, u_z.offsets)
     groups, channels, _ = u_z.groups(_channel_index(z_shape))
-    L = len(u_z.offsets)
     try:
         z_symbols = entropy.decode(z_payload, groups, tables.reshape(-1, tables.shape[2])[groups.keys],
                                    header.zmin, "z").reshape(z_shape)

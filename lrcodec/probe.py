@@ -10,7 +10,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 
 def latent_digest(latents) -> str:
@@ -25,19 +25,6 @@ def pixel_digest(pixels) -> str:
     return hashlib.sha256(pixels.numpy().tobytes()).hexdigest()
 
 
-@contextmanager
-def native_kernels():
-    """PyTorch's native convolutions instead of oneDNN for every float transform."""
-    import torch
-
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
-
-
 def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
     """{variant: {path: {latents, pixels}}} for threads 1 and 2, native kernels instead of oneDNN,
     and float64 transforms;
@@ -50,6 +37,7 @@ def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
     import numpy as np
 
     from .bitstream import parse_header
+    from .codec import native_kernels
     from .errors import LrcodecError
     from .models import find_model_by_id
 
