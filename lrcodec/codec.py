@@ -98,22 +98,16 @@ def tensor_to_image(x, mode: str = "RGB"):
     return image.convert(mode) if mode != "RGB" else image
 
 
-def pad(x, multiple: int = STRIDE):
-    import torch.nn.functional as F
-
-    H, W = x.shape[-2:]
-    ph, pw = (-H) % multiple, (-W) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    return F.pad(x, (0, pw, 0, ph), mode="replicate")
-
-
 def analyse(model: LoadedModel, x):
-    """(y, z) of a padded image tensor; g_a runs tile by tile on large images."""
+    """(y, z) of a padded image tensor, float in [0, 1] or uint8 pixels (converted tile by
+    tile, so that a large image is never held in float); g_a runs tile by tile."""
     import torch
 
+    def g_a(tile):
+        return model.net.g_a(tile if tile.is_floating_point() else tile.float().div_(255))
+
     with torch.no_grad():
-        y = tiled(model.net.g_a, x, down=16, tile=TILE, halo=HALO)
+        y = tiled(g_a, x, down=16, tile=TILE, halo=HALO)
         return y, hyper_analysis(model.net, y)
 
 
@@ -249,13 +243,23 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
                         {"bits_z": coded_z.bits_ideal, "bits_y": coded_y.bits_ideal})
 
 
-def prepare_image(image, drop_alpha: bool = False):
-    """(padded tensor, mode to decode back to) for a PIL image; refuses alpha unless dropped."""
+def prepare_pixels(image, drop_alpha: bool = False):
+    """(uint8 tensor (1, 3, Hp, Wp) padded by edge replication, mode to decode back to) for a PIL
+    image; refuses alpha unless dropped."""
+    import torch
+
     from .imageio import normalise_mode
 
     image, mode = normalise_mode(image, drop_alpha)
-    x = image_to_tensor(image)
-    return pad(x), mode
+    arr = np.asarray(image, dtype=np.uint8)
+    arr = np.pad(arr, ((0, (-arr.shape[0]) % STRIDE), (0, (-arr.shape[1]) % STRIDE), (0, 0)), mode="edge")
+    return torch.from_numpy(arr).permute(2, 0, 1)[None], mode
+
+
+def prepare_image(image, drop_alpha: bool = False):
+    """(padded float tensor in [0, 1], mode to decode back to) for a PIL image."""
+    pixels, mode = prepare_pixels(image, drop_alpha)
+    return pixels.float().div_(255), mode
 
 
 def encode_image(image, model: LoadedModel, *, uq: bool = False, seed: int = 0, soft_alpha: int = 0,
@@ -263,8 +267,8 @@ def encode_image(image, model: LoadedModel, *, uq: bool = False, seed: int = 0, 
     """Encode a PIL image with a model; ``.data`` holds the complete lrcodec file.
     ``uq``: universal quantization with a dither from ``seed``; ``soft_alpha`` > 0 adds soft-mean
     reconstruction with that soft-rounding alpha."""
-    x, mode = prepare_image(image, drop_alpha)
-    y, z = analyse(model, x)
+    pixels, mode = prepare_pixels(image, drop_alpha)
+    y, z = analyse(model, pixels)
     return encode_latents(model, y, z, image.width, image.height, mode, uq=uq, seed=seed, soft_alpha=soft_alpha)
 
 

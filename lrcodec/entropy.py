@@ -66,9 +66,11 @@ class Groups:
     @classmethod
     def of(cls, keys: np.ndarray) -> "Groups":
         keys = keys.ravel()
-        order = np.argsort(keys, kind="stable")
-        present, counts = np.unique(keys, return_counts=True)
-        return cls(order, present, counts)
+        # A stable sort's order is unique; numpy radix-sorts 16-bit keys, 10x faster.
+        order = np.argsort(keys.astype(np.int16) if keys.max() < 2**15 else keys, kind="stable")
+        counts = np.bincount(keys)
+        present = np.flatnonzero(counts)
+        return cls(order, present, counts[present])
 
 
 @dataclass
