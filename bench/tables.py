@@ -65,7 +65,10 @@ def main() -> None:
                   f"| {fmt(a['encode_s'], 3)} / {fmt(a['decode_s'], 3)} | {fmt(b['encode_s'], 3)} / {fmt(b['decode_s'], 3)} |")
         memory = "; ".join(f"{size.split('_')[-1]}: {v['encode_peak_rss_mb']:.0f} / {v['decode_peak_rss_mb']:.0f} MB"
                            for size, v in d["memory"].items() if isinstance(v, dict))
-        print(f"\n`lrcodec --help`: {fmt(d['startup_help_s'], 3)} s. Peak RSS, encode / decode: {memory}.")
+        refine = "; ".join(f"{size}: {v['refine_peak_rss_mb']:.0f} MB" for size, v in d["memory"].items()
+                           if isinstance(v, dict) and "refine_peak_rss_mb" in v)
+        print(f"\n`lrcodec --help`: {fmt(d['startup_help_s'], 3)} s. Peak RSS, encode / decode: {memory}"
+              + (f"; refine (not tiled): {refine}." if refine else "."))
         print(f"Not measured: {'; '.join(d['not_measured']) or 'nothing'}.")
         uq = d["uq_coding"]
         points = ", ".join(f"{b:.3f} bpp / {q:.2f} dB" for b, q in zip(uq["curve"]["bpp"], uq["curve"]["psnr"]))
