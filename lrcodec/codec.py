@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -170,7 +171,7 @@ class Dither:
             return cls(np.zeros(shape, dtype=np.int64), np.zeros(1))
         return cls(uq_levels(seed, tuple(shape), stream), uq_offsets(soft_alpha))
 
-    @property
+    @cached_property
     def values(self) -> np.ndarray:
         return self.offsets[self.levels]
 
@@ -194,6 +195,10 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
     """Hard quantization exactly as the coder sends it (docs/algorithms.md section 2): z
     symbols, then (sigma index, mu) from them on the exact path, then y symbols around mu.
     ``soft_alpha`` > 0: UQ with soft-mean reconstruction r_alpha (see ``uq_offsets``)."""
+    return _quantize(model, y, z, uq, seed, soft_alpha)[0]
+
+
+def _quantize(model: LoadedModel, y, z, uq: bool, seed: int, soft_alpha: int) -> tuple[QuantizedLatents, Dither, Dither]:
     y64, z64 = y.detach().cpu().double().numpy(), z.detach().cpu().double().numpy()
     if not (np.isfinite(y64).all() and np.isfinite(z64).all()):
         raise LrcodecError("the model produced non-finite latents; cannot code this image")
@@ -204,7 +209,7 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
     sigma_index, mu = model.exact.hyper(z_symbols, u_z.values)
     y_symbols = np.rint(y64 - mu - u_y.values)
     entropy.check_symbols(y_symbols, "y", entropy.ALPHABET_LIMIT)
-    return _latents(model, y_symbols.astype(np.int32), z_symbols.astype(np.int32), sigma_index, mu, u_y, u_z)
+    return _latents(model, y_symbols.astype(np.int32), z_symbols.astype(np.int32), sigma_index, mu, u_y, u_z), u_y, u_z
 
 
 def _latents(model: LoadedModel, y_symbols, z_symbols, sigma_index, mu, u_y: Dither, u_z: Dither) -> QuantizedLatents:
@@ -224,8 +229,7 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
     """Quantize and range-code latents of a padded image; returns the complete file."""
     if soft_alpha and not uq:
         raise LrcodecError("soft-mean reconstruction needs universal quantization (--uq)")
-    q = quantize_latents(model, y, z, uq=uq, seed=seed, soft_alpha=soft_alpha)
-    u_y, u_z = _dithers(q.y_symbols.shape, q.z_symbols.shape, uq, seed, soft_alpha)
+    q, u_y, u_z = _quantize(model, y, z, uq, seed, soft_alpha)
     z_symbols, y_symbols = q.z_symbols.numpy(), q.y_symbols.numpy()
     zlo, zhi = entropy.symbol_range(z_symbols)
     z_groups, channels, z_offsets = u_z.groups(_channel_index(z_symbols.shape))
