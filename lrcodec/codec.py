@@ -52,15 +52,14 @@ class QuantizedLatents:
     sigma_index: np.ndarray  # int32, (1, M, h, w): index into the sigma table
     mu: "torch.Tensor"  # float64, exact
     y_offset: "torch.Tensor"  # u (or r_alpha(u)) added back to y; zeros without UQ
+    sigma_table: np.ndarray  # the model's table that sigma_index points into
 
     @property
     def sigma(self) -> "torch.Tensor":
         """The coder's sigma of each y element (the table value at its index)."""
         import torch
 
-        from .entropy import sigma_table
-
-        return torch.from_numpy(sigma_table()[self.sigma_index])
+        return torch.from_numpy(self.sigma_table[self.sigma_index])
 
 
 @dataclass
@@ -86,7 +85,9 @@ def image_to_tensor(image):
 
 def to_pixels(x):
     """Clamp to [0, 1] and round to 8 bits: (1, 3, H, W) float -> uint8 tensor."""
-    return (x.clamp(0, 1) * 255).round().to(dtype=__import__("torch").uint8)
+    import torch
+
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def tensor_to_image(x, mode: str = "RGB"):
@@ -220,7 +221,7 @@ def _latents(model: LoadedModel, y_symbols, z_symbols, sigma_index, mu, u_y: Dit
     return QuantizedLatents(
         torch.from_numpy(y_symbols), torch.from_numpy(z_symbols),
         torch.from_numpy(y_symbols + mu + u_y.values).float(), torch.from_numpy(z_symbols + medians + u_z.values).float(),
-        sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values).float())
+        sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values).float(), model.exact.sigma_table)
 
 
 def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str = "RGB", *,

@@ -69,4 +69,4 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     y_symbols = np.asarray(y_flat, dtype=np.int32).reshape(y_shape)
     y_hat = torch.from_numpy(y_symbols).float() + mu + torch.from_numpy(u).float()
     return QuantizedLatents(torch.from_numpy(y_symbols), torch.from_numpy(z_symbols), y_hat, z_hat,
-                            sigma_index, mu.double(), torch.from_numpy(u).float())
+                            sigma_index, mu.double(), torch.from_numpy(u).float(), table)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from pathlib import Path
 from contextlib import nullcontext
+from pathlib import Path
 
 
 def latent_digest(latents) -> str:
@@ -26,18 +26,16 @@ def pixel_digest(pixels) -> str:
 
 
 def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
-    """{variant: {path: {latents, pixels}}} for threads 1 and 2, native kernels instead of oneDNN,
-    and float64 transforms;
-    with ``pixels_dir``, the 2-thread decoded pixels are saved there as NAME.npy too."""
+    """{variant: {path: {latents, pixels} or {error}}} for threads 1 and 2, native kernels instead
+    of oneDNN, and float64 transforms; with ``pixels_dir``, the 2-thread decoded pixels are saved
+    there as NAME.npy too."""
     import copy
 
+    import numpy as np
     import torch
 
-    from .codec import decode_latents
-    import numpy as np
-
     from .bitstream import parse_header
-    from .codec import native_kernels
+    from .codec import decode_latents, native_kernels
     from .errors import LrcodecError
     from .models import find_model_by_id
 
@@ -51,14 +49,14 @@ def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
                     "native": (model, 2, native_kernels), "float64": (wide, 2, nullcontext)}
         for name, (m, threads, context) in variants.items():
             torch.set_num_threads(threads)
+            record = results.setdefault(name, {})
             try:
                 with context():
                     decoded = decode_latents(data, m)
             except LrcodecError as e:
-                results.setdefault(name, {})[path] = {"error": str(e)}
+                record[path] = {"error": str(e)}
                 continue
-            results.setdefault(name, {})[path] = {"latents": latent_digest(decoded.latents),
-                                                  "pixels": pixel_digest(decoded.pixels)}
+            record[path] = {"latents": latent_digest(decoded.latents), "pixels": pixel_digest(decoded.pixels)}
             if pixels_dir and name == "threads-2":
                 np.save(f"{pixels_dir}/{Path(path).stem}.npy", decoded.pixels.numpy())
     return results

@@ -195,3 +195,15 @@ def test_decoding_does_not_depend_on_the_thread_count(tiny_model):
     # g_s runs on oneDNN, whose sums depend on the thread count: a level at most, rarely.
     diff = (one.pixels.int() - two.pixels.int()).abs()
     assert diff.max() <= 1 and diff.float().mean() < 1e-3
+
+
+def test_sigma_comes_from_the_models_own_table():
+    """A model trained with another --sigma-min codes with its own table, and the latents say so."""
+    from lrcodec.entropy import sigma_table
+    from lrcodec.models import _finish
+
+    base = make_model(seed=3)
+    model = _finish(base.net, "wide-sigma", "mean-scale", dict(base.card, sigma_min=0.2))
+    q = codec.encode_image(photo_like(64, 64, seed=6), model).latents
+    assert np.array_equal(q.sigma.numpy(), sigma_table(0.2)[q.sigma_index])
+    assert q.sigma.min() >= 0.2
