@@ -14,7 +14,18 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .devices import DEVICES
 from .errors import LrcodecError
+from .settings import (
+    DEFAULT_EFFORT,
+    EFFORTS,
+    EXECUTORS,
+    METHODS,
+    PRECISIONS,
+    RECONSTRUCTIONS,
+    EncodeSettings,
+    RefineSettings,
+)
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -46,7 +57,7 @@ def reconstruction_options(f):
     f = click.option("--soft-alpha", type=int, default=None, metavar="ALPHA",
                      help="Soft-rounding alpha of soft-mean reconstruction (default: the one the "
                           "model was trained with).")(f)
-    f = click.option("--reconstruction", type=click.Choice(["dither", "soft-mean"]), default="dither",
+    f = click.option("--reconstruction", type=click.Choice(RECONSTRUCTIONS), default="dither",
                      show_default=True,
                      help="UQ reconstruction: k + u, or the soft-rounding conditional mean r_alpha(k + u) "
                           "for models trained with soft rounding (implies --uq).")(f)
@@ -120,36 +131,131 @@ def main(ctx, debug):
     warnings.showwarning = one_line_warning
 
 
-@main.command()
-@click.argument("input", metavar="INPUT")
-@output_options
-@model_options
-@click.option("--uq", is_flag=True, help="Universal quantization with a dither from --seed.")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, help="Dither seed for --uq.")
-@reconstruction_options
-@click.option("--drop-alpha", is_flag=True, help="Code the colours of an image with alpha.")
-@click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)
-@click.option("--quiet", is_flag=True, help="No summary on stderr.")
-def encode(input, output, force, model_name, quality, uq, seed, reconstruction, soft_alpha, drop_alpha,
-           max_pixels, quiet):
-    """Encode an image into an lrcodec file.
+def batch_options(f):
+    """Options of the commands that take many inputs."""
+    f = click.option("--summary", default=None, metavar="FILE",
+                     help="Write one row per image (bytes, bpp, PSNR, seconds, status) as JSON, or CSV "
+                          "for a .csv name.")(f)
+    f = click.option("--address", default=None, metavar="ADDR",
+                     help="Ray cluster to run on (default: a local Ray instance with --jobs CPUs).")(f)
+    f = click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+                     help="local: --jobs worker processes here; ray: one Ray task per image.")(f)
+    f = click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
+                     help="Images in parallel (worker processes; the CPU threads are split between them).")(f)
+    f = click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+                     help="Where the transforms and refinement run (auto: CUDA if present). The "
+                          "symbols are always decided on the CPU's exact path, so files decode anywhere.")(f)
+    return f
 
-    \b
-    Example: lrcodec encode photo.png -o photo.lrc --quality 2
-    """
-    from .codec import encode_image, quantizer_options
-    from .imageio import write_atomic
-    from .models import load_model
+
+def quantizer_cli_options(f):
+    """--uq / --seed / --reconstruction / --soft-alpha / --drop-alpha / --max-pixels."""
+    f = click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)(f)
+    f = click.option("--drop-alpha", is_flag=True, help="Code the colours of an image with alpha.")(f)
+    f = reconstruction_options(f)
+    f = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+                     help="Dither seed for --uq (and the sampler's seed in refinement).")(f)
+    f = click.option("--uq", is_flag=True, help="Universal quantization with a dither from --seed.")(f)
+    return f
+
+
+def _batch_mode(inputs: tuple[str, ...], output: str | None) -> bool:
+    return len(inputs) > 1 or any(Path(i).is_dir() for i in inputs) or bool(output and Path(output).is_dir())
+
+
+def _encode_many(inputs, output, settings, force, jobs, executor, address, summary, quiet) -> None:
+    """Encode files and folders into the folder ``output``; one bad file does not stop the rest."""
+    from .batch import plan, run, write_summary
+
+    if not output or output == "-":
+        raise LrcodecError("several inputs or a folder need an output folder: -o DIR")
+    if "-" in inputs:
+        raise LrcodecError("'-' (stdin) takes a single input")
+    jobs_planned = plan(inputs, output)
+    failed = []
+
+    def on_done(row, bar=None):
+        if row["status"] == "failed":
+            failed.append(row)
+            message = row["error"] if row["error"].startswith(row["input"]) else f"{row['input']}: {row['error']}"
+            click.echo(f"\nError: {message}", err=True)
+        if bar is not None:
+            bar.update(1)
+
+    if quiet:
+        rows = run(jobs_planned, settings, workers=jobs, executor=executor, address=address, force=force,
+                   on_done=on_done)
+    else:
+        with click.progressbar(length=len(jobs_planned), label="encoding", file=sys.stderr,
+                               show_pos=True, show_eta=True) as bar:
+            rows = run(jobs_planned, settings, workers=jobs, executor=executor, address=address, force=force,
+                       on_done=lambda row: on_done(row, bar))
+    if summary:
+        write_summary(summary, rows, settings)
+    done = [r for r in rows if r["status"] == "ok"]
+    skipped = sum(r["status"] == "skipped" for r in rows)
+    total = sum(r["bytes"] for r in done)
+    _say(f"{len(done)} encoded ({total} bytes), {skipped} skipped (exist; --force redoes them), "
+         f"{len(failed)} failed -> {output}", quiet)
+    if failed:
+        sys.exit(1)
+
+
+def _encode_one(input, output, settings, force, quiet, progress=None) -> None:
+    from .batch import encode_bytes
+    from .imageio import read_bytes, write_atomic
 
     output = output or _default_output(input, ".lrc")
     _check_binary_stdout(output)
-    image = _read_image(input, max_pixels)
-    model = load_model(model_name, quality)
-    result = encode_image(image, model, **quantizer_options(model, uq, seed, reconstruction, soft_alpha),
-                          drop_alpha=drop_alpha)
-    write_atomic(output, result.data, force)
-    _say(f"{input} -> {output}: {len(result.data)} bytes, {result.bpp:.4f} bpp "
-         f"({image.width}x{image.height}, model {model.name})", quiet)
+    if output != "-" and Path(output).exists() and not force:
+        raise LrcodecError(f"output {output} exists (use --force to overwrite)")
+    outcome = encode_bytes(read_bytes(input), "stdin" if input == "-" else input, settings, progress)
+    write_atomic(output, outcome.data, force)
+    r = outcome.row
+    size = f"{r['width']}x{r['height']}, model {r['model']}, {r['seconds']:.1f} s"
+    if "base_bpp" in r:
+        note = " (refinement did not help; plain encode kept)" if r["kept_base"] else ""
+        _say(f"{input} -> {output}: {r['bytes']} bytes, {r['base_bpp']:.4f} -> {r['bpp']:.4f} bpp, PSNR "
+             f"{r['base_psnr']:.2f} -> {r['psnr']:.2f} dB after {r['iterations']} iterations ({size}){note}", quiet)
+    else:
+        _say(f"{input} -> {output}: {r['bytes']} bytes, {r['bpp']:.4f} bpp ({size})", quiet)
+
+
+def _effort_help() -> str:
+    from .settings import DEFAULT_EFFORT, EFFORTS
+
+    levels = ", ".join(f"{e}: {s.iterations} iterations" for e, s in EFFORTS.items() if s)
+    return (f"0: plain encode; higher: SSL refinement ({levels}). Default {DEFAULT_EFFORT}; measured cost and "
+            "gain in README.")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@output_options
+@model_options
+@click.option("--effort", "-e", type=click.IntRange(0, max(EFFORTS)), default=DEFAULT_EFFORT, show_default=True,
+              help=_effort_help())
+@quantizer_cli_options
+@batch_options
+@click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
+def encode(inputs, output, force, model_name, quality, effort, uq, seed, reconstruction, soft_alpha, drop_alpha,
+           max_pixels, device, jobs, executor, address, summary, quiet):
+    """Encode images into lrcodec files: one file, or files and folders into -o DIR.
+
+    \b
+    Examples:
+      lrcodec encode photo.png -o photo.lrc --quality 2
+      lrcodec encode photo.png --effort 0            # plain encode, fastest
+      lrcodec encode photos/ more.png -o encoded/ --jobs 2 --summary run.csv
+    """
+    settings = EncodeSettings(model_name, quality, effort, None, None, uq, seed, reconstruction, soft_alpha,
+                              drop_alpha, max_pixels, device)
+    if _batch_mode(inputs, output):
+        _encode_many(inputs, output, settings, force, jobs, executor, address, summary, quiet)
+    else:
+        from .refine import stderr_progress
+
+        _encode_one(inputs[0], output, settings, force, quiet, stderr_progress(quiet))
 
 
 @main.command()
@@ -233,11 +339,58 @@ def refine(input, output, force, model_name, quality, method, three_class, itera
          f"after {iterations} iterations ({result.seconds_per_iteration:.3f} s/iteration){note}", quiet)
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@output_options
+@model_options
+@click.option("--method", type=click.Choice(METHODS), default="ssl", show_default=True,
+              help="Soft-rounding sampler (SGA+ methods, SGA/atanh, baselines).")
+@click.option("--three-class", is_flag=True, help="Three-class rounding (ssl, linear, cosine).")
+@click.option("--iterations", type=click.IntRange(0), default=500, show_default=True)
+@click.option("--lr", type=float, default=0.005, show_default=True)
+@click.option("--lr-drop", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="Fraction of the iterations after which the lr falls to a tenth (1: never).")
+@click.option("--a", "a", type=float, default=None, help="SSL sharpness (default 2.3; 1.4 with --three-class).")
+@click.option("--tmax", type=float, default=1.0, show_default=True, help="Temperature upper bound.")
+@click.option("--decay", type=float, default=1e-3, show_default=True, help="Temperature decay rate.")
+@click.option("--patience", type=click.IntRange(0), default=0, show_default=True,
+              help="Stop after this many true-loss evaluations (every 10 iterations) without a better one.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="Synthesis inside the loop (auto: bfloat16 where the hardware has it natively).")
+@click.option("--lmbda", type=float, default=None, help="Rate-distortion trade-off (default: the model's).")
+@click.option("--target-bpp", type=float, default=None, help="Search lambda for this rate (several refinements).")
+@quantizer_cli_options
+@batch_options
+@click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
+def refine(inputs, output, force, model_name, quality, method, three_class, iterations, lr, lr_drop, a, tmax,
+           decay, patience, precision, lmbda, target_bpp, uq, seed, reconstruction, soft_alpha, drop_alpha,
+           max_pixels, device, jobs, executor, address, summary, quiet):
+    """Encode with per-image latent refinement, every knob exposed (`encode --effort` has presets).
+
+    The output is an ordinary lrcodec file for `lrcodec decode`.
+
+    \b
+    Examples:
+      lrcodec refine photo.png --method ssl --iterations 500 -o photo.lrc
+      lrcodec refine kodak/ -o refined/ --iterations 100 --jobs 2 --summary refined.json
+    """
+    refinement = RefineSettings(method, three_class, iterations, lr, a, tmax, decay, lr_drop, patience,
+                                lmbda=lmbda, precision=precision)
+    settings = EncodeSettings(model_name, quality, 0, refinement, target_bpp, uq, seed, reconstruction, soft_alpha,
+                              drop_alpha, max_pixels, device)
+    if _batch_mode(inputs, output):
+        _encode_many(inputs, output, settings, force, jobs, executor, address, summary, quiet)
+    else:
+        from .refine import stderr_progress
+
+        _encode_one(inputs[0], output, settings, force, quiet, stderr_progress(quiet))
+
+
 @main.command(name="eval")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @model_options
 @click.option("--method", default="base", show_default=True,
-              type=click.Choice(["base", "ssl", "linear", "cosine", "atanh", "ste", "noise"]),
+              type=click.Choice(("base", *METHODS)),
               help="Plain encode (base) or a refinement method.")
 @click.option("--iterations", type=click.IntRange(0), default=500, show_default=True)
 @click.option("--uq", is_flag=True, help="Universal quantization.")
@@ -356,6 +509,8 @@ def models(as_json):
 @click.option("--max-minutes", type=float, default=None, help="Stop with a checkpoint after this long.")
 @click.option("--stop-at", type=int, default=None, help="End this invocation at this step (schedule unchanged).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where training runs (auto: CUDA if present).")
 @click.option("--out", default="models/lrc-custom", show_default=True,
               help="Where the weights and model card go (checkpoints: runs/NAME/).")
 def train(**options):

@@ -19,6 +19,7 @@ from . import bitstream, entropy
 from .bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError
 from .models import LoadedModel, hyper_analysis
+from .settings import RECONSTRUCTIONS
 from .quantization import uq_levels, uq_offsets
 from .tiling import tiled
 
@@ -102,10 +103,14 @@ def tensor_to_image(x, mode: str = "RGB"):
 
 def analyse(model: LoadedModel, x):
     """(y, z) of a padded image tensor, float in [0, 1] or uint8 pixels (converted tile by
-    tile, so that a large image is never held in float); g_a runs tile by tile."""
+    tile, so that a large image is never held in float); g_a runs tile by tile on the model's
+    device, and y and z stay there."""
     import torch
 
+    device = model.device
+
     def g_a(tile):
+        tile = tile.to(device)
         return model.net.g_a(tile if tile.is_floating_point() else tile.float().div_(255))
 
     with torch.no_grad():
@@ -123,11 +128,9 @@ def synthesise(model: LoadedModel, y_hat, height: int, width: int):
     net = model.net
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
-        pixels = tiled(lambda t: to_pixels(net.g_s(t.to(dtype))), y_hat, up=16, tile=TILE // 16, halo=HALO // 16)
+        pixels = tiled(lambda t: to_pixels(net.g_s(t.to(model.device, dtype))).cpu(), y_hat, up=16,
+                       tile=TILE // 16, halo=HALO // 16)
     return pixels[:, :, :height, :width]
-
-
-RECONSTRUCTIONS = ("dither", "soft-mean")
 
 
 def soft_mean_alpha(model: LoadedModel, reconstruction: str = "dither", soft_alpha: int | None = None) -> int:

@@ -186,23 +186,10 @@ def bd_rates(anchor: dict, curve: dict) -> dict:
 
 
 def collect_images(paths: list[str]) -> list[str]:
-    """Image files named directly or found (sorted) inside the given folders."""
-    from pathlib import Path
+    """Image files named directly or found (sorted, recursively) inside the given folders."""
+    from .imageio import expand_inputs
 
-    from .errors import LrcodecError
-    from .train import IMAGE_SUFFIXES
-
-    files: list[str] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files += [str(f) for f in sorted(p.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
-        elif p.is_file():
-            files.append(str(p))
-        else:
-            raise LrcodecError(f"no such file or folder: {p}")
-    if not files:
-        raise LrcodecError("no images to evaluate")
-    return files
+    return [str(path) for path, _ in expand_inputs(paths)]
 
 
 _worker_model = None

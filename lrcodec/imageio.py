@@ -19,6 +19,29 @@ from pathlib import Path
 from .bitstream import DEFAULT_MAX_PIXELS
 from .errors import LrcodecError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif", ".avif")
+
+
+def find_images(folder: str | Path) -> list[Path]:
+    """Image files below a folder, recursively, sorted (by suffix; a file that is not one is
+    reported when it is read)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def expand_inputs(inputs) -> list[tuple[Path, Path]]:
+    """(file, its name relative to the folder it was found in) for files and folders given."""
+    found: list[tuple[Path, Path]] = []
+    for given in map(Path, inputs):
+        if given.is_dir():
+            found += [(p, p.relative_to(given)) for p in find_images(given)]
+        elif given.is_file():
+            found.append((given, Path(given.name)))
+        else:
+            raise LrcodecError(f"no such file or folder: {given}")
+    if not found:
+        raise LrcodecError("no images found in the inputs given")
+    return found
+
 
 def read_bytes(source: str) -> bytes:
     """All bytes of a file, or of stdin for '-'."""
@@ -39,7 +62,7 @@ def read_bytes(source: str) -> bytes:
 
 def open_image(data: bytes, name: str = "input", max_pixels: int = DEFAULT_MAX_PIXELS):
     """A fully loaded PIL image from bytes, orientation applied; clear errors otherwise."""
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not data:
         raise LrcodecError(f"{name} is empty")
@@ -54,6 +77,8 @@ def open_image(data: bytes, name: str = "input", max_pixels: int = DEFAULT_MAX_P
         image = ImageOps.exif_transpose(image)
     except LrcodecError:
         raise
+    except UnidentifiedImageError:
+        raise LrcodecError(f"{name} is not a readable image (no image format Pillow knows)") from None
     except Exception as e:  # Pillow raises many types for broken files
         raise LrcodecError(f"{name} is not a readable image ({type(e).__name__}: {e})") from None
     return image

@@ -54,6 +54,16 @@ class LoadedModel:
     def mean_scale(self) -> bool:
         return self.arch == "mean-scale"
 
+    def to(self, device) -> "LoadedModel":
+        """Move the transforms to a device (the exact entropy model stays on the CPU)."""
+        self.net.to(device)
+        return self
+
+    @property
+    def device(self):
+        """Where the transforms run (the exact entropy model always runs on the CPU)."""
+        return next(self.net.parameters()).device
+
     @property
     def exact(self):
         """The exact entropy model (``lrcodec.exact``), built on first use: the part of the

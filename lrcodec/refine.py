@@ -14,15 +14,17 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from . import codec
+from .devices import bf16_native, resolve_device
 from .errors import LrcodecError
 from .models import LoadedModel, hyper_synthesis
+from .settings import EFFORTS, METHODS, RefineSettings, effort_settings  # noqa: F401 (the library's names)
 from .quantization import (
     factorized_interval_likelihood,
     gaussian_interval_likelihood,
@@ -31,8 +33,6 @@ from .quantization import (
     z_medians,
 )
 
-METHODS = ("ssl", "linear", "cosine", "atanh", "ste", "noise")
-THREE_CLASS = ("ssl", "linear", "cosine")
 
 
 # ------------------------------------------------------------------ soft-rounding samplers
@@ -76,7 +76,7 @@ def class_probabilities(logits: torch.Tensor, temperature: float) -> torch.Tenso
 
 
 def _gumbel(shape, gen: torch.Generator) -> torch.Tensor:
-    u = torch.rand(shape, generator=gen).clamp(1e-10, 1 - 1e-7)
+    u = torch.rand(shape, generator=gen, device=gen.device).clamp(1e-10, 1 - 1e-7)
     return -torch.log(-torch.log(u))
 
 
@@ -90,6 +90,11 @@ class Sampler:
     tmax: float = 1.0
     decay: float = 1e-3
 
+    @classmethod
+    def of(cls, settings: RefineSettings) -> "Sampler":
+        a = settings.a if settings.a is not None else (1.4 if settings.three_class else 2.3)
+        return cls(settings.method, settings.three_class, a, settings.tmax, settings.decay)
+
     def temperature(self, t: int) -> float:
         if self.method == "atanh":  # SGA's "exp0" schedule
             return float(min(max(0.5 * math.exp(-self.decay * (t - 700)), 1e-8), 0.5))
@@ -99,23 +104,22 @@ class Sampler:
         if self.method == "ste":
             return ste_round(v)
         if self.method == "noise":
-            return v + torch.rand(v.shape, generator=gen) - 0.5
+            return v + torch.rand(v.shape, generator=gen, device=gen.device) - 0.5
         T = self.temperature(t)
         if self.three_class:
             base = torch.round(v).detach()
             logits = three_class_logits(v - base, self.method, a=self.a)
-            offsets = torch.tensor([-1.0, 0.0, 1.0])
+            offsets = torch.tensor([-1.0, 0.0, 1.0], device=v.device)
         else:
             base = torch.floor(v).detach()
             logits = two_class_logits(v - base, self.method, a=self.a)
-            offsets = torch.tensor([0.0, 1.0])
+            offsets = torch.tensor([0.0, 1.0], device=v.device)
         # Gumbel-softmax on logits / T with temperature T: T enters twice (section 4.2).
         w = torch.softmax((logits / T + _gumbel(logits.shape, gen)) / T, -1)
         return base + (w * offsets).sum(-1)
 
 
 # ------------------------------------------------------------------ the refinement loop
-
 
 @dataclass
 class RefineResult:
@@ -126,17 +130,22 @@ class RefineResult:
     seconds_per_iteration: float = 0.0
     base_psnr: float = 0.0  # from the real decoded 8-bit pixels
     psnr: float = 0.0
+    iterations: int = 0  # run (fewer than asked when early stopping ended the loop)
 
 
 def _true_loss(model, y, z, x, H, W, lmbda, quantizer: dict):
+    """(R-D loss, bpp, PSNR) of the latents as the coder would quantize them: symbols on the
+    exact CPU path, the synthesis in float32 on the model's device."""
     q = codec.quantize_latents(model, y, z, **quantizer)
+    device = x.device
     with torch.no_grad():
-        x_hat = model.net.g_s(q.y_hat)[:, :, :H, :W].clamp(0, 1)
+        x_hat = model.net.g_s(q.y_hat.to(device))[:, :, :H, :W].clamp(0, 1)
         mse = F.mse_loss(x_hat, x).item()
         v = q.y_hat - q.mu.float()
         bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, q.sigma.float())).sum()
         eb = model.net.entropy_bottleneck
-        bits = bits - torch.log2(factorized_interval_likelihood(eb, q.z_hat - 0.5, q.z_hat + 0.5)).sum()
+        z_hat = q.z_hat.to(device)
+        bits = bits - torch.log2(factorized_interval_likelihood(eb, z_hat - 0.5, z_hat + 0.5)).sum().cpu()
     bpp = bits.item() / (H * W)
     return lmbda * 255**2 * mse + bpp, bpp, 10 * math.log10(1 / max(mse, 1e-12))
 
@@ -144,94 +153,100 @@ def _true_loss(model, y, z, x, H, W, lmbda, quantizer: dict):
 def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: LoadedModel) -> tuple[float, float]:
     """(R-D loss from the real file size and the real decoded 8-bit pixels, PSNR)."""
     decoded = codec.synthesise(model, result.latents.y_hat, x.shape[2], x.shape[3]).float() / 255
-    mse = F.mse_loss(decoded, x).item()
+    mse = F.mse_loss(decoded, x.cpu()).item()
     return lmbda * 255**2 * mse + result.bpp, 10 * math.log10(1 / max(mse, 1e-12))
 
 
 def refine_image(
     image,
     model: LoadedModel,
+    settings: RefineSettings | None = None,
     *,
-    method: str = "ssl",
-    three_class: bool = False,
-    iterations: int = 500,
-    lr: float = 0.005,
-    a: float | None = None,
-    tmax: float = 1.0,
-    decay: float = 1e-3,
-    lmbda: float | None = None,
-    seed: int = 0,
     uq: bool = False,
+    seed: int = 0,
     soft_alpha: int = 0,
-    eval_every: int = 10,
     drop_alpha: bool = False,
+    device: str = "cpu",
     progress: Callable[[dict], None] | None = None,
+    **changes,
 ) -> RefineResult:
     """Refine an image's latents and return the encoded file (never worse than plain encode).
-    With ``uq`` (and ``soft_alpha``) it optimizes for the same dithered quantizer the file uses."""
-    if method not in METHODS:
-        raise LrcodecError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
-    if three_class and method not in THREE_CLASS:
-        raise LrcodecError(f"--three-class is available for {', '.join(THREE_CLASS)}, not {method}")
-    if iterations < 0:
-        raise LrcodecError("iterations must be >= 0")
-    lmbda = lmbda if lmbda is not None else model.card.get("lmbda")
+
+    ``settings`` (or keyword ``changes`` to its fields) steer the loop; ``uq``/``seed``/``soft_alpha``
+    choose the quantizer the file uses, which the loop optimizes for. The loop and the transforms
+    run on ``device``; the file's symbols are decided on the CPU's exact path, so a file refined
+    on a GPU decodes anywhere."""
+    settings = replace(settings or RefineSettings(), **changes)
+    settings.check()
+    lmbda = settings.lmbda if settings.lmbda is not None else model.card.get("lmbda")
     if lmbda is None:
         raise LrcodecError(f"model {model.name} has no lambda in its card; pass --lmbda")
-    if a is None:
-        a = 1.4 if three_class else 2.3
-    sampler = Sampler(method, three_class, a, tmax, decay)
-    gen = torch.Generator().manual_seed(seed)
+    sampler = Sampler.of(settings)
+    dev = resolve_device(device)
+    use_bf16 = settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_native(dev))
+    gen = torch.Generator(dev).manual_seed(seed)
 
-    x_pad, mode = codec.prepare_image(image, drop_alpha)
+    pixels, mode = codec.prepare_pixels(image, drop_alpha)
     H, W = image.height, image.width
-    x = x_pad[:, :, :H, :W]
-    y0, z0 = codec.analyse(model, x_pad)
+    y0, z0 = codec.analyse(model, pixels)
     quantizer = dict(uq=uq, seed=seed, soft_alpha=soft_alpha)
     base = codec.encode_latents(model, y0, z0, W, H, mode, **quantizer)
 
-    net = model.net.to(memory_format=torch.channels_last)
+    net = model.net.to(dev, memory_format=torch.channels_last)
+    x = pixels[:, :, :H, :W].to(dev).float().div_(255)
     eb = net.entropy_bottleneck
     m = z_medians(eb)
-    u_y = uq_dither(seed, tuple(y0.shape), 0, soft_alpha) if uq else torch.zeros(())
-    u_z = uq_dither(seed, tuple(z0.shape), 1, soft_alpha) if uq else torch.zeros(())
-    y = y0.clone().requires_grad_(True)
-    z = z0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([y, z], lr=lr)
+    u_y = uq_dither(seed, tuple(y0.shape), 0, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
+    u_z = uq_dither(seed, tuple(z0.shape), 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
+    y = y0.to(dev).requires_grad_(True)
+    z = z0.to(dev).requires_grad_(True)
+    opt = torch.optim.Adam([y, z], lr=settings.lr)
+    drop_at = math.ceil(settings.lr_drop * settings.iterations)
     best_loss, bpp, psnr = _true_loss(model, y0, z0, x, H, W, lmbda, quantizer)
-    best = (y0.clone(), z0.clone())
+    best = (y0, z0)
     history = [(0, best_loss, bpp, psnr, 0.0)]
+    stale, t = 0, 0
     t0 = time.perf_counter()
-    for t in range(1, iterations + 1):
-        z_tilde = m + u_z + sampler(z - m - u_z, t, gen)
-        bits_z = -torch.log2(factorized_interval_likelihood(eb, z_tilde - 0.5, z_tilde + 0.5)).sum()
-        sigma, mu = hyper_synthesis(net, z_tilde)
-        v = sampler(y - mu - u_y, t, gen) + u_y
-        bits_y = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, sigma)).sum()
-        x_hat = net.g_s(mu + v)[:, :, :H, :W]
-        loss = lmbda * 255**2 * F.mse_loss(x_hat, x) + (bits_y + bits_z) / (H * W)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if t % eval_every == 0 or t == iterations:
+    try:
+        for t in range(1, settings.iterations + 1):
+            if t == drop_at + 1:
+                for group in opt.param_groups:
+                    group["lr"] = settings.lr / 10
+            z_tilde = m + u_z + sampler(z - m - u_z, t, gen)
+            bits_z = -torch.log2(factorized_interval_likelihood(eb, z_tilde - 0.5, z_tilde + 0.5)).sum()
+            sigma, mu = hyper_synthesis(net, z_tilde)
+            v = sampler(y - mu - u_y, t, gen) + u_y
+            bits_y = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, sigma)).sum()
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                x_hat = net.g_s(mu + v)
+            loss = lmbda * 255**2 * F.mse_loss(x_hat[:, :, :H, :W].float(), x) + (bits_y + bits_z) / (H * W)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if t % settings.eval_every and t != settings.iterations:
+                continue
             with torch.no_grad():
                 true, bpp, psnr = _true_loss(model, y.detach(), z.detach(), x, H, W, lmbda, quantizer)
             elapsed = time.perf_counter() - t0
             history.append((t, true, bpp, psnr, elapsed))
+            stale = stale + 1 if true >= best_loss else 0
             if true < best_loss:
                 best_loss, best = true, (y.detach().clone(), z.detach().clone())
             if progress:
-                progress({"iteration": t, "iterations": iterations, "loss": true, "bpp": bpp,
-                          "psnr": psnr, "best": best_loss, "seconds_left": elapsed / t * (iterations - t)})
+                progress({"iteration": t, "iterations": settings.iterations, "loss": true, "bpp": bpp,
+                          "psnr": psnr, "best": best_loss, "seconds_left": elapsed / t * (settings.iterations - t)})
+            if settings.patience and stale >= settings.patience:
+                break
+    finally:
+        model.net.to(memory_format=torch.contiguous_format)
     seconds = time.perf_counter() - t0
-    net.to(memory_format=torch.contiguous_format)
-    label = f"{method}-3c" if three_class else method
-    refined = codec.encode_latents(model, best[0], best[1], W, H, mode, **quantizer, refined_method=label)
+    refined = codec.encode_latents(model, best[0], best[1], W, H, mode, **quantizer, refined_method=settings.label)
+    x = x.cpu()
     (refined_loss, refined_psnr), (base_loss, base_psnr) = (
         file_loss(refined, x, lmbda, model), file_loss(base, x, lmbda, model))
     kept_base = refined_loss > base_loss
     return RefineResult(base if kept_base else refined, base, history, kept_base,
-                        seconds / max(iterations, 1), base_psnr, base_psnr if kept_base else refined_psnr)
+                        seconds / max(t, 1), base_psnr, base_psnr if kept_base else refined_psnr, t)
 
 
 def find_lambda_for_bpp(image, model: LoadedModel, target_bpp: float, *, searches: int = 6,

@@ -1,0 +1,37 @@
+"""Where the float transforms run. The exact entropy model (``lrcodec.exact``) always runs on
+the CPU in float64, whatever is chosen here: that is what keeps files portable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto"):
+    """cpu, cuda (refused with a clear error where there is none), or auto: cuda if present."""
+    import torch
+
+    from .errors import LrcodecError
+
+    if name not in DEVICES:
+        raise LrcodecError(f"unknown device {name!r} (choose from {', '.join(DEVICES)})")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise LrcodecError("--device cuda: no CUDA device is available to this PyTorch build")
+    return torch.device(name)
+
+
+def bf16_native(device) -> bool:
+    """Whether bfloat16 convolutions run natively on the device. On a CPU without bf16
+    instructions autocast is emulated (measured on an AVX-512 CPU without them: 1.5x slower)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags

@@ -1,0 +1,101 @@
+"""Option sets as dataclasses: the single source of the names, defaults and checks that the
+library, the CLI (its click choices) and the benchmarks share. Importing this module is
+cheap (no torch), so that ``lrcodec --help`` stays fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .errors import LrcodecError
+
+METHODS = ("ssl", "linear", "cosine", "atanh", "ste", "noise")
+THREE_CLASS = ("ssl", "linear", "cosine")
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """Everything that steers one refinement (``docs/algorithms.md`` section 4). The defaults
+    are the SGA+ paper's; ``EFFORTS`` holds the presets chosen by measurement."""
+
+    method: str = "ssl"
+    three_class: bool = False
+    iterations: int = 500
+    lr: float = 0.005
+    a: float | None = None  # SSL sharpness: 2.3, or 1.4 with three classes
+    tmax: float = 1.0  # temperature T(t) = min(tmax, exp(-decay t))
+    decay: float = 1e-3
+    lr_drop: float = 1.0  # after this fraction of the iterations the lr falls to a tenth (1: never)
+    patience: int = 0  # stop after this many true-loss evaluations without a better one (0: never)
+    eval_every: int = 10  # iterations between true-loss evaluations
+    lmbda: float | None = None  # R-D trade-off (None: the model card's)
+    precision: str = "auto"  # the synthesis inside the loop: bfloat16 where the hardware has it natively
+
+    def check(self) -> None:
+        if self.method not in METHODS:
+            raise LrcodecError(f"unknown method {self.method!r} (choose from {', '.join(METHODS)})")
+        if self.three_class and self.method not in THREE_CLASS:
+            raise LrcodecError(f"--three-class is available for {', '.join(THREE_CLASS)}, not {self.method}")
+        if self.iterations < 0:
+            raise LrcodecError("iterations must be >= 0")
+        if self.eval_every < 1 or self.patience < 0 or not 0 < self.lr_drop <= 1:
+            raise LrcodecError("eval_every must be >= 1, patience >= 0 and lr_drop in (0, 1]")
+        if self.precision not in PRECISIONS:
+            raise LrcodecError(f"unknown precision {self.precision!r} (choose from {', '.join(PRECISIONS)})")
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}-3c" if self.three_class else self.method
+
+
+def _budget(iterations: int, lr: float, anneal: float) -> RefineSettings:
+    """SSL with the temperature annealed over the whole budget (T falls to e^-anneal) and the
+    lr cut to a tenth for the last fifth: the schedule bench/schedules.py chose."""
+    return RefineSettings(iterations=iterations, lr=lr, decay=anneal / iterations, lr_drop=0.8)
+
+
+# effort -> refinement (0: the plain encode). Measured in bench/results/refine-schedules.json.
+EFFORTS: dict[int, RefineSettings | None] = {
+    0: None,
+    1: _budget(25, 0.02, 1.0),
+    2: _budget(50, 0.02, 1.0),
+    3: _budget(100, 0.02, 1.0),
+    4: _budget(200, 0.01, 1.0),
+    5: _budget(500, 0.01, 1.0),
+}
+DEFAULT_EFFORT = 2
+
+
+def effort_settings(effort: int, **changes) -> RefineSettings | None:
+    """The refinement an effort level runs (None for 0, the plain encode)."""
+    if effort not in EFFORTS:
+        raise LrcodecError(f"effort must be one of {', '.join(map(str, EFFORTS))}, got {effort}")
+    preset = EFFORTS[effort]
+    return replace(preset, **changes) if preset is not None and changes else preset
+
+
+EXECUTORS = ("local", "ray")
+RECONSTRUCTIONS = ("dither", "soft-mean")
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """Everything but the pixels that one encode needs: the model, the quantizer and how much
+    refinement (``effort`` 0 is the plain encode; ``refine`` overrides the effort's preset)."""
+
+    model: str | None = None
+    quality: int | None = None
+    effort: int = 0  # see EFFORTS
+    refine: RefineSettings | None = None
+    target_bpp: float | None = None
+    uq: bool = False
+    seed: int = 0
+    reconstruction: str = "dither"
+    soft_alpha: int | None = None
+    drop_alpha: bool = False
+    max_pixels: int = 100_000_000
+    device: str = "cpu"  # where the transforms run: auto, cpu or cuda (lrcodec.devices)
+
+    def refine_settings(self) -> RefineSettings | None:
+        """The refinement to run, or None for a plain encode."""
+        return self.refine if self.refine is not None else effort_settings(self.effort)
