@@ -2,14 +2,14 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test bench bench-quick bench-refine bench-surrogates bench-ceiling bench-portability fuzz clean
+.PHONY: install demo test bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability fuzz clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -32,6 +32,12 @@ clean:
 
 bench-refine: $(STAMP)
 	$(PY) bench/refine.py
+
+bench-refine-methods: $(STAMP)
+	$(PY) bench/refine_methods.py
+
+bench-schedules: $(STAMP)
+	$(PY) bench/schedules.py
 
 bench-surrogates: $(STAMP)
 	$(PY) bench/surrogates.py

@@ -1,159 +1,212 @@
-"""Refinement benchmark: base encode vs SGA+/SGA/STE/noise refinement, real file sizes.
+"""Effort levels on full Kodak images: what each level buys against the plain encode, and what it costs.
 
-    python bench/refine.py      # 2 images (256x256 centre crops), 3 models, 7 methods, 500 iterations
-    python bench/refine.py --images 24 --crop 0 --models all --methods ste,noise,atanh,linear,cosine,ssl,linear-3c,ssl-3c
+    python bench/refine.py                     # all 24 images, every shipped model, every effort level
+    python bench/refine.py --images 4 --models lrc-mshp-q3 --levels 2
+    python bench/refine.py --throughput-only   # --jobs 1 against --jobs 2 on a folder
 
-For every image and shipped model: the plain encode, then each method; bpp from real files,
-PSNR from real decoded pixels; BD-rate of every method against the base encode over the
-models' rate points; true loss against iterations; seconds per iteration on a full
-768x512 image with every model, and on that full image with the middle model, SSL's gain
-after 100/250/500/1000 iterations. Writes bench/results/refine[-NAME].json and .png.
+For every image (in a fixed order spread over the set) and every shipped model: the plain
+encode (effort 0) and each effort level, through real files (bpp from the bytes, PSNR from the
+decoded 8-bit pixels), with the seconds per image and the true R-D loss against iterations.
+Then BD-rate of each level against the plain encode over the models' rate points, on the
+images done so far. Results are saved after every image and model, and a rerun resumes
+(bench/results/refine.json; a plot beside it). The throughput part encodes a folder of Kodak
+images at the default effort with 1 and with 2 worker processes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lrcodec import codec
+from lrcodec import batch, codec
 from lrcodec.evaluate import bd_rate, psnr
 from lrcodec.imageio import open_image, read_bytes
 from lrcodec.models import load_model, shipped_models
-from lrcodec.refine import refine_image
+from lrcodec.refine import file_loss, refine_image
+from lrcodec.settings import DEFAULT_EFFORT, EFFORTS, EncodeSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-METHODS = ["ste", "noise", "atanh", "linear", "cosine", "ssl", "linear-3c", "ssl-3c"]
+RESULTS = ROOT / "bench" / "results"
 
 
-def run_method(image, model, method: str, iterations: int, seed: int) -> dict:
-    three = method.endswith("-3c")
+def machine() -> dict:
+    flags = ""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+        flags = next(line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags"))
+        flags = " ".join(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4")))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return {"cpu": model, "flags": flags, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def image_order(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
+    return files[0::7] + files[3::7] + files[5::7] + files[1::7] + files[2::7] + files[4::7] + files[6::7]
+
+
+def run_image(image, model, levels: list[int]) -> dict:
+    x = codec.image_to_tensor(image)
+    rgb = np.asarray(image)
     t0 = time.perf_counter()
-    r = refine_image(image, model, method=method.removesuffix("-3c"), three_class=three,
-                     iterations=iterations, seed=seed, eval_every=10)
+    plain = codec.encode_image(image, model)
     seconds = time.perf_counter() - t0
-    decoded = codec.decode_image(r.encoded.data, model)
-    return {
-        "bpp": r.encoded.bpp, "psnr": psnr(np.asarray(image.convert("RGB")), np.asarray(decoded)),
-        "kept_base": r.kept_base, "seconds": seconds, "s_per_iteration": r.seconds_per_iteration,
-        "history": [list(h) for h in r.history],
-    }
+    lmbda = model.card["lmbda"]
+    entry = {"0": {"bpp": plain.bpp, "psnr": psnr(rgb, np.asarray(codec.decode_image(plain.data, model))),
+                   "seconds": seconds, "loss": file_loss(plain, x, lmbda, model)[0]}}
+    for level in levels:
+        t0 = time.perf_counter()
+        r = refine_image(image, model, EFFORTS[level])
+        seconds = time.perf_counter() - t0
+        entry[str(level)] = {
+            "bpp": r.encoded.bpp, "psnr": psnr(rgb, np.asarray(codec.decode_image(r.encoded.data, model))),
+            "seconds": seconds, "s_per_iteration": r.seconds_per_iteration, "iterations": r.iterations,
+            "loss": file_loss(r.encoded, x, lmbda, model)[0], "kept_base": r.kept_base,
+            "history": [[h[0], h[1], h[4]] for h in r.history],  # iteration, true loss, seconds
+        }
+    return entry
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "kodak"))
-    ap.add_argument("--images", type=int, default=2, help="first N of a fixed order (kodim01, 08, 15, ...)")
-    ap.add_argument("--crop", type=int, default=256, help="centre crop side (0: full image)")
-    ap.add_argument("--iterations", type=int, default=500)
-    ap.add_argument("--methods", default="ste,noise,atanh,linear,cosine,ssl,ssl-3c", help=f"any of {','.join(METHODS)}")
-    ap.add_argument("--models", default="lrc-mshp-q1,lrc-mshp-q3,lrc-mshp-q5",
-                    help="'all' or comma-separated shipped model names")
-    ap.add_argument("--speed-iterations", type=int, default=20, help="iterations timed on a full image")
-    ap.add_argument("--full-iterations", type=int, default=1000,
-                    help="SSL iterations on the full image with the middle model (gain curve)")
-    ap.add_argument("--name", default=None)
-    args = ap.parse_args()
-
-    files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() == ".png")
-    order = files[0::7] + files[3::7] + files[5::7]  # spread over the set, fixed
-    chosen = order[: args.images]
-    images = []
-    for p in chosen:
-        im = open_image(read_bytes(str(p)), p.name).convert("RGB")
-        if args.crop:
-            left, top = (im.width - args.crop) // 2, (im.height - args.crop) // 2
-            im = im.crop((left, top, left + args.crop, top + args.crop))
-        images.append((p.name, im))
-    names = [c["name"] for c in shipped_models()] if args.models == "all" else args.models.split(",")
-    models = [load_model(n) for n in names]
-    methods = args.methods.split(",")
-
-    results: dict = {}
-    for model in models:
-        for img_name, image in images:
-            base = codec.encode_image(image, model)
-            decoded = codec.decode_image(base.data, model)
-            entry = {"base": {"bpp": base.bpp, "psnr": psnr(np.asarray(image), np.asarray(decoded))}}
-            for method in methods:
-                entry[method] = run_method(image, model, method, args.iterations, seed=0)
-                print(f"{model.name} {img_name} {method}: {entry['base']['bpp']:.4f} -> {entry[method]['bpp']:.4f} bpp, "
-                      f"{entry['base']['psnr']:.2f} -> {entry[method]['psnr']:.2f} dB", file=sys.stderr)
-            results.setdefault(model.name, {})[img_name] = entry
-
-    # Mean per model and method, then BD-rate of each method against base over the models.
-    curves = {}
-    for method in ["base"] + methods:
+def summarise(results: dict, names: list[str], levels: list[int]) -> dict:
+    """Curves over the images that every model has finished, BD-rate against effort 0."""
+    done = sorted(set.intersection(*(set(results.get(n, {})) for n in names)))
+    if not done:
+        return {"images_done": []}
+    curves, seconds, gain = {}, {}, {}
+    for level in ["0", *map(str, levels)]:
         pts = []
-        for model in models:
-            per = [results[model.name][n][method] for n, _ in images]
+        for name in names:
+            per = [results[name][i][level] for i in done]
             pts.append((float(np.mean([p["bpp"] for p in per])), float(np.mean([p["psnr"] for p in per]))))
-        pts.sort()
-        curves[method] = {"bpp": [p[0] for p in pts], "psnr": [p[1] for p in pts]}
-    bd = {m: bd_rate(curves["base"]["bpp"], curves["base"]["psnr"], curves[m]["bpp"], curves[m]["psnr"])
-          for m in methods}
+        curves[level] = {"bpp": [p[0] for p in sorted(pts)], "psnr": [p[1] for p in sorted(pts)]}
+        seconds[level] = {n: float(np.mean([results[n][i][level]["seconds"] for i in done])) for n in names}
+        gain[level] = float(np.mean([100 * (1 - results[n][i][level]["loss"] / results[n][i]["0"]["loss"])
+                                     for n in names for i in done]))
+    bd = {level: bd_rate(curves["0"]["bpp"], curves["0"]["psnr"], c["bpp"], c["psnr"])
+          for level, c in curves.items() if level != "0"}
+    return {"images_done": done, "curves": curves, "bd_rate_vs_plain_pct": bd, "seconds_per_image": seconds,
+            "rd_loss_gain_pct": gain}
 
-    def gains(history) -> dict:
-        """True-loss reduction relative to iteration 0, best seen by iteration t."""
-        l0 = history[0][1]
-        return {t: (l0 - min(x[1] for x in history if x[0] <= t)) / l0
-                for t in (100, 250, 500, 1000) if t <= history[-1][0]}
 
-    gain_at = {}
-    for method in methods:
-        rows = [gains(results[model.name][n][method]["history"]) for model in models for n, _ in images]
-        gain_at[method] = {t: float(np.mean([r[t] for r in rows])) for t in rows[0]}
+def throughput(folder: Path, images: int, model_name: str) -> dict:
+    """Images per hour at the default effort with 1 and with 2 worker processes."""
+    out = {}
+    files = image_order(folder)[:images]
+    for workers in (1, 2):
+        target = Path(tempfile.mkdtemp())
+        try:
+            jobs = batch.plan(list(map(str, files)), str(target))
+            t0 = time.perf_counter()
+            rows = batch.run(jobs, EncodeSettings(model=model_name, effort=DEFAULT_EFFORT), workers=workers)
+            seconds = time.perf_counter() - t0
+        finally:
+            shutil.rmtree(target)
+        assert all(r["status"] == "ok" for r in rows), rows
+        out[str(workers)] = {"seconds": seconds, "images_per_hour": 3600 * len(files) / seconds}
+    return {"images": [f.name for f in files], "model": model_name, "effort": DEFAULT_EFFORT, "jobs": out}
 
-    speed = {}
-    full = open_image(read_bytes(str(files[0])), files[0].name)
-    mid = models[len(models) // 2]
-    for model in models:
-        its = args.full_iterations if model is mid else args.speed_iterations
-        r = refine_image(full, model, method="ssl", iterations=its, eval_every=10)
-        speed[model.name] = {"image": files[0].name, "size": list(full.size), "iterations": its,
-                             "s_per_iteration": r.seconds_per_iteration, "threads": torch.get_num_threads()}
-        if model is mid:
-            speed[model.name] |= {"ssl_true_loss_reduction": gains(r.history), "bpp": [r.base.bpp, r.encoded.bpp],
-                                  "psnr": [r.base_psnr, r.psnr]}
 
-    name = "refine" + (f"-{args.name}" if args.name else "")
-    out = {
-        "command": "python bench/refine.py " + " ".join(sys.argv[1:]),
-        "images": [n for n, _ in images], "crop": args.crop, "iterations": args.iterations,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "models": names, "model_ids": {m.name: m.model_id.hex() for m in models},
-        "curves": curves, "bd_rate_vs_base_pct": bd,
-        "true_loss_reduction_at_iterations": gain_at, "speed_full_image": speed, "results": results,
-    }
-    results_dir = ROOT / "bench" / "results"
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / f"{name}.json").write_text(json.dumps(out, indent=1) + "\n")
+def speed(image, names: list[str], iterations: int = 30) -> dict:
+    """Seconds per iteration on one full image for every model, float32 and bfloat16 synthesis."""
+    out = {}
+    for name in names:
+        model = load_model(name)
+        for precision in ("float32", "bfloat16"):
+            r = refine_image(image, model, EFFORTS[DEFAULT_EFFORT], iterations=iterations, precision=precision)
+            out.setdefault(name, {})[precision] = r.seconds_per_iteration
+    return {"image_size": list(image.size), "iterations": iterations, "s_per_iteration": out}
 
+
+def plot(d: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    s = d["summary"]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
-    for method, c in curves.items():
-        axes[0].plot(c["bpp"], c["psnr"], "o-" if method != "base" else "k--", label=method)
-    axes[0].set(xlabel="bpp (real files)", ylabel="PSNR (dB)", title="refinement R-D (mean over images)")
-    m0, n0 = models[len(models) // 2].name, images[0][0]
-    for method in methods:
-        h = np.array(results[m0][n0][method]["history"])
-        axes[1].plot(h[:, 0], h[:, 1], label=method)
-    axes[1].set(xlabel="iteration", ylabel="true R-D loss", title=f"{m0}, {n0}")
+    for level, c in s["curves"].items():
+        axes[0].plot(c["bpp"], c["psnr"], "k--" if level == "0" else "o-",
+                     label="plain encode" if level == "0" else f"effort {level}")
+    axes[0].set(xlabel="bpp (real files)", ylabel="PSNR (dB)",
+                title=f"Kodak, {len(s['images_done'])} images (mean per model)")
+    name = d["models"][len(d["models"]) // 2]
+    for level in d["levels"]:
+        runs = [d["results"][name][i][str(level)]["history"] for i in s["images_done"]]
+        base = [d["results"][name][i]["0"]["loss"] for i in s["images_done"]]
+        its = [h[0] for h in runs[0]]
+        rel = np.mean([[100 * (1 - h[1] / b) for h in run][: len(its)] for run, b in zip(runs, base)
+                       if len(run) >= len(its)], axis=0)
+        axes[1].plot(its, rel, "o-", ms=3, label=f"effort {level}")
+    axes[1].set(xlabel="iteration", ylabel="true R-D loss below the plain encode (%)", title=f"{name}, mean over images")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(results_dir / f"{name}.png", dpi=110)
-    print(json.dumps({"bd_rate_vs_base_pct": bd, "gain": gain_at, "speed": speed}, indent=1))
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "kodak"))
+    ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--models", default="all", help="'all' or comma-separated shipped model names")
+    ap.add_argument("--levels", default=",".join(str(e) for e in EFFORTS if e))
+    ap.add_argument("--throughput-images", type=int, default=4)
+    ap.add_argument("--throughput-only", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--out", default=str(RESULTS / "refine.json"))
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    d = json.loads(out.read_text()) if out.exists() else {}
+    names = [c["name"] for c in shipped_models()] if args.models == "all" else args.models.split(",")
+    levels = [int(v) for v in args.levels.split(",")]
+    presets = {str(e): vars(EFFORTS[e]) for e in levels}
+    if d and (d.get("presets") != presets or d.get("models") != names):
+        print(f"{out} was made with other presets or models; starting afresh", file=sys.stderr)
+        d = {}
+    d.update({"command": "python bench/refine.py " + " ".join(sys.argv[1:]), "machine": machine(),
+              "models": names, "levels": levels, "presets": presets})
+    results = d.setdefault("results", {})
+    if not args.throughput_only and "speed" not in d:
+        first = image_order(Path(args.data))[0]
+        d["speed"] = speed(open_image(read_bytes(str(first)), first.name).convert("RGB"), names)
+        d["speed"]["image"] = first.name
+        out.write_text(json.dumps(d, indent=1) + "\n")
+    if not args.throughput_only:
+        models = {n: load_model(n) for n in names}
+        d["model_ids"] = {n: m.model_id.hex() for n, m in models.items()}
+        for path in image_order(Path(args.data))[: args.images]:
+            image = open_image(read_bytes(str(path)), path.name).convert("RGB")
+            for name, model in models.items():
+                if path.name in results.get(name, {}):
+                    continue
+                entry = run_image(image, model, levels)
+                results.setdefault(name, {})[path.name] = entry
+                d["summary"] = summarise(results, names, levels)
+                d["date"] = time.strftime("%Y-%m-%d %H:%M")
+                out.write_text(json.dumps(d, indent=1) + "\n")
+                print(f"{name} {path.name}: " + ", ".join(
+                    f"e{k} {v['bpp']:.4f} bpp {v['psnr']:.2f} dB {v['seconds']:.1f} s" for k, v in entry.items()),
+                    flush=True)
+    if not args.skip_throughput:
+        d["throughput"] = throughput(Path(args.data), args.throughput_images, names[len(names) // 2])
+        out.write_text(json.dumps(d, indent=1) + "\n")
+    if d.get("summary", {}).get("images_done"):
+        plot(d, out.with_suffix(".png"))
+        print(json.dumps({k: v for k, v in d["summary"].items() if k != "curves"}, indent=1))
     return 0
 
 

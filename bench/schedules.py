@@ -34,6 +34,12 @@ CANDIDATES = {
     "reference-100": dict(iterations=100),
     **{f"lr{lr}-c{c}-{n}": dict(iterations=n, lr=lr, decay=c / n, lr_drop=0.8)
        for n in (100,) for lr in (0.01, 0.02, 0.04) for c in (1.0, 2.0, 3.0)},
+    # second round, around the best of the first (lr 0.02, c 1)
+    "lr0.02-c0.5-100": dict(iterations=100, lr=0.02, decay=0.005, lr_drop=0.8),
+    "lr0.02-c1.0-100-nodrop": dict(iterations=100, lr=0.02, decay=0.01),
+    "lr0.02-c1.0-100-patience3": dict(iterations=100, lr=0.02, decay=0.01, lr_drop=0.8, patience=3),
+    **{f"lr{lr}-c1.0-{n}": dict(iterations=n, lr=lr, decay=1 / n, lr_drop=0.8)
+       for n, lr in ((25, 0.02), (25, 0.04), (50, 0.02), (50, 0.04), (200, 0.01), (200, 0.02), (500, 0.01))},
 }
 
 

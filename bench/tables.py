@@ -94,14 +94,56 @@ def main() -> None:
               f"{fmt(t['pixels_differing_pct'], 4)} %, at most {t['max_pixel_difference']} level(s).")
         costs = ", ".join(f"{n.split('-')[-1]} {m['rate_cost_exact_vs_float_pct']:+.4f} %" for n, m in d["models"].items())
         print(f"Rate of the exact entropy parameters against the float network's sigma and mu: {costs}.")
-    refine = RESULTS / "refine.json"
+    efforts = RESULTS / "refine.json"
+    if efforts.exists():
+        d = json.loads(efforts.read_text())
+        s, m = d.get("summary", {}), d["machine"]
+        if s.get("images_done"):
+            print(f"\nFrom `{d['command']}` ({d['date']}; {m['cpu']}, {m['threads']} threads, {m['flags']}): "
+                  f"{len(s['images_done'])} of 24 Kodak images done, {len(d['models'])} models:\n")
+            mid = d["models"][len(d["models"]) // 2]
+            print(f"| effort | iterations | BD-rate vs plain encode | R-D loss below plain | s per image ({mid}) | s per image (all models) |")
+            print("|---|---|---|---|---|---|")
+            for level in ["0", *map(str, d["levels"])]:
+                secs = s["seconds_per_image"][level]
+                its = d["presets"][level]["iterations"] if level != "0" else 0
+                bd = fmt(s["bd_rate_vs_plain_pct"][level], 1) + " %" if level != "0" else "-"
+                print(f"| {level} | {its} | {bd} | {fmt(s['rd_loss_gain_pct'][level], 2)} % | {fmt(secs[mid], 1)} | "
+                      f"{fmt(min(secs.values()), 1)}-{fmt(max(secs.values()), 1)} |")
+        if "speed" in d:
+            sp = d["speed"]
+            per = ", ".join(f"{n.split('-')[-1]} {fmt(v['float32'], 3)} / {fmt(v['bfloat16'], 3)}"
+                            for n, v in sp["s_per_iteration"].items())
+            print(f"\nSeconds per iteration on {sp['image']} ({sp['image_size'][0]}x{sp['image_size'][1]}), "
+                  f"float32 / bfloat16 synthesis: {per}.")
+        if "throughput" in d:
+            t = d["throughput"]
+            jobs = ", ".join(f"--jobs {k}: {fmt(v['images_per_hour'], 0)} images/hour ({fmt(v['seconds'], 1)} s)"
+                             for k, v in t["jobs"].items())
+            print(f"\nFolder of {len(t['images'])} Kodak images, {t['model']}, effort {t['effort']}: {jobs}.")
+    schedules = RESULTS / "refine-schedules.json"
+    if schedules.exists():
+        d = json.loads(schedules.read_text())
+        print("\nFrom `python bench/schedules.py` (SSL, lrc-mshp-q3, full Kodak images; gain = real-file R-D loss "
+              "below the plain encode):\n")
+        print("| schedule | iterations | lr | T decay | lr/10 after | mean gain | runs |")
+        print("|---|---|---|---|---|---|---|")
+        counts: dict = {}
+        for key, run in d["runs"].items():
+            counts[key.rsplit("/", 1)[1]] = (counts.get(key.rsplit("/", 1)[1], (0, None))[0] + 1, run["settings"])
+        for name, gain in sorted(d["mean_gain_pct"].items(), key=lambda kv: -kv[1]):
+            n, cfg = counts[name]
+            print(f"| {name} | {cfg['iterations']} | {cfg.get('lr', 0.005)} | {cfg.get('decay', 0.001):.4g} | "
+                  f"{cfg.get('lr_drop', 1.0) if cfg.get('lr_drop', 1.0) < 1 else 'never'}"
+                  f"{' (patience ' + str(cfg['patience']) + ')' if cfg.get('patience') else ''} | {fmt(gain, 2)} % | {n} |")
+    refine = RESULTS / "refine-methods.json"
     if refine.exists():
         d = json.loads(refine.read_text())
         print(f"\nFrom `{d['command']}` (images {', '.join(d['images'])}, crop {d['crop']}, {d['iterations']} iterations):\n")
         current = {c["name"]: c.get("model_id") for c in shipped_models()}
         if any(d.get("model_ids", {}).get(n) != current.get(n) for n in d["models"]):
             print("These refinement numbers were measured with earlier weights of these models than the ones "
-                  "in models/ now; `make bench-refine` refreshes them.\n")
+                  "in models/ now; `make bench-refine-methods` refreshes them.\n")
         print("| method | BD-rate vs base encode | true-loss reduction at 100 / 250 / 500 iterations |")
         print("|---|---|---|")
         for m, v in d["bd_rate_vs_base_pct"].items():

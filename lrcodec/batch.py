@@ -39,10 +39,10 @@ _models: dict = {}
 def cached_model(name: str | None, quality: int | None, device: str = "cpu"):
     """A model loaded once per process (workers keep theirs for every later image)."""
     from .devices import resolve_device
-    from .models import load_model
+    from .models import load_model, models_dir
 
     dev = resolve_device(device)
-    key = (name, quality, str(dev))
+    key = (name, quality, str(models_dir()), str(dev))
     if key not in _models:
         _models[key] = load_model(name, quality).to(dev)
     return _models[key]
@@ -66,7 +66,7 @@ def encode_bytes(data: bytes, name: str, settings: EncodeSettings, progress=None
         encoded = encode_image(image, model, **quantizer, drop_alpha=settings.drop_alpha)
         row.update(iterations=0)
     else:
-        options = dict(**quantizer, drop_alpha=settings.drop_alpha, device=settings.device, progress=progress)
+        options = dict(**quantizer, drop_alpha=settings.drop_alpha, progress=progress)
         if settings.target_bpp is not None:
             result, lmbda = find_lambda_for_bpp(image, model, settings.target_bpp, settings=refinement, **options)
             row.update(lmbda=lmbda)
@@ -164,7 +164,7 @@ def _ray_task(source: str, data: bytes, settings: EncodeSettings) -> Outcome:
 
 
 def _run_ray(jobs: list[Job], settings: EncodeSettings, address: str | None, workers: int,
-             retries: int = 3) -> Iterator[tuple[Job, Outcome]]:
+             retries: int = 3, task_function: Callable = _ray_task) -> Iterator[tuple[Job, Outcome]]:
     """Ray tasks, one per image; a task whose worker dies is retried up to ``retries`` times.
     Without an address, a local Ray instance with ``workers`` CPUs is started."""
     try:
@@ -180,7 +180,7 @@ def _run_ray(jobs: list[Job], settings: EncodeSettings, address: str | None, wor
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise LrcodecError(f"cannot reach a Ray cluster at {address}: {str(e).splitlines()[0]}") from None
     gpu = settings.device == "cuda"
-    task = ray.remote(num_cpus=0 if gpu else 1, num_gpus=1 if gpu else 0, max_retries=retries)(_ray_task)
+    task = ray.remote(num_cpus=0 if gpu else 1, num_gpus=1 if gpu else 0, max_retries=retries)(task_function)
     pending = {}
     for job in jobs:
         try:

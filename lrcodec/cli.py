@@ -397,10 +397,12 @@ def refine(inputs, output, force, model_name, quality, method, three_class, iter
 @reconstruction_options
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
               help="Images in parallel processes (threads shared fairly).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where the transforms and refinement run (auto: CUDA if present).")
 @click.option("--json", "json_out", default=None, metavar="OUT", help="Write per-image results and averages as JSON.")
 @click.option("--csv", "csv_out", default=None, metavar="OUT", help="Write per-image results as CSV.")
-def evaluate(paths, model_name, quality, method, iterations, uq, reconstruction, soft_alpha, jobs, json_out,
-             csv_out):
+def evaluate(paths, model_name, quality, method, iterations, uq, reconstruction, soft_alpha, jobs, device,
+             json_out, csv_out):
     """Measure bpp (from real files), PSNR, MS-SSIM and timings on images or folders.
 
     \b
@@ -413,7 +415,7 @@ def evaluate(paths, model_name, quality, method, iterations, uq, reconstruction,
     options = {"method": method, "iterations": iterations, "uq": uq, "reconstruction": reconstruction,
                "soft_alpha": soft_alpha}
     with click.progressbar(length=len(files), label="evaluating", file=sys.stderr) as bar:
-        rows = evaluate_paths(files, model_name, quality, options, jobs, on_done=lambda: bar.update(1))
+        rows = evaluate_paths(files, model_name, quality, options, jobs, on_done=lambda: bar.update(1), device=device)
     keys = ["bpp", "psnr", "ms_ssim", "encode_s", "decode_s"]
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in keys}
     click.echo(f"{'image':20} {'bytes':>8} {'bpp':>7} {'PSNR':>7} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")

@@ -195,14 +195,15 @@ def collect_images(paths: list[str]) -> list[str]:
 _worker_model = None
 
 
-def _init_worker(model_name, quality, threads):
+def _init_worker(model_name, quality, threads, device="cpu"):
     import torch
 
+    from .devices import resolve_device
     from .models import load_model
 
     global _worker_model
     torch.set_num_threads(threads)
-    _worker_model = load_model(model_name, quality)
+    _worker_model = load_model(model_name, quality).to(resolve_device(device))
 
 
 def _evaluate_path(args) -> dict:
@@ -215,7 +216,8 @@ def _evaluate_path(args) -> dict:
     return evaluate_image(image, Path(path).name, _worker_model, **options).as_dict()
 
 
-def evaluate_paths(paths: list[str], model_name, quality, options: dict, jobs: int = 1, on_done=None) -> list[dict]:
+def evaluate_paths(paths: list[str], model_name, quality, options: dict, jobs: int = 1, on_done=None,
+                   device: str = "cpu") -> list[dict]:
     """Evaluate images in ``jobs`` processes, each with an equal share of the CPU threads."""
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -223,7 +225,7 @@ def evaluate_paths(paths: list[str], model_name, quality, options: dict, jobs: i
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     work = [(p, options) for p in paths]
     if jobs <= 1:
-        _init_worker(model_name, quality, threads)
+        _init_worker(model_name, quality, threads, device)
         results = []
         for w in work:
             results.append(_evaluate_path(w))
@@ -234,7 +236,7 @@ def evaluate_paths(paths: list[str], model_name, quality, options: dict, jobs: i
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(model_name, quality, threads)) as pool:
+                             initargs=(model_name, quality, threads, device)) as pool:
         results = []
         for r in pool.map(_evaluate_path, work):
             results.append(r)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import codec
-from .devices import bf16_native, resolve_device
+from .devices import bf16_native
 from .errors import LrcodecError
 from .models import LoadedModel, hyper_synthesis
 from .settings import EFFORTS, METHODS, RefineSettings, effort_settings  # noqa: F401 (the library's names)
@@ -166,7 +166,6 @@ def refine_image(
     seed: int = 0,
     soft_alpha: int = 0,
     drop_alpha: bool = False,
-    device: str = "cpu",
     progress: Callable[[dict], None] | None = None,
     **changes,
 ) -> RefineResult:
@@ -174,15 +173,15 @@ def refine_image(
 
     ``settings`` (or keyword ``changes`` to its fields) steer the loop; ``uq``/``seed``/``soft_alpha``
     choose the quantizer the file uses, which the loop optimizes for. The loop and the transforms
-    run on ``device``; the file's symbols are decided on the CPU's exact path, so a file refined
-    on a GPU decodes anywhere."""
+    run on the model's device (``model.to(device)``); the file's symbols are decided on the CPU's
+    exact path, so a file refined on a GPU decodes anywhere."""
     settings = replace(settings or RefineSettings(), **changes)
     settings.check()
     lmbda = settings.lmbda if settings.lmbda is not None else model.card.get("lmbda")
     if lmbda is None:
         raise LrcodecError(f"model {model.name} has no lambda in its card; pass --lmbda")
     sampler = Sampler.of(settings)
-    dev = resolve_device(device)
+    dev = model.device
     use_bf16 = settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_native(dev))
     gen = torch.Generator(dev).manual_seed(seed)
 
@@ -244,7 +243,7 @@ def refine_image(
     x = x.cpu()
     (refined_loss, refined_psnr), (base_loss, base_psnr) = (
         file_loss(refined, x, lmbda, model), file_loss(base, x, lmbda, model))
-    kept_base = refined_loss > base_loss
+    kept_base = refined_loss >= base_loss  # ties (e.g. latents that never improved) keep the plain file
     return RefineResult(base if kept_base else refined, base, history, kept_base,
                         seconds / max(t, 1), base_psnr, base_psnr if kept_base else refined_psnr, t)
 

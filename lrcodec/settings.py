@@ -54,13 +54,14 @@ def _budget(iterations: int, lr: float, anneal: float) -> RefineSettings:
     return RefineSettings(iterations=iterations, lr=lr, decay=anneal / iterations, lr_drop=0.8)
 
 
-# effort -> refinement (0: the plain encode). Measured in bench/results/refine-schedules.json.
+# effort -> refinement (0: the plain encode); chosen with bench/schedules.py
+# (bench/results/refine-schedules.json), costs and gains in bench/results/refine.json.
 EFFORTS: dict[int, RefineSettings | None] = {
     0: None,
     1: _budget(25, 0.02, 1.0),
     2: _budget(50, 0.02, 1.0),
     3: _budget(100, 0.02, 1.0),
-    4: _budget(200, 0.01, 1.0),
+    4: _budget(200, 0.02, 1.0),
     5: _budget(500, 0.01, 1.0),
 }
 DEFAULT_EFFORT = 2

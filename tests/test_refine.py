@@ -78,3 +78,47 @@ def test_same_seed_same_file(tiny_model):
     b = refine_image(image, tiny_model, iterations=10, lmbda=0.05, seed=4, uq=True)
     assert a.encoded.data == b.encoded.data
     assert codec.decode_latents(a.encoded.data, tiny_model).header.uq
+
+
+def test_patience_stops_when_the_true_loss_stops_improving(tiny_model):
+    image = photo_like(64, 48, seed=6)
+    # lr 0: the latents never move, so no evaluation can beat iteration 0.
+    result = refine_image(image, tiny_model, iterations=200, lr=0.0, lmbda=0.05, eval_every=5, patience=2)
+    assert result.iterations == 10
+    assert [h[0] for h in result.history] == [0, 5, 10]
+    assert result.kept_base and result.encoded.data == result.base.data
+
+
+def test_lr_drop_and_both_precisions_give_decodable_refined_files(tiny_model):
+    image = photo_like(64, 48, seed=7)
+    for precision in ("float32", "bfloat16"):
+        result = refine_image(image, tiny_model, iterations=20, lr=0.02, lr_drop=0.5, decay=0.05,
+                              lmbda=0.05, precision=precision)
+        assert result.iterations == 20
+        assert min(h[1] for h in result.history[1:]) < result.history[0][1], precision
+        assert codec.decode_image(result.encoded.data, tiny_model).size == (64, 48)
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(method="sga"), "unknown method"),
+    (dict(method="atanh", three_class=True), "three-class"),
+    (dict(precision="fp8"), "unknown precision"),
+    (dict(lr_drop=0.0), "lr_drop"),
+])
+def test_bad_settings_are_refused(tiny_model, changes, message):
+    from lrcodec.errors import LrcodecError
+
+    with pytest.raises(LrcodecError, match=message):
+        refine_image(photo_like(32, 32), tiny_model, iterations=1, lmbda=0.05, **changes)
+
+
+def test_effort_presets_are_valid_and_grow():
+    from lrcodec.settings import DEFAULT_EFFORT, EFFORTS, effort_settings
+
+    assert EFFORTS[0] is None and effort_settings(0) is None and DEFAULT_EFFORT in EFFORTS
+    budgets = [EFFORTS[e].iterations for e in sorted(EFFORTS) if e]
+    assert budgets == sorted(budgets) and len(set(budgets)) == len(budgets)
+    for e in EFFORTS:
+        if e:
+            EFFORTS[e].check()
+    assert effort_settings(1, iterations=3).iterations == 3
