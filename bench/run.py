@@ -246,7 +246,7 @@ def main() -> int:
         tmp = RESULTS / "tmp-bench.lrc"
         tmp.unlink(missing_ok=True)
         memory[label] = {
-            "encode_peak_rss_mb": peak_rss_mb(["encode", src, "-o", str(tmp), "--quiet"]),
+            "encode_peak_rss_mb": peak_rss_mb(["encode", src, "-o", str(tmp), "--effort", "0", "--quiet"]),
             "decode_peak_rss_mb": peak_rss_mb(["decode", str(tmp), "-o", str(tmp.with_suffix(".png")), "--quiet", "--force"]),
         }
         if label in ("768x512", "2048x1536"):

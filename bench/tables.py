@@ -116,6 +116,10 @@ def main() -> None:
                             for n, v in sp["s_per_iteration"].items())
             print(f"\nSeconds per iteration on {sp['image']} ({sp['image_size'][0]}x{sp['image_size'][1]}), "
                   f"float32 / bfloat16 synthesis: {per}.")
+            if "rd_loss_gain_pct" in sp:
+                gains = ", ".join(f"{n.split('-')[-1]} {fmt(v['float32'], 2)} / {fmt(v['bfloat16'], 2)} %"
+                                  for n, v in sp["rd_loss_gain_pct"].items())
+                print(f"R-D loss gain at effort {sp['effort']} there, float32 / bfloat16: {gains}.")
         if "throughput" in d:
             t = d["throughput"]
             jobs = ", ".join(f"--jobs {k}: {fmt(v['images_per_hour'], 0)} images/hour ({fmt(v['seconds'], 1)} s)"
@@ -126,16 +130,20 @@ def main() -> None:
         d = json.loads(schedules.read_text())
         print("\nFrom `python bench/schedules.py` (SSL, lrc-mshp-q3, full Kodak images; gain = real-file R-D loss "
               "below the plain encode):\n")
-        print("| schedule | iterations | lr | T decay | lr/10 after | mean gain | runs |")
-        print("|---|---|---|---|---|---|---|")
-        counts: dict = {}
+        by_name: dict = {}
         for key, run in d["runs"].items():
-            counts[key.rsplit("/", 1)[1]] = (counts.get(key.rsplit("/", 1)[1], (0, None))[0] + 1, run["settings"])
-        for name, gain in sorted(d["mean_gain_pct"].items(), key=lambda kv: -kv[1]):
-            n, cfg = counts[name]
+            by_name.setdefault(key.rsplit("/", 1)[1], {})[key.split("/")[1]] = run
+        common = sorted(set.intersection(*(set(v) for v in by_name.values())))
+        print(f"| schedule | iterations | lr | T decay | lr/10 after | gain on {' + '.join(common)} | "
+              "gain on all its images (n) |")
+        print("|---|---|---|---|---|---|---|")
+        for name, per in sorted(by_name.items(), key=lambda kv: -sum(kv[1][i]["gain_pct"] for i in common)):
+            cfg = next(iter(per.values()))["settings"]
+            drop = cfg.get("lr_drop", 1.0)
             print(f"| {name} | {cfg['iterations']} | {cfg.get('lr', 0.005)} | {cfg.get('decay', 0.001):.4g} | "
-                  f"{cfg.get('lr_drop', 1.0) if cfg.get('lr_drop', 1.0) < 1 else 'never'}"
-                  f"{' (patience ' + str(cfg['patience']) + ')' if cfg.get('patience') else ''} | {fmt(gain, 2)} % | {n} |")
+                  f"{drop if drop < 1 else 'never'}{' (patience ' + str(cfg['patience']) + ')' if cfg.get('patience') else ''} | "
+                  f"{fmt(sum(per[i]['gain_pct'] for i in common) / len(common), 2)} % | "
+                  f"{fmt(sum(r['gain_pct'] for r in per.values()) / len(per), 2)} % ({len(per)}) |")
     refine = RESULTS / "refine-methods.json"
     if refine.exists():
         d = json.loads(refine.read_text())

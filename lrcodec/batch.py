@@ -48,35 +48,74 @@ def cached_model(name: str | None, quality: int | None, device: str = "cpu"):
     return _models[key]
 
 
+def _open(data: bytes, name: str, settings: EncodeSettings):
+    """(image, model, quantizer keywords) for one input."""
+    from .codec import quantizer_options
+    from .imageio import open_image
+
+    image = open_image(data, name, settings.max_pixels)
+    model = cached_model(settings.model, settings.quality, settings.device)
+    return image, model, quantizer_options(model, settings.uq, settings.seed, settings.reconstruction,
+                                           settings.soft_alpha)
+
+
+def _refined_outcome(result, image, model, seconds: float, **extra) -> Outcome:
+    encoded = result.encoded
+    return Outcome(encoded.data, {
+        "width": image.width, "height": image.height, "model": model.name, "bytes": len(encoded.data),
+        "bpp": encoded.bpp, "psnr": result.psnr, "base_bytes": len(result.base.data), "base_bpp": result.base.bpp,
+        "base_psnr": result.base_psnr, "iterations": result.iterations, "kept_base": result.kept_base,
+        "seconds": seconds, **extra})
+
+
 def encode_bytes(data: bytes, name: str, settings: EncodeSettings, progress=None) -> Outcome:
     """Encode (refining as ``settings`` say) an image given as file bytes."""
-    from .codec import encode_image, quantizer_options
-    from .imageio import open_image
+    from .codec import encode_image
     from .refine import find_lambda_for_bpp, refine_image
 
     t0 = time.perf_counter()
-    image = open_image(data, name, settings.max_pixels)
-    model = cached_model(settings.model, settings.quality, settings.device)
-    quantizer = quantizer_options(model, settings.uq, settings.seed, settings.reconstruction, settings.soft_alpha)
+    image, model, quantizer = _open(data, name, settings)
     refinement = settings.refine_settings()
-    row = {"width": image.width, "height": image.height, "model": model.name}
     if refinement is None:
         if settings.target_bpp is not None:
             raise LrcodecError("--target-bpp needs refinement (an effort above 0)")
         encoded = encode_image(image, model, **quantizer, drop_alpha=settings.drop_alpha)
-        row.update(iterations=0)
-    else:
-        options = dict(**quantizer, drop_alpha=settings.drop_alpha, progress=progress)
-        if settings.target_bpp is not None:
-            result, lmbda = find_lambda_for_bpp(image, model, settings.target_bpp, settings=refinement, **options)
-            row.update(lmbda=lmbda)
+        return Outcome(encoded.data, {"width": image.width, "height": image.height, "model": model.name,
+                                      "bytes": len(encoded.data), "bpp": encoded.bpp, "iterations": 0,
+                                      "seconds": time.perf_counter() - t0})
+    options = dict(**quantizer, drop_alpha=settings.drop_alpha, progress=progress)
+    if settings.target_bpp is not None:
+        result, lmbda = find_lambda_for_bpp(image, model, settings.target_bpp, settings=refinement, **options)
+        return _refined_outcome(result, image, model, time.perf_counter() - t0, lmbda=lmbda)
+    return _refined_outcome(refine_image(image, model, refinement, **options), image, model,
+                            time.perf_counter() - t0)
+
+
+def encode_group(items: list[tuple[str, bytes]], settings: EncodeSettings) -> list[Outcome]:
+    """Refine images of one size as one batch (on a GPU, one batch costs about what one image
+    does); an image that fails alone is reported alone."""
+    from .refine import refine_images
+
+    t0 = time.perf_counter()
+    opened, outcomes = [], [None] * len(items)
+    for i, (name, data) in enumerate(items):
+        try:
+            opened.append((i, *_open(data, name, settings)))
+        except LrcodecError as e:
+            outcomes[i] = Outcome(None, {"error": str(e)})
+    if opened:
+        model, quantizer = opened[0][2], opened[0][3]
+        try:
+            results = refine_images([image for _, image, _, _ in opened], model, settings.refine_settings(),
+                                    **quantizer, drop_alpha=settings.drop_alpha)
+        except LrcodecError:  # find which image it was: one by one
+            for i, *_ in opened:
+                outcomes[i] = _guarded(items[i][0], items[i][1], settings)
         else:
-            result = refine_image(image, model, refinement, **options)
-        encoded = result.encoded
-        row.update(psnr=result.psnr, base_bytes=len(result.base.data), base_bpp=result.base.bpp,
-                   base_psnr=result.base_psnr, iterations=result.iterations, kept_base=result.kept_base)
-    row.update(bytes=len(encoded.data), bpp=encoded.bpp, seconds=time.perf_counter() - t0)
-    return Outcome(encoded.data, row)
+            seconds = (time.perf_counter() - t0) / len(opened)
+            for (i, image, _, _), result in zip(opened, results):
+                outcomes[i] = _refined_outcome(result, image, model, seconds, batch=len(opened))
+    return outcomes
 
 
 # ------------------------------------------------------------------ planning
@@ -133,8 +172,44 @@ def _local_task(source: str, settings: EncodeSettings) -> Outcome:
     return _guarded(source, read_bytes(source), settings)
 
 
+GPU_BATCH_PIXELS = 8_000_000  # images of one size refined together on a GPU, up to this many pixels
+
+
+def _gpu_batches(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs grouped by image size (from the file headers), each group up to GPU_BATCH_PIXELS."""
+    from PIL import Image
+
+    by_size: dict = {}
+    for job in jobs:
+        try:
+            with Image.open(job.source) as im:
+                size = im.size
+        except Exception:  # unreadable: it fails on its own, reported as usual
+            size = None
+        by_size.setdefault(size, []).append(job)
+    batches = []
+    for size, group in by_size.items():
+        per = 1 if size is None else max(1, GPU_BATCH_PIXELS // (size[0] * size[1]))
+        batches += [group[i : i + per] for i in range(0, len(group), per)]
+    return batches
+
+
 def _run_local(jobs: list[Job], settings: EncodeSettings, workers: int) -> Iterator[tuple[Job, Outcome]]:
     if workers <= 1:
+        from .devices import resolve_device
+        from .imageio import read_bytes
+
+        on_gpu = resolve_device(settings.device).type == "cuda"
+        if on_gpu and settings.refine_settings() is not None and settings.target_bpp is None:
+            for group in _gpu_batches(jobs):
+                try:
+                    items = [(job.source, read_bytes(job.source)) for job in group]
+                except LrcodecError:
+                    for job in group:
+                        yield job, _local_task(job.source, settings)
+                    continue
+                yield from zip(group, encode_group(items, settings))
+            return
         for job in jobs:
             yield job, _local_task(job.source, settings)
         return

@@ -64,10 +64,13 @@ def reconstruction_options(f):
     return f
 
 
-def output_options(f):
-    f = click.option("--force", "-f", is_flag=True, help="Overwrite an existing output file.")(f)
+def output_options(f, many: bool = True):
+    """-o / --force; ``many``: the command also takes several inputs into a folder."""
+    f = click.option("--force", "-f", is_flag=True,
+                     help="Overwrite existing outputs" + (" (with many inputs: redo them, not skip them)." if many else "."))(f)
     f = click.option("--output", "-o", default=None, metavar="PATH",
-                     help="Output file, '-' for stdout. Default: the input's name with a new suffix.")(f)
+                     help="Output file, '-' for stdout" + (", or the folder for several inputs or a folder" if many else "")
+                          + ". Default: the input's name with a new suffix.")(f)
     return f
 
 
@@ -260,7 +263,7 @@ def encode(inputs, output, force, model_name, quality, effort, uq, seed, reconst
 
 @main.command()
 @click.argument("input", metavar="INPUT")
-@output_options
+@lambda f: output_options(f, many=False)
 @model_options
 @click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)
 @click.option("--quiet", is_flag=True, help="No summary on stderr.")

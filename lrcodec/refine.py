@@ -157,8 +157,16 @@ def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: 
     return lmbda * 255**2 * mse + result.bpp, 10 * math.log10(1 / max(mse, 1e-12))
 
 
-def refine_image(
-    image,
+def refine_image(image, model: LoadedModel, settings: RefineSettings | None = None, **options) -> RefineResult:
+    """Refine an image's latents and return the encoded file (never worse than plain encode).
+
+    ``settings`` (or keyword changes to its fields) steer the loop; ``uq``/``seed``/``soft_alpha``
+    choose the quantizer the file uses, which the loop optimizes for (see ``refine_images``)."""
+    return refine_images([image], model, settings, **options)[0]
+
+
+def refine_images(
+    images: list,
     model: LoadedModel,
     settings: RefineSettings | None = None,
     *,
@@ -168,43 +176,50 @@ def refine_image(
     drop_alpha: bool = False,
     progress: Callable[[dict], None] | None = None,
     **changes,
-) -> RefineResult:
-    """Refine an image's latents and return the encoded file (never worse than plain encode).
+) -> list[RefineResult]:
+    """Refine images of one size together, as one batch (what a GPU wants); each image's result
+    is what refining it alone would give, up to the random draws of the sampler.
 
-    ``settings`` (or keyword ``changes`` to its fields) steer the loop; ``uq``/``seed``/``soft_alpha``
-    choose the quantizer the file uses, which the loop optimizes for. The loop and the transforms
-    run on the model's device (``model.to(device)``); the file's symbols are decided on the CPU's
-    exact path, so a file refined on a GPU decodes anywhere."""
+    The loop and the transforms run on the model's device (``model.to(device)``); the files'
+    symbols are decided on the CPU's exact path, so a file refined on a GPU decodes anywhere."""
     settings = replace(settings or RefineSettings(), **changes)
     settings.check()
     lmbda = settings.lmbda if settings.lmbda is not None else model.card.get("lmbda")
     if lmbda is None:
         raise LrcodecError(f"model {model.name} has no lambda in its card; pass --lmbda")
+    if len({im.size for im in images}) != 1:
+        raise LrcodecError("images refined as one batch must have one size")
     sampler = Sampler.of(settings)
     dev = model.device
     use_bf16 = settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_native(dev))
     gen = torch.Generator(dev).manual_seed(seed)
-
-    pixels, mode = codec.prepare_pixels(image, drop_alpha)
-    H, W = image.height, image.width
-    y0, z0 = codec.analyse(model, pixels)
     quantizer = dict(uq=uq, seed=seed, soft_alpha=soft_alpha)
-    base = codec.encode_latents(model, y0, z0, W, H, mode, **quantizer)
+    W, H = images[0].size
 
-    net = model.net.to(dev, memory_format=torch.channels_last)
-    x = pixels[:, :, :H, :W].to(dev).float().div_(255)
+    prepared = [codec.prepare_pixels(im, drop_alpha) for im in images]
+    latents = [codec.analyse(model, pixels) for pixels, _ in prepared]
+    bases = [codec.encode_latents(model, y0, z0, W, H, mode, **quantizer)
+             for (y0, z0), (_, mode) in zip(latents, prepared)]
+    x = torch.cat([pixels[:, :, :H, :W] for pixels, _ in prepared]).to(dev).float().div_(255)
+
+    net = model.net.to(memory_format=torch.channels_last)
     eb = net.entropy_bottleneck
     m = z_medians(eb)
-    u_y = uq_dither(seed, tuple(y0.shape), 0, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
-    u_z = uq_dither(seed, tuple(z0.shape), 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
-    y = y0.to(dev).requires_grad_(True)
-    z = z0.to(dev).requires_grad_(True)
+    y_shape, z_shape = tuple(latents[0][0].shape), tuple(latents[0][1].shape)
+    u_y = uq_dither(seed, y_shape, 0, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
+    u_z = uq_dither(seed, z_shape, 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
+    y = torch.cat([y0 for y0, _ in latents]).detach().clone().requires_grad_(True)
+    z = torch.cat([z0 for _, z0 in latents]).detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([y, z], lr=settings.lr)
     drop_at = math.ceil(settings.lr_drop * settings.iterations)
-    best_loss, bpp, psnr = _true_loss(model, y0, z0, x, H, W, lmbda, quantizer)
-    best = (y0, z0)
-    history = [(0, best_loss, bpp, psnr, 0.0)]
-    stale, t = 0, 0
+
+    def true_losses(t: int, elapsed: float) -> list[tuple]:
+        return [(t, *_true_loss(model, y[i : i + 1].detach(), z[i : i + 1].detach(), x[i : i + 1], H, W, lmbda,
+                                quantizer), elapsed) for i in range(len(images))]
+
+    histories = [[h] for h in true_losses(0, 0.0)]
+    best = [(h[0][1], y0, z0) for h, (y0, z0) in zip(histories, latents)]
+    stale, t = [0] * len(images), 0
     t0 = time.perf_counter()
     try:
         for t in range(1, settings.iterations + 1):
@@ -218,34 +233,39 @@ def refine_image(
             bits_y = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, sigma)).sum()
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
                 x_hat = net.g_s(mu + v)
-            loss = lmbda * 255**2 * F.mse_loss(x_hat[:, :, :H, :W].float(), x) + (bits_y + bits_z) / (H * W)
+            # The sum of the images' losses: each image's latents get their own loss's gradient.
+            mse = F.mse_loss(x_hat[:, :, :H, :W].float(), x) * len(images)
+            loss = lmbda * 255**2 * mse + (bits_y + bits_z) / (H * W)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if t % settings.eval_every and t != settings.iterations:
                 continue
-            with torch.no_grad():
-                true, bpp, psnr = _true_loss(model, y.detach(), z.detach(), x, H, W, lmbda, quantizer)
             elapsed = time.perf_counter() - t0
-            history.append((t, true, bpp, psnr, elapsed))
-            stale = stale + 1 if true >= best_loss else 0
-            if true < best_loss:
-                best_loss, best = true, (y.detach().clone(), z.detach().clone())
+            for i, entry in enumerate(true_losses(t, elapsed)):
+                histories[i].append(entry)
+                stale[i] = stale[i] + 1 if entry[1] >= best[i][0] else 0
+                if entry[1] < best[i][0]:
+                    best[i] = (entry[1], y[i : i + 1].detach().clone(), z[i : i + 1].detach().clone())
             if progress:
+                _, true, bpp, psnr, _ = histories[0][-1]
                 progress({"iteration": t, "iterations": settings.iterations, "loss": true, "bpp": bpp,
-                          "psnr": psnr, "best": best_loss, "seconds_left": elapsed / t * (settings.iterations - t)})
-            if settings.patience and stale >= settings.patience:
+                          "psnr": psnr, "best": best[0][0], "seconds_left": elapsed / t * (settings.iterations - t)})
+            if settings.patience and min(stale) >= settings.patience:
                 break
     finally:
         model.net.to(memory_format=torch.contiguous_format)
-    seconds = time.perf_counter() - t0
-    refined = codec.encode_latents(model, best[0], best[1], W, H, mode, **quantizer, refined_method=settings.label)
-    x = x.cpu()
-    (refined_loss, refined_psnr), (base_loss, base_psnr) = (
-        file_loss(refined, x, lmbda, model), file_loss(base, x, lmbda, model))
-    kept_base = refined_loss >= base_loss  # ties (e.g. latents that never improved) keep the plain file
-    return RefineResult(base if kept_base else refined, base, history, kept_base,
-                        seconds / max(t, 1), base_psnr, base_psnr if kept_base else refined_psnr, t)
+    seconds_per_iteration = (time.perf_counter() - t0) / max(t, 1)
+    results = []
+    for i, ((_, y_best, z_best), base, (_, mode)) in enumerate(zip(best, bases, prepared)):
+        refined = codec.encode_latents(model, y_best, z_best, W, H, mode, **quantizer, refined_method=settings.label)
+        x_i = x[i : i + 1].cpu()
+        (refined_loss, refined_psnr), (base_loss, base_psnr) = (
+            file_loss(refined, x_i, lmbda, model), file_loss(base, x_i, lmbda, model))
+        kept_base = refined_loss >= base_loss  # ties (e.g. latents that never improved) keep the plain file
+        results.append(RefineResult(base if kept_base else refined, base, histories[i], kept_base,
+                                    seconds_per_iteration, base_psnr, base_psnr if kept_base else refined_psnr, t))
+    return results
 
 
 def find_lambda_for_bpp(image, model: LoadedModel, target_bpp: float, *, searches: int = 6,

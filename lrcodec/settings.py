@@ -95,7 +95,7 @@ class EncodeSettings:
     soft_alpha: int | None = None
     drop_alpha: bool = False
     max_pixels: int = 100_000_000
-    device: str = "cpu"  # where the transforms run: auto, cpu or cuda (lrcodec.devices)
+    device: str = "auto"  # where the transforms run: auto (CUDA if present), cpu or cuda
 
     def refine_settings(self) -> RefineSettings | None:
         """The refinement to run, or None for a plain encode."""

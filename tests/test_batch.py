@@ -166,3 +166,17 @@ def test_ray_executor_encodes_a_folder_and_retries_a_dead_worker(models_dir, pho
     assert (markers / "a.png.seen").exists()
     (job, outcome), = results
     assert outcome.data is not None and outcome.row["bytes"] == len(outcome.data)
+
+
+def test_images_of_one_size_are_grouped_and_refined_as_one_batch(models_dir, photos, tmp_path):
+    photo_like(64, 48, seed=9).save(photos / "sub" / "d.png")
+    jobs = batch.plan([str(photos)], str(tmp_path / "out"))
+    groups = [[Path(j.source).name for j in g] for g in batch._gpu_batches(jobs)]
+    assert sorted(groups) == [["a.png", "d.png"], ["b.png"], ["bad.png"], ["c.jpg"]]
+
+    items = [(str(photos / n), (photos / n).read_bytes()) for n in ("a.png", "sub/d.png", "sub/bad.png")]
+    a, d, bad = batch.encode_group(items, EncodeSettings(effort=1))
+    assert bad.data is None and "not a readable image" in bad.row["error"]
+    for outcome in (a, d):
+        assert outcome.row["batch"] == 2 and outcome.row["bytes"] == len(outcome.data)
+        assert codec.decode_image(outcome.data).size == (64, 48)

@@ -122,3 +122,21 @@ def test_effort_presets_are_valid_and_grow():
         if e:
             EFFORTS[e].check()
     assert effort_settings(1, iterations=3).iterations == 3
+
+
+
+def test_a_batch_refines_each_image_as_if_alone(tiny_model):
+    from lrcodec.refine import refine_images
+
+    images = [photo_like(64, 48, seed=s) for s in (11, 12)]
+    # STE draws nothing at random, so alone and in a batch the loops see the same numbers.
+    options = dict(method="ste", iterations=20, lr=0.02, lmbda=0.05, eval_every=5, precision="float32")
+    together = refine_images(images, tiny_model, **options)
+    for image, batched in zip(images, together):
+        alone = refine_image(image, tiny_model, **options)
+        assert [h[0] for h in batched.history] == [h[0] for h in alone.history]
+        for a, b in zip(alone.history, batched.history):
+            assert b[1] == pytest.approx(a[1], rel=1e-4)
+        assert codec.decode_image(batched.encoded.data, tiny_model).size == (64, 48)
+    with pytest.raises(Exception, match="one size"):
+        refine_images([images[0], photo_like(32, 48)], tiny_model, **options)
