@@ -204,17 +204,20 @@ def _encode_many(inputs, output, settings, force, jobs, executor, address, summa
         sys.exit(1)
 
 
-def _encode_one(input, output, settings, force, quiet, progress=None) -> None:
-    from .batch import encode_bytes
+def _encode_one(input, output, settings, force, summary, quiet) -> None:
+    from .batch import encode_bytes, write_summary
     from .imageio import read_bytes, write_atomic
+    from .refine import stderr_progress
 
     output = output or _default_output(input, ".lrc")
     _check_binary_stdout(output)
     if output != "-" and Path(output).exists() and not force:
         raise LrcodecError(f"output {output} exists (use --force to overwrite)")
-    outcome = encode_bytes(read_bytes(input), "stdin" if input == "-" else input, settings, progress)
+    outcome = encode_bytes(read_bytes(input), "stdin" if input == "-" else input, settings, stderr_progress(quiet))
     write_atomic(output, outcome.data, force)
     r = outcome.row
+    if summary:
+        write_summary(summary, [{"input": input, "output": output, "status": "ok", **r}], settings)
     size = f"{r['width']}x{r['height']}, model {r['model']}, {r['seconds']:.1f} s"
     if "base_bpp" in r:
         note = " (refinement did not help; plain encode kept)" if r["kept_base"] else ""
@@ -224,9 +227,15 @@ def _encode_one(input, output, settings, force, quiet, progress=None) -> None:
         _say(f"{input} -> {output}: {r['bytes']} bytes, {r['bpp']:.4f} bpp ({size})", quiet)
 
 
-def _effort_help() -> str:
-    from .settings import DEFAULT_EFFORT, EFFORTS
+def _encode(inputs, output, settings: EncodeSettings, force, jobs, executor, address, summary, quiet) -> None:
+    """One input into one file (or stdout), or many into a folder."""
+    if _batch_mode(inputs, output):
+        _encode_many(inputs, output, settings, force, jobs, executor, address, summary, quiet)
+    else:
+        _encode_one(inputs[0], output, settings, force, summary, quiet)
 
+
+def _effort_help() -> str:
     levels = ", ".join(f"{e}: {s.iterations} iterations" for e, s in EFFORTS.items() if s)
     return (f"0: plain encode; higher: SSL refinement ({levels}). Default {DEFAULT_EFFORT}; measured cost and "
             "gain in README.")
@@ -251,14 +260,10 @@ def encode(inputs, output, force, model_name, quality, effort, uq, seed, reconst
       lrcodec encode photo.png --effort 0            # plain encode, fastest
       lrcodec encode photos/ more.png -o encoded/ --jobs 2 --summary run.csv
     """
-    settings = EncodeSettings(model_name, quality, effort, None, None, uq, seed, reconstruction, soft_alpha,
-                              drop_alpha, max_pixels, device)
-    if _batch_mode(inputs, output):
-        _encode_many(inputs, output, settings, force, jobs, executor, address, summary, quiet)
-    else:
-        from .refine import stderr_progress
-
-        _encode_one(inputs[0], output, settings, force, quiet, stderr_progress(quiet))
+    settings = EncodeSettings(model=model_name, quality=quality, effort=effort, uq=uq, seed=seed,
+                              reconstruction=reconstruction, soft_alpha=soft_alpha, drop_alpha=drop_alpha,
+                              max_pixels=max_pixels, device=device)
+    _encode(inputs, output, settings, force, jobs, executor, address, summary, quiet)
 
 
 @main.command()
@@ -377,16 +382,13 @@ def refine(inputs, output, force, model_name, quality, method, three_class, iter
       lrcodec refine photo.png --method ssl --iterations 500 -o photo.lrc
       lrcodec refine kodak/ -o refined/ --iterations 100 --jobs 2 --summary refined.json
     """
-    refinement = RefineSettings(method, three_class, iterations, lr, a, tmax, decay, lr_drop, patience,
-                                lmbda=lmbda, precision=precision)
-    settings = EncodeSettings(model_name, quality, 0, refinement, target_bpp, uq, seed, reconstruction, soft_alpha,
-                              drop_alpha, max_pixels, device)
-    if _batch_mode(inputs, output):
-        _encode_many(inputs, output, settings, force, jobs, executor, address, summary, quiet)
-    else:
-        from .refine import stderr_progress
-
-        _encode_one(inputs[0], output, settings, force, quiet, stderr_progress(quiet))
+    refinement = RefineSettings(method=method, three_class=three_class, iterations=iterations, lr=lr, a=a,
+                                tmax=tmax, decay=decay, lr_drop=lr_drop, patience=patience, lmbda=lmbda,
+                                precision=precision)
+    settings = EncodeSettings(model=model_name, quality=quality, refine=refinement, target_bpp=target_bpp, uq=uq,
+                              seed=seed, reconstruction=reconstruction, soft_alpha=soft_alpha,
+                              drop_alpha=drop_alpha, max_pixels=max_pixels, device=device)
+    _encode(inputs, output, settings, force, jobs, executor, address, summary, quiet)
 
 
 @main.command(name="eval")

@@ -81,9 +81,12 @@ def test_many_inputs_need_an_output_folder(models_dir, photos):
 def test_effort_0_is_the_plain_encode_byte_for_byte(models_dir, photos, tmp_path):
     image = photo_like(64, 48, seed=1)
     plain = codec.encode_image(image, load_model()).data
-    r = CliRunner().invoke(main, ["encode", str(photos / "a.png"), "-o", str(tmp_path / "a.lrc"), "--effort", "0"])
+    r = CliRunner().invoke(main, ["encode", str(photos / "a.png"), "-o", str(tmp_path / "a.lrc"), "--effort", "0",
+                                  "--summary", str(tmp_path / "one.json")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "a.lrc").read_bytes() == plain
+    (row,) = json.loads((tmp_path / "one.json").read_text())["images"]
+    assert (row["status"], row["bytes"], row["iterations"]) == ("ok", len(plain), 0)
 
 
 def _rd_loss(data: bytes, image, lmbda: float) -> float:
