@@ -181,8 +181,10 @@ def main() -> int:
     if d and (d.get("presets") != presets or d.get("models") != names):
         print(f"{out} was made with other presets or models; starting afresh", file=sys.stderr)
         d = {}
-    d.update({"command": "python bench/refine.py " + " ".join(sys.argv[1:]), "machine": machine(),
-              "models": names, "levels": levels, "presets": presets})
+    command = " ".join(["python bench/refine.py", *sys.argv[1:]])
+    d.update({"command": "python bench/refine.py", "machine": machine(), "models": names, "levels": levels,
+              "presets": presets})
+    d.setdefault("invocations", []).append({"command": command, "started": time.strftime("%Y-%m-%d %H:%M")})
     results = d.setdefault("results", {})
     if not args.throughput_only and "speed" not in d:
         first = image_order(Path(args.data))[0]

@@ -237,8 +237,8 @@ def _encode(inputs, output, settings: EncodeSettings, force, jobs, executor, add
 
 def _effort_help() -> str:
     levels = ", ".join(f"{e}: {s.iterations} iterations" for e, s in EFFORTS.items() if s)
-    return (f"0: plain encode; higher: SSL refinement ({levels}). Default {DEFAULT_EFFORT}; measured cost and "
-            "gain in README.")
+    return (f"0: plain encode; higher: SSL refinement ({levels}). The default, {DEFAULT_EFFORT}, measured on Kodak: "
+            "-9.1 % BD-rate against 0 for 4.4-6.1 s per 768x512 image on 2 CPU cores (README).")
 
 
 @main.command()
