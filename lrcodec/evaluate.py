@@ -198,12 +198,11 @@ _worker_model = None
 def _init_worker(model_name, quality, threads, device="cpu"):
     import torch
 
-    from .devices import resolve_device
-    from .models import load_model
+    from .batch import cached_model
 
     global _worker_model
     torch.set_num_threads(threads)
-    _worker_model = load_model(model_name, quality).to(resolve_device(device))
+    _worker_model = cached_model(model_name, quality, device)
 
 
 def _evaluate_path(args) -> dict:
