@@ -238,7 +238,7 @@ def _encode(inputs, output, settings: EncodeSettings, force, jobs, executor, add
 def _effort_help() -> str:
     levels = ", ".join(f"{e}: {s.iterations} iterations" for e, s in EFFORTS.items() if s)
     return (f"0: plain encode; higher: SSL refinement ({levels}). The default, {DEFAULT_EFFORT}, measured on Kodak: "
-            "-9.1 % BD-rate against 0 for 4.4-6.1 s per 768x512 image on 2 CPU cores (README).")
+            "-8.6 % BD-rate against 0 for 4.4-6.0 s per 768x512 image on 2 CPU cores (README).")
 
 
 @main.command()
