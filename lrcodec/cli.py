@@ -79,12 +79,6 @@ def _check_binary_stdout(output: str) -> None:
         raise LrcodecError("refusing to write binary data to a terminal; use -o FILE or a pipe")
 
 
-def _read_image(source: str, max_pixels: int):
-    from .imageio import open_image, read_bytes
-
-    return open_image(read_bytes(source), "stdin" if source == "-" else source, max_pixels)
-
-
 class _Group(click.Group):
     """Runs a command and turns LrcodecError (and stray failures) into one-line errors."""
 
@@ -292,59 +286,6 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
     image = decode_image(data, model, max_pixels)
     write_atomic(output, image_bytes(image, output), force)
     _say(f"{input} -> {output}: {image.width}x{image.height} {image.mode}", quiet)
-
-
-@main.command()
-@click.argument("input", metavar="INPUT")
-@output_options
-@model_options
-@click.option("--method", type=click.Choice(["ssl", "linear", "cosine", "atanh", "ste", "noise"]),
-              default="ssl", show_default=True, help="Soft-rounding sampler (SGA+ methods, SGA/atanh, baselines).")
-@click.option("--three-class", is_flag=True, help="Three-class rounding (ssl, linear, cosine).")
-@click.option("--iterations", type=click.IntRange(0), default=500, show_default=True)
-@click.option("--lr", type=float, default=0.005, show_default=True)
-@click.option("--a", "a", type=float, default=None, help="SSL sharpness (default 2.3; 1.4 with --three-class).")
-@click.option("--tmax", type=float, default=1.0, show_default=True, help="Temperature upper bound.")
-@click.option("--decay", type=float, default=1e-3, show_default=True, help="Temperature decay rate.")
-@click.option("--lmbda", type=float, default=None, help="Rate-distortion trade-off (default: the model's).")
-@click.option("--target-bpp", type=float, default=None, help="Search lambda for this rate (several refinements).")
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
-@click.option("--uq", is_flag=True, help="Universal quantization with a dither from --seed.")
-@reconstruction_options
-@click.option("--drop-alpha", is_flag=True, help="Code the colours of an image with alpha.")
-@click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
-def refine(input, output, force, model_name, quality, method, three_class, iterations, lr, a, tmax,
-           decay, lmbda, target_bpp, seed, uq, reconstruction, soft_alpha, drop_alpha, max_pixels, quiet):
-    """Encode with per-image latent refinement: smaller files from the same decoder.
-
-    The output is an ordinary lrcodec file for `lrcodec decode`.
-
-    \b
-    Example: lrcodec refine photo.png --method ssl --iterations 500 -o photo.lrc
-    """
-    from .codec import quantizer_options
-    from .imageio import write_atomic
-    from .models import load_model
-    from .refine import find_lambda_for_bpp, refine_image, stderr_progress
-
-    output = output or _default_output(input, ".lrc")
-    _check_binary_stdout(output)
-    image = _read_image(input, max_pixels)
-    model = load_model(model_name, quality)
-    options = dict(method=method, three_class=three_class, iterations=iterations, lr=lr, a=a, tmax=tmax,
-                   decay=decay, **quantizer_options(model, uq, seed, reconstruction, soft_alpha),
-                   drop_alpha=drop_alpha, progress=stderr_progress(quiet))
-    if target_bpp is not None:
-        result, lmbda = find_lambda_for_bpp(image, model, target_bpp, **options)
-        _say(f"target {target_bpp:.4f} bpp: lambda {lmbda:.5f} reached {result.encoded.bpp:.4f} bpp", quiet)
-    else:
-        result = refine_image(image, model, lmbda=lmbda, **options)
-    write_atomic(output, result.encoded.data, force)
-    note = " (refinement did not help; plain encode kept)" if result.kept_base else ""
-    _say(f"{input} -> {output}: {result.base.bpp:.4f} -> {result.encoded.bpp:.4f} bpp, "
-         f"PSNR {result.base_psnr:.2f} -> {result.psnr:.2f} dB "
-         f"after {iterations} iterations ({result.seconds_per_iteration:.3f} s/iteration){note}", quiet)
 
 
 @main.command()

@@ -3,6 +3,7 @@ the CPU in float64, whatever is chosen here: that is what keeps files portable."
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -30,6 +31,12 @@ def bf16_native(device) -> bool:
 
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
+    return _cpu_has_bf16()
+
+
+@lru_cache(maxsize=1)
+def _cpu_has_bf16() -> bool:
+    """The CPU flags, read once per process (refinement asks for every image)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -24,7 +24,7 @@ from . import codec
 from .devices import bf16_native
 from .errors import LrcodecError
 from .models import LoadedModel, hyper_synthesis
-from .settings import EFFORTS, METHODS, RefineSettings, effort_settings  # noqa: F401 (the library's names)
+from .settings import RefineSettings
 from .quantization import (
     factorized_interval_likelihood,
     gaussian_interval_likelihood,
@@ -133,10 +133,9 @@ class RefineResult:
     iterations: int = 0  # run (fewer than asked when early stopping ended the loop)
 
 
-def _true_loss(model, y, z, x, H, W, lmbda, quantizer: dict):
-    """(R-D loss, bpp, PSNR) of the latents as the coder would quantize them: symbols on the
-    exact CPU path, the synthesis in float32 on the model's device."""
-    q = codec.quantize_latents(model, y, z, **quantizer)
+def _true_loss(model, q: codec.QuantizedLatents, x, H, W, lmbda):
+    """(R-D loss, bpp, PSNR) of latents quantized as the coder does (symbols from the exact
+    CPU path), with the synthesis in float32 on the model's device."""
     device = x.device
     with torch.no_grad():
         x_hat = model.net.g_s(q.y_hat.to(device))[:, :, :H, :W].clamp(0, 1)
@@ -214,10 +213,13 @@ def refine_images(
     drop_at = math.ceil(settings.lr_drop * settings.iterations)
 
     def true_losses(t: int, elapsed: float) -> list[tuple]:
-        return [(t, *_true_loss(model, y[i : i + 1].detach(), z[i : i + 1].detach(), x[i : i + 1], H, W, lmbda,
-                                quantizer), elapsed) for i in range(len(images))]
+        return [(t, *_true_loss(model, codec.quantize_latents(model, y[i : i + 1].detach(), z[i : i + 1].detach(),
+                                                              **quantizer), x[i : i + 1], H, W, lmbda), elapsed)
+                for i in range(len(images))]
 
-    histories = [[h] for h in true_losses(0, 0.0)]
+    # Iteration 0 is the plain encode, whose latents are already quantized.
+    histories = [[(0, *_true_loss(model, base.latents, x[i : i + 1], H, W, lmbda), 0.0)]
+                 for i, base in enumerate(bases)]
     best = [(h[0][1], y0, z0) for h, (y0, z0) in zip(histories, latents)]
     stale, t = [0] * len(images), 0
     t0 = time.perf_counter()
