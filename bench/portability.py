@@ -24,7 +24,7 @@ import torch
 
 from lrcodec import codec
 from lrcodec.imageio import open_image, read_bytes
-from lrcodec.models import hyper_synthesis, load_model, shipped_models
+from lrcodec.models import load_model, shipped_models
 from lrcodec.probe import latent_digest
 from lrcodec.quantization import gaussian_interval_likelihood
 
@@ -46,7 +46,7 @@ def rate_cost(model, image) -> tuple[float, float]:
     y, z = codec.analyse(model, x)
     q = codec.quantize_latents(model, y, z)
     with torch.no_grad():
-        sigma, mu = hyper_synthesis(model.net, q.z_hat)
+        sigma, mu = model.family.hyper_synthesis(model.net, q.z_hat)
     y64, table = y.double().numpy(), model.exact.sigma_table
     exact = y_bits(y64, q.mu.numpy(), q.sigma.numpy(), table)  # q.sigma is already a table value
     return exact, y_bits(y64, mu.double().numpy(), sigma.double().numpy(), table)

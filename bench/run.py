@@ -37,7 +37,7 @@ from lrcodec.evaluate import (  # noqa: E402
     ms_ssim_db,
 )
 from lrcodec.imageio import open_image, read_bytes  # noqa: E402
-from lrcodec.models import hyper_synthesis, load_model, shipped_models  # noqa: E402
+from lrcodec.models import load_model, shipped_models  # noqa: E402
 from lrcodec.quantization import factorized_interval_likelihood, gaussian_interval_likelihood  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def coder_comparison(model, image, image_name: str, repeats: int) -> dict:
         dec_t.append(time.perf_counter() - t1)
     q = result.latents
     with torch.no_grad():  # ideal with the float network's continuous sigma and mu (no table)
-        sigma, mu = hyper_synthesis(model.net, q.z_hat)
+        sigma, mu = model.family.hyper_synthesis(model.net, q.z_hat)
         v = q.y_hat - mu
         bits_y = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, sigma)).sum().item()
         eb = model.net.entropy_bottleneck

@@ -18,9 +18,10 @@ import numpy as np
 from . import bitstream, entropy
 from .bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError
-from .models import LoadedModel, hyper_analysis
+from .models import LoadedModel
 from .settings import RECONSTRUCTIONS
 from .quantization import uq_levels, uq_offsets
+from .exact import ACT_BITS
 from .tiling import tiled
 
 STRIDE = 64
@@ -115,7 +116,7 @@ def analyse(model: LoadedModel, x):
 
     with torch.no_grad():
         y = tiled(g_a, x, down=16, tile=TILE, halo=HALO)
-        return y, hyper_analysis(model.net, y)
+        return y, model.family.hyper_analysis(model.net, y)
 
 
 def synthesise(model: LoadedModel, y_hat, height: int, width: int):
@@ -202,6 +203,29 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
     return _quantize(model, y, z, uq, seed, soft_alpha)[0]
 
 
+def _walk_y(model: LoadedModel, sigma_h: np.ndarray, mu_h: np.ndarray, u_y: Dither, symbols_of) -> tuple:
+    """y's coding units in order (``ExactEntropyModel.y_units``): each unit's (sigma index, mu)
+    from the hyperprior and the units before it, then ``symbols_of(unit, sigma_index, mu)``
+    -> the unit's symbols (flat, C order): quantized by the encoder, decoded by the decoder.
+    Returns (y symbols, sigma index, mu), each the shape of y."""
+    import torch
+
+    exact = model.exact
+    shape = sigma_h.shape
+    y_symbols, sigma_index, mu = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape)
+    y_hat_fixed = torch.zeros(shape, dtype=torch.float64) if exact.context is not None else None
+    for unit in exact.y_units(shape):
+        sigma_u, mu_u = exact.unit_params(unit, sigma_h, mu_h, y_hat_fixed)
+        unit.put(sigma_index, unit.pick(exact.sigma_index(sigma_u)))
+        unit.put(mu, unit.pick(mu_u))
+        symbols = symbols_of(unit, unit.take(sigma_index), unit.take(mu))
+        unit.put(y_symbols, symbols)
+        if y_hat_fixed is not None:
+            fixed = np.rint((symbols + unit.take(u_y.values)) * 2.0**ACT_BITS) + unit.take(mu) * 2.0**ACT_BITS
+            unit.put(y_hat_fixed.numpy(), fixed)
+    return y_symbols, sigma_index, mu
+
+
 def _quantize(model: LoadedModel, y, z, uq: bool, seed: int, soft_alpha: int) -> tuple[QuantizedLatents, Dither, Dither]:
     y64, z64 = y.detach().cpu().double().numpy(), z.detach().cpu().double().numpy()
     if not (np.isfinite(y64).all() and np.isfinite(z64).all()):
@@ -210,10 +234,14 @@ def _quantize(model: LoadedModel, y, z, uq: bool, seed: int, soft_alpha: int) ->
     medians = model.exact.medians.reshape(1, -1, 1, 1)
     z_symbols = np.rint(z64 - medians - u_z.values)
     entropy.check_symbols(z_symbols, "z", entropy.ALPHABET_LIMIT)
-    sigma_index, mu = model.exact.hyper(z_symbols, u_z.values)
-    y_symbols = np.rint(y64 - mu - u_y.values)
+    sigma_h, mu_h = model.exact.hyper_params(z_symbols, u_z.values)
+
+    def quantize(unit, sigma_index, mu):
+        return np.rint(unit.take(y64) - mu - unit.take(u_y.values)).clip(-2**31, 2**31 - 1)
+
+    y_symbols, sigma_index, mu = _walk_y(model, sigma_h, mu_h, u_y, quantize)
     entropy.check_symbols(y_symbols, "y", entropy.ALPHABET_LIMIT)
-    return _latents(model, y_symbols.astype(np.int32), z_symbols.astype(np.int32), sigma_index, mu, u_y, u_z), u_y, u_z
+    return _latents(model, y_symbols, z_symbols.astype(np.int32), sigma_index, mu, u_y, u_z), u_y, u_z
 
 
 def _latents(model: LoadedModel, y_symbols, z_symbols, sigma_index, mu, u_y: Dither, u_z: Dither) -> QuantizedLatents:
@@ -225,6 +253,12 @@ def _latents(model: LoadedModel, y_symbols, z_symbols, sigma_index, mu, u_y: Dit
         torch.from_numpy(y_symbols), torch.from_numpy(z_symbols),
         torch.from_numpy(y_symbols + mu + u_y.values).float(), torch.from_numpy(z_symbols + medians + u_z.values).float(),
         sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values).float(), model.exact.sigma_table)
+
+
+def _y_unit_groups(unit, sigma_index: np.ndarray, u_y: Dither) -> tuple:
+    """A unit's coding groups (sigma index, dither level) and each present group's index and
+    offset; ``sigma_index`` holds the unit's elements (flat)."""
+    return Dither(unit.take(u_y.levels), u_y.offsets).groups(sigma_index)
 
 
 def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str = "RGB", *,
@@ -240,8 +274,11 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
     z_tables = model.exact.z_tables(channels, z_offsets, zlo, zhi)
     coded_z = entropy.encode(z_symbols, z_groups, z_tables, zlo)
     ylo, yhi = entropy.symbol_range(y_symbols)
-    y_groups, sigma_levels, y_offsets = u_y.groups(q.sigma_index)
-    coded_y = entropy.encode(y_symbols, y_groups, model.exact.y_tables(sigma_levels, y_offsets, ylo, yhi), ylo)
+    y_coder = entropy.PayloadEncoder()
+    for unit in model.exact.y_units(y_symbols.shape):
+        groups, sigma_levels, offsets = _y_unit_groups(unit, unit.take(q.sigma_index), u_y)
+        y_coder.add(unit.take(y_symbols), groups, model.exact.y_tables(sigma_levels, offsets, ylo, yhi), ylo)
+    coded_y = y_coder.finish()
     flags = (FLAG_UQ if uq else 0) | (FLAG_REFINED if refined_method else 0) | (FLAG_SOFT_MEAN if soft_alpha else 0)
     method = bitstream.REFINE_METHODS.index(refined_method) if refined_method else 0
     header = Header(model.model_id, width, height, mode, flags, method, seed if uq else 0,
@@ -333,13 +370,21 @@ def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> Quantize
     z_groups, channels, z_offsets = u_z.groups(_channel_index(z_shape))
     z_tables = model.exact.z_tables(channels, z_offsets, header.zmin, header.zmax)
     z_symbols = entropy.decode(z_payload, z_groups, z_tables, header.zmin, "z").reshape(z_shape)
-    sigma_index, mu = model.exact.hyper(z_symbols, u_z.values)
+    sigma_h, mu_h = model.exact.hyper_params(z_symbols, u_z.values)
+    y_decoder = entropy.PayloadDecoder(y_payload, "y")
+    tables_error = LrcodecError("invalid lrcodec file (the probability tables its z payload implies differ from "
+                                "the encoder's: a damaged payload, or an incompatible lrcodec build wrote it)")
+
+    def decode(unit, sigma_index, mu):
+        if model.exact.context is None and entropy.crc(sigma_index, z_tables) != header.tables_crc:
+            raise tables_error  # known before any y symbol: say so rather than fail decoding y
+        groups, sigma_levels, offsets = _y_unit_groups(unit, sigma_index, u_y)
+        return y_decoder.take(groups, model.exact.y_tables(sigma_levels, offsets, header.ymin, header.ymax), header.ymin)
+
+    y_symbols, sigma_index, mu = _walk_y(model, sigma_h, mu_h, u_y, decode)
+    y_decoder.finish()
     if entropy.crc(sigma_index, z_tables) != header.tables_crc:
-        raise LrcodecError("invalid lrcodec file (the probability tables its z payload implies differ from "
-                           "the encoder's: a damaged payload, or an incompatible lrcodec build wrote it)")
-    y_groups, sigma_levels, y_offsets = u_y.groups(sigma_index)
-    y_tables = model.exact.y_tables(sigma_levels, y_offsets, header.ymin, header.ymax)
-    y_symbols = entropy.decode(y_payload, y_groups, y_tables, header.ymin, "y").reshape(y_shape)
+        raise tables_error
     return _latents(model, y_symbols, z_symbols, sigma_index, mu, u_y, u_z)
 
 

@@ -94,34 +94,73 @@ def _encode_runs(runs: list[np.ndarray], models: list) -> np.ndarray:
     return enc.get_compressed()
 
 
+class PayloadEncoder:
+    """One payload coded in parts (a family's y units), each part with its groups and tables."""
+
+    def __init__(self):
+        self.runs: list[np.ndarray] = []
+        self.models: list = []
+        self.bits_ideal = 0.0
+
+    def add(self, symbols: np.ndarray, groups: Groups, tables: np.ndarray, lo: int) -> None:
+        """Code symbols (flat, values in lo..lo+K-1) with ``tables[g]``, shape (groups, K)."""
+        stream = (symbols.ravel()[groups.order] - lo).astype(np.int32)
+        runs = np.split(stream, np.cumsum(groups.counts)[:-1])
+        for run, table in zip(runs, tables):
+            self.bits_ideal -= float(np.log2(table[run] / table.sum()).sum())
+        self.runs += runs
+        self.models += _models(tables)
+
+    def finish(self) -> Coded:
+        return Coded(_encode_runs(self.runs, self.models).astype("<u4").tobytes(), self.bits_ideal)
+
+
+class PayloadDecoder:
+    """Decodes a payload part by part; ``finish`` re-encodes what was decoded and requires the
+    very same words (the module docstring)."""
+
+    def __init__(self, payload: bytes, name: str):
+        import constriction
+
+        if len(payload) % 4:
+            raise LrcodecError(f"corrupted lrcodec file ({name} payload length is not a multiple of 4)")
+        self.words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+        self.decoder = constriction.stream.queue.RangeDecoder(self.words)
+        self.name = name
+        self.runs: list[np.ndarray] = []
+        self.models: list = []
+
+    def take(self, groups: Groups, tables: np.ndarray, lo: int) -> np.ndarray:
+        """The next part's flat int32 symbols, in the order ``PayloadEncoder.add`` got them."""
+        models = _models(tables)
+        runs = []
+        try:
+            for count, model in zip(groups.counts, models):
+                runs.append(np.asarray(self.decoder.decode(model, int(count)), dtype=np.int32))
+        except (AssertionError, ValueError, RuntimeError):
+            raise LrcodecError(f"invalid lrcodec file (its {self.name} payload is not a range-coder stream "
+                               "this model wrote)") from None
+        self.runs += runs
+        self.models += models
+        out = np.empty(int(groups.counts.sum()), dtype=np.int32)
+        out[groups.order] = np.concatenate(runs) + lo if runs else np.zeros(0, np.int32)
+        return out
+
+    def finish(self) -> None:
+        if not np.array_equal(_encode_runs(self.runs, self.models), self.words):
+            raise LrcodecError(f"invalid lrcodec file (its {self.name} payload does not end where its symbols end)")
+
+
 def encode(symbols: np.ndarray, groups: Groups, tables: np.ndarray, lo: int) -> Coded:
     """Code symbols (any shape, values in lo..lo+K-1) with ``tables[g]``, shape (groups, K)."""
-    stream = (symbols.ravel()[groups.order] - lo).astype(np.int32)
-    runs = np.split(stream, np.cumsum(groups.counts)[:-1])
-    words = _encode_runs(runs, _models(tables))
-    bits = 0.0
-    for run, table in zip(runs, tables):
-        bits -= float(np.log2(table[run] / table.sum()).sum())
-    return Coded(words.astype("<u4").tobytes(), bits)
+    encoder = PayloadEncoder()
+    encoder.add(symbols, groups, tables, lo)
+    return encoder.finish()
 
 
 def decode(payload: bytes, groups: Groups, tables: np.ndarray, lo: int, name: str) -> np.ndarray:
     """The flat int32 symbols that ``encode`` coded into ``payload`` (verified by re-encoding)."""
-    import constriction
-
-    if len(payload) % 4:
-        raise LrcodecError(f"corrupted lrcodec file ({name} payload length is not a multiple of 4)")
-    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-    models = _models(tables)
-    decoder = constriction.stream.queue.RangeDecoder(words)
-    runs = []
-    try:
-        for count, model in zip(groups.counts, models):
-            runs.append(np.asarray(decoder.decode(model, int(count)), dtype=np.int32))
-    except (AssertionError, ValueError, RuntimeError):
-        raise LrcodecError(f"invalid lrcodec file (its {name} payload is not a range-coder stream this model wrote)") from None
-    if not np.array_equal(_encode_runs(runs, models), words):
-        raise LrcodecError(f"invalid lrcodec file (its {name} payload does not end where its symbols end)")
-    out = np.empty(int(groups.counts.sum()), dtype=np.int32)
-    out[groups.order] = np.concatenate(runs) + lo if runs else np.zeros(0, np.int32)
+    decoder = PayloadDecoder(payload, name)
+    out = decoder.take(groups, tables, lo)
+    decoder.finish()
     return out

@@ -205,10 +205,11 @@ class IntegerLayer:
     slope: int = 0  # leaky ReLU slope as an integer out of 2**SLOPE_BITS
 
 
-class IntegerHyperSynthesis:
-    """h_s of a trained hyperprior as an integer network (module docstring). Built from the
-    float weights by rounding, which is exact arithmetic, so a zoo or checkpoint model
-    converted at load time gives the same integers on every machine."""
+class IntegerNetwork:
+    """A trained stack of convolutions and (leaky) ReLUs as an integer network (module
+    docstring): h_s, and the context's slice networks. Built from the float weights by
+    rounding, which is exact arithmetic, so a zoo or checkpoint model converted at load time
+    gives the same integers on every machine."""
 
     def __init__(self, h_s):
         import torch
@@ -226,11 +227,11 @@ class IntegerHyperSynthesis:
                     activation = "relu"
                 layers.append(_integer_layer(module, deconv, activation, slope))
             elif not isinstance(module, (torch.nn.ReLU, torch.nn.LeakyReLU)):
-                raise ValueError(f"no integer form for {type(module).__name__} in h_s")
+                raise ValueError(f"no integer form for {type(module).__name__}")
         self.layers = layers
 
     def __call__(self, z_fixed: "torch.Tensor") -> "torch.Tensor":
-        """h_s of a fixed-point z (float64 integers, ACT_BITS fraction bits) -> fixed-point output."""
+        """The network of a fixed-point input (float64 integers, ACT_BITS fraction bits) -> fixed-point output."""
         x = _saturate(z_fixed)
         for layer in self.layers:
             x = _run_layer(layer, x)
@@ -259,7 +260,7 @@ def _integer_layer(module, deconv: bool, activation: str, slope: int) -> Integer
         if worst < SUM_LIMIT:
             break
     else:  # pragma: no cover - needs weights of magnitude ~2**22
-        raise ValueError("h_s weights too large for the integer network")
+        raise ValueError("weights too large for an integer network")
     half = 2.0 ** (bits - 1) if bits else 0.0
     return IntegerLayer("deconv" if deconv else "conv", wi, bi + half, bits, module.stride[0], module.padding[0],
                         module.output_padding[0] if deconv else 0, activation, slope)
@@ -301,15 +302,98 @@ def _saturate(x):
 # ---------------------------------------------------------------- a model's exact entropy model
 
 
+@dataclass
+class YUnit:
+    """One part of y coded after the parts before it: channels [lo, hi), and where the
+    checkerboard splits a slice, the positions of this pass (``mask``, (1, 1, h, w) bool)."""
+
+    lo: int
+    hi: int
+    slice_index: int = 0
+    second_pass: bool = False
+    mask: np.ndarray | None = None
+
+    def take(self, a: np.ndarray) -> np.ndarray:
+        """This unit's elements of a (1, M, h, w) array, flat in C order."""
+        return self.pick(a[:, self.lo : self.hi])
+
+    def pick(self, part: np.ndarray) -> np.ndarray:
+        """This unit's elements of an array of its channels only, (1, hi - lo, h, w)."""
+        return part.ravel() if self.mask is None else part[np.broadcast_to(self.mask, part.shape)]
+
+    def put(self, a: np.ndarray, values: np.ndarray) -> None:
+        part = a[:, self.lo : self.hi]
+        if self.mask is None:
+            part[...] = values.reshape(part.shape)
+        else:
+            part[np.broadcast_to(self.mask, part.shape)] = values
+
+
+class ExactContext:
+    """The channel context's slice networks as integer networks (``lrcodec.context``)."""
+
+    def __init__(self, context):
+        self.shape = context.shape
+        self.nets = [IntegerNetwork(net) for net in context.nets]
+
+    def units(self, height: int, width: int) -> list[YUnit]:
+        k = self.shape.slice_size
+        if not self.shape.checkerboard:
+            return [YUnit(s * k, (s + 1) * k, s) for s in range(self.shape.slices)]
+        i, j = np.arange(height).reshape(-1, 1), np.arange(width).reshape(1, -1)
+        anchors = ((i + j) % 2 == 0).reshape(1, 1, height, width)
+        return [YUnit(s * k, (s + 1) * k, s, second, ~anchors if second else anchors)
+                for s in range(self.shape.slices) for second in (False, True)]
+
+    def delta(self, unit: YUnit, hyper_fixed, y_hat_fixed, tile: int = 64):
+        """The slice network's fixed-point (d_sigma, d_mu) for a unit, each (1, k, h, w): its
+        input is the hyperprior's (sigma, mu), the y_hat of earlier slices and with the
+        checkerboard the slice's anchors and the anchor mask (zero in the first pass), all in
+        fixed point, exactly as ``ChannelContext.inputs`` lays them out in float."""
+        import torch
+
+        from .tiling import tiled
+
+        parts = [hyper_fixed, y_hat_fixed[:, : unit.lo]]
+        if self.shape.checkerboard:
+            if unit.second_pass:
+                anchors = torch.from_numpy(~unit.mask).double()
+                parts += [y_hat_fixed[:, unit.lo : unit.hi] * anchors, anchors * 2.0**ACT_BITS]
+            else:
+                height, width = y_hat_fixed.shape[2:]
+                parts.append(torch.zeros((1, unit.hi - unit.lo + 1, height, width), dtype=torch.float64))
+        out = tiled(self.nets[unit.slice_index], torch.cat(parts, 1), tile=tile, halo=3).numpy()
+        return np.split(out, 2, axis=1)
+
+
 class ExactEntropyModel:
     """Everything a file's symbols depend on, for one model: z tables, (sigma index, mu) from
     z, y tables. Built once per model from its float weights (exact conversions only)."""
 
-    def __init__(self, net, sigma_table: np.ndarray, mean_scale: bool):
+    def __init__(self, net, sigma_table: np.ndarray, mean_scale: bool, context=None):
         self.prior = FactorizedPrior.of(net.entropy_bottleneck)
-        self.h_s = IntegerHyperSynthesis(net.h_s)
+        self.h_s = IntegerNetwork(net.h_s)
         self.sigma_table = sigma_table
         self.mean_scale = mean_scale
+        self.context = ExactContext(context) if context is not None else None
+
+    def y_units(self, shape: tuple) -> list[YUnit]:
+        """y's coding units in coding order: all of y at once, or the context's slices (and passes)."""
+        return [YUnit(0, shape[1])] if self.context is None else self.context.units(*shape[2:])
+
+    def unit_params(self, unit: YUnit, sigma_h: np.ndarray, mu_h: np.ndarray, y_hat_fixed) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma, mu) of a unit's channels, each (1, k, h, w), from the hyperprior's (sigma_h,
+        mu_h) and, with a context, the fixed-point y_hat decoded so far (float64 integers,
+        ACT_BITS fraction bits): sigma_h * exp(d_sigma) with this module's exp, mu_h + d_mu
+        (multiples of 2**-ACT_BITS, added exactly)."""
+        sigma, mu = sigma_h[:, unit.lo : unit.hi], mu_h[:, unit.lo : unit.hi]
+        if self.context is None:
+            return sigma, mu
+        import torch
+
+        hyper_fixed = torch.from_numpy(np.concatenate([sigma_h, mu_h], 1) * 2.0**ACT_BITS)
+        d_sigma, d_mu = self.context.delta(unit, hyper_fixed, y_hat_fixed)
+        return sigma * exp(d_sigma * 2.0**-ACT_BITS), mu + d_mu * 2.0**-ACT_BITS
 
     @property
     def medians(self) -> np.ndarray:
@@ -321,9 +405,9 @@ class ExactEntropyModel:
     def y_tables(self, sigma_indices: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
         return quantize_pmf(gaussian_pmf(self.sigma_table[sigma_indices], offsets, lo, hi))
 
-    def hyper(self, z_symbols: np.ndarray, z_offsets: np.ndarray, tile: int = 16) -> tuple[np.ndarray, np.ndarray]:
-        """(sigma index int32, mu float64) of y, each (1, M, 4h, 4w), from the z symbols and
-        their dither offsets, shape (1, N, h, w). Tiled (exact: integers do not care)."""
+    def hyper_params(self, z_symbols: np.ndarray, z_offsets: np.ndarray, tile: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma, mu) of y, float64 multiples of 2**-ACT_BITS, each (1, M, 4h, 4w), from the z
+        symbols and their dither offsets, shape (1, N, h, w). Tiled (exact: integers do not care)."""
         import torch
 
         from .tiling import tiled
@@ -333,8 +417,15 @@ class ExactEntropyModel:
         out = tiled(self.h_s, z_fixed, up=4, tile=tile, halo=3).numpy() * 2.0**-ACT_BITS
         if self.mean_scale:
             sigma, mu = np.split(out, 2, axis=1)
-        else:
-            sigma, mu = out, np.zeros_like(out)
+            return sigma, mu
+        return out, np.zeros_like(out)
+
+    def sigma_index(self, sigma: np.ndarray) -> np.ndarray:
+        """The number of table values below each sigma, clipped to the table (int32)."""
         idx = np.searchsorted(self.sigma_table, sigma.ravel(), side="left")
-        idx = np.clip(idx, 0, len(self.sigma_table) - 1).astype(np.int32).reshape(sigma.shape)
-        return idx, mu
+        return np.clip(idx, 0, len(self.sigma_table) - 1).astype(np.int32).reshape(sigma.shape)
+
+    def hyper(self, z_symbols: np.ndarray, z_offsets: np.ndarray, tile: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma index int32, mu float64) of y from the z symbols (see ``hyper_params``)."""
+        sigma, mu = self.hyper_params(z_symbols, z_offsets, tile)
+        return self.sigma_index(sigma), mu

@@ -37,7 +37,6 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     import torch
 
     from .codec import QuantizedLatents, _channel_index, _dithers, latent_shapes, native_kernels
-    from .models import hyper_synthesis
 
     z_payload, y_payload = bitstream.payloads(data, header)
     y_shape, z_shape = latent_shapes(header, model)
@@ -53,7 +52,7 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     medians = net.entropy_bottleneck.quantiles[:, 0, 1].detach().reshape(1, -1, 1, 1)
     with torch.no_grad(), native_kernels():
         z_hat = torch.from_numpy(z_symbols).float() + medians + torch.from_numpy(u_z.values).float()
-        sigma, mu = hyper_synthesis(net, z_hat)
+        sigma, mu = model.family.hyper_synthesis(net, z_hat)
     table = model.exact.sigma_table
     sigma_index = np.clip(np.searchsorted(table, sigma.double().numpy().ravel()), 0, len(table) - 1)
     sigma_index = sigma_index.astype(np.int32).reshape(sigma.shape)

@@ -9,10 +9,7 @@ A model can be named three ways:
 * a path to a checkpoint: our safetensors file, or a CompressAI state dict (``.pth``/``.tar``),
   loaded with ``weights_only=True`` so that an untrusted file cannot execute code.
 
-Data flow of both architectures (Ballé et al. 2018; Minnen et al. 2018)::
-
-    x -> g_a -> y -> h_a(|y| or y) -> z -> [Q, factorized prior] -> z_hat
-    z_hat -> h_s -> (sigma, mu)        y -> [Q around mu, Gaussian(sigma)] -> y_hat -> g_s -> x_hat
+The architectures and their graphs are in ``lrcodec.families``.
 """
 
 from __future__ import annotations
@@ -25,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LrcodecError
+from .families import ARCHITECTURES, FAMILIES, family_of
 
-ARCHITECTURES = ("mean-scale", "scale")
 ZOO_NAMES = {"bmshj2018-hyperprior": "scale", "mbt2018-mean": "mean-scale"}
 # CompressAI's coder tables: rebuilt by ``update()``, never part of a model's identity.
 _CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
@@ -51,8 +48,9 @@ class LoadedModel:
     _exact: Any = field(default=None, repr=False, compare=False)
 
     @property
-    def mean_scale(self) -> bool:
-        return self.arch == "mean-scale"
+    def family(self):
+        """The object that owns this model's graph (``lrcodec.families``)."""
+        return family_of(self.net)
 
     def to(self, device) -> "LoadedModel":
         """Move the transforms to a device (the exact entropy model stays on the CPU)."""
@@ -70,22 +68,17 @@ class LoadedModel:
         codec that a file's symbols depend on, identical on every machine."""
         if self._exact is None:
             from .entropy import sigma_table
-            from .exact import ExactEntropyModel
 
-            self._exact = ExactEntropyModel(self.net, sigma_table(self.card.get("sigma_min", SIGMA_MIN)),
-                                            is_mean_scale(self.net))
+            self._exact = self.family.exact(self.net, sigma_table(self.card.get("sigma_min", SIGMA_MIN)))
         return self._exact
 
 
-def build_network(arch: str, N: int, M: int):
-    """A freshly initialised CompressAI network of the given architecture."""
-    from compressai.models import MeanScaleHyperprior, ScaleHyperprior
-
-    if arch == "mean-scale":
-        return MeanScaleHyperprior(N, M)
-    if arch == "scale":
-        return ScaleHyperprior(N, M)
-    raise LrcodecError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
+def build_network(arch: str, N: int, M: int, context: dict | None = None):
+    """A freshly initialised network of the given architecture (``context``: the shape of a
+    channel-context model's slice networks)."""
+    if arch not in FAMILIES:
+        raise LrcodecError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
+    return FAMILIES[arch].build(arch, N, M, context)
 
 
 def weights_of(net) -> dict:
@@ -115,6 +108,8 @@ def infer_architecture(state: dict) -> tuple[str, int, int]:
         hs_out = state["h_s.4.weight"]
     except KeyError as e:
         raise LrcodecError(f"not a hyperprior checkpoint: missing tensor {e.args[0]}") from None
+    if "context.nets.0.0.weight" in state:
+        return "channel-context", N, M
     # h_s ends in a conv (mean-scale: 2M output channels) or a deconv (scale: weight is [N, M, k, k]).
     if hs_out.shape[0] == 2 * M:
         return "mean-scale", N, M
@@ -124,7 +119,10 @@ def infer_architecture(state: dict) -> tuple[str, int, int]:
 def network_from_state(state: dict, arch: str | None = None):
     """Build the network a state dict describes and load it (coder tables may be absent)."""
     inferred, N, M = infer_architecture(state)
-    net = build_network(arch or inferred, N, M)
+    arch = arch or inferred
+    if arch not in FAMILIES:
+        raise LrcodecError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
+    net = build_network(arch, N, M, FAMILIES[arch].context_shape(state, M))
     state = {k: v for k, v in state.items() if not any(k.endswith(b) for b in _CODER_BUFFERS)}
     import torch
 
@@ -270,7 +268,7 @@ def widen_latents(net, M: int, new_scale: float = 0.01):
     (sigma, mu) outputs are zero (sigma is clamped to its lower bound)."""
     import torch
 
-    if not is_mean_scale(net):
+    if hasattr(net, "context") or not family_of(net).mean_scale(net):
         raise LrcodecError("only mean-scale models can be widened")
     old = weights_of(net)
     N, M0 = old["g_a.0.weight"].shape[0], old["g_a.6.weight"].shape[0]
@@ -309,28 +307,3 @@ def save_model(net, path: Path, card: dict, fp16: bool = True) -> None:
     # The id is that of the weights as they load back (fp16 rounding included).
     card = dict(card, name=path.stem, model_id=load_safetensors(path, dict(card)).model_id.hex())
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-
-
-# ---- the transforms, shared by the coder, training and refinement ----
-
-
-def is_mean_scale(net) -> bool:
-    from compressai.models import MeanScaleHyperprior
-
-    return isinstance(net, MeanScaleHyperprior)
-
-
-def hyper_analysis(net, y):
-    """z from y (the scale-only model looks at |y|)."""
-    return net.h_a(y if is_mean_scale(net) else y.abs())
-
-
-def hyper_synthesis(net, z_hat):
-    """(sigma, mu) from z_hat; mu is zero for the scale-only model."""
-    import torch
-
-    params = net.h_s(z_hat)
-    if is_mean_scale(net):
-        sigma, mu = params.chunk(2, 1)
-        return sigma, mu
-    return params, torch.zeros_like(params)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from . import codec
 from .devices import bf16_native
 from .errors import LrcodecError
-from .models import LoadedModel, hyper_synthesis
+from .models import LoadedModel
 from .settings import RefineSettings
 from .quantization import (
     factorized_interval_likelihood,
@@ -134,8 +134,9 @@ class RefineResult:
 
 
 def _true_loss(model, q: codec.QuantizedLatents, x, H, W, lmbda):
-    """(R-D loss, bpp, PSNR) of latents quantized as the coder does (symbols from the exact
-    CPU path), with the synthesis in float32 on the model's device."""
+    """(R-D loss, bpp, PSNR) of latents quantized as the coder does (symbols and each
+    element's (sigma, mu) from the exact CPU path), with the synthesis in float32 on the
+    model's device."""
     device = x.device
     with torch.no_grad():
         x_hat = model.net.g_s(q.y_hat.to(device))[:, :, :H, :W].clamp(0, 1)
@@ -212,6 +213,17 @@ def refine_images(
     opt = torch.optim.Adam([y, z], lr=settings.lr)
     drop_at = math.ceil(settings.lr_drop * settings.iterations)
 
+    def relaxed(t: int):
+        """The sampler as the family's y quantizer: y~ = mu + u + relaxed round(y - mu - u).
+        The dither is taken at the elements' positions, so per-slice calls see the same u."""
+
+        def quantize(y_part, sigma, mu, channels):
+            u = u_y if u_y.dim() == 0 else u_y[:, channels]
+            v = sampler(y_part - mu - u, t, gen) + u
+            return mu + v, -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, sigma))
+
+        return quantize
+
     def true_losses(t: int, elapsed: float) -> list[tuple]:
         return [(t, *_true_loss(model, codec.quantize_latents(model, y[i : i + 1].detach(), z[i : i + 1].detach(),
                                                               **quantizer), x[i : i + 1], H, W, lmbda), elapsed)
@@ -230,14 +242,12 @@ def refine_images(
                     group["lr"] = settings.lr / 10
             z_tilde = m + u_z + sampler(z - m - u_z, t, gen)
             bits_z = -torch.log2(factorized_interval_likelihood(eb, z_tilde - 0.5, z_tilde + 0.5)).sum()
-            sigma, mu = hyper_synthesis(net, z_tilde)
-            v = sampler(y - mu - u_y, t, gen) + u_y
-            bits_y = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, sigma)).sum()
+            _, _, y_tilde, bits_y = model.family.forward(net, y, z_tilde, relaxed(t))
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                x_hat = net.g_s(mu + v)
+                x_hat = net.g_s(y_tilde)
             # The sum of the images' losses: each image's latents get their own loss's gradient.
             mse = F.mse_loss(x_hat[:, :, :H, :W].float(), x) * len(images)
-            loss = lmbda * 255**2 * mse + (bits_y + bits_z) / (H * W)
+            loss = lmbda * 255**2 * mse + (bits_y.sum() + bits_z) / (H * W)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

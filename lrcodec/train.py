@@ -23,10 +23,9 @@ import torch
 from .devices import bf16_native, resolve_device
 from .errors import LrcodecError
 from .imageio import find_images
+from .families import family_of
 from .models import (
     build_network,
-    hyper_analysis,
-    hyper_synthesis,
     infer_architecture,
     load_model,
     save_model,
@@ -133,26 +132,30 @@ def rd_forward(net, x, surrogate: str, *, sigma_min: float = 0.11, step: int = 0
     """One pass with a surrogate quantizer: reconstruction and bits of y and z (fp32)."""
     amp = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else nullcontext()
     kw = dict(temperature=temperature, alpha=alpha, seed=step)
+    family = family_of(net)
     with amp:
         y = net.g_a(x)
     y = y.float()
     with amp:
-        z = hyper_analysis(net, y)
+        z = family.hyper_analysis(net, y)
     z = z.float()
     eb = net.entropy_bottleneck
     m = z_medians(eb)
     qz = surrogate_quantize(z - m, surrogate, stream=1, **kw)
     p_z = factorized_interval_likelihood(eb, qz.lower + m, qz.upper + m)
+
+    def quantize_y(y, sigma, mu, channels):
+        qy = surrogate_quantize(y - mu, surrogate, stream=0, **kw)
+        return qy.value + mu, -torch.log2(gaussian_interval_likelihood(qy.lower, qy.upper, sigma, sigma_min))
+
     with amp:
-        sigma, mu = hyper_synthesis(net, qz.value + m)
-    sigma, mu = sigma.float(), mu.float()
-    qy = surrogate_quantize(y - mu, surrogate, stream=0, **kw)
-    p_y = gaussian_interval_likelihood(qy.lower, qy.upper, sigma, sigma_min)
+        sigma, mu = family.hyper_synthesis(net, qz.value + m)
+    _, _, y_hat, bits_y = family.y_forward(net, y, sigma.float(), mu.float(), quantize_y)
     with amp:
-        x_hat = net.g_s(qy.value + mu)
+        x_hat = net.g_s(y_hat)
     return {
         "x_hat": x_hat.float(),
-        "bits_y": -torch.log2(p_y).sum(),
+        "bits_y": bits_y.sum(),
         "bits_z": -torch.log2(p_z).sum(),
     }
 

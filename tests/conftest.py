@@ -10,11 +10,16 @@ from PIL import Image
 from lrcodec.models import _finish, build_network, save_model
 
 
-def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0):
+TINY_CONTEXT = {"slices": 3, "hidden": [16, 8], "checkerboard": True}
+
+
+def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0, context: dict | None = None):
     torch.manual_seed(seed)
-    net = build_network(arch, N, M)
+    context = context or (TINY_CONTEXT if arch == "channel-context" else None)
+    net = build_network(arch, N, M, context)
     _briefly_train(net, seed)
-    return _finish(net, f"tiny-{arch}-{seed}", arch, {"arch": arch, "N": N, "M": M, "sigma_min": 0.11})
+    card = {"arch": arch, "N": N, "M": M, "sigma_min": 0.11, **({"context": context} if context else {})}
+    return _finish(net, f"tiny-{arch}-{seed}", arch, card)
 
 
 def _briefly_train(net, seed: int, steps: int = 30) -> None:
@@ -53,6 +58,11 @@ def photo_like(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Ima
 @pytest.fixture(scope="session")
 def tiny_model():
     return make_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_context_model():
+    return make_model("channel-context", seed=2)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,127 @@
+"""The channel-conditional context (Minnen & Singh 2020), optionally with a checkerboard
+spatial pass (He et al. 2021), on top of a mean-scale hyperprior (``docs/algorithms.md``
+section 6).
+
+y's M channels are cut into equal slices coded one after another. Slice s's (sigma, mu) are
+the hyperprior's corrected by a small network that reads the hyperprior's (sigma, mu) of all
+channels and the decoded y_hat of the slices before s: sigma * exp(d_sigma), mu + d_mu. With the
+checkerboard, each slice is coded in two passes: the anchors (even i + j) first, then the
+other half with the anchors' y_hat of the slice as one more input (plus a mask channel
+that tells the two passes apart).
+
+The correction networks are convolutions and leaky ReLUs only, so that the coder can run them
+as integer networks (``lrcodec.exact``); their last layer starts at zero, so an untrained
+context codes exactly as the hyperprior does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+ACT_LIMIT = 256.0  # inputs saturate here, as in the integer network (lrcodec.exact.ACT_LIMIT)
+
+
+@dataclass(frozen=True)
+class ContextShape:
+    M: int
+    slices: int
+    hidden: tuple[int, int]
+    checkerboard: bool
+
+    @property
+    def slice_size(self) -> int:
+        return self.M // self.slices
+
+    def inputs(self, s: int) -> int:
+        """Input channels of slice s's network: hyper (sigma, mu), earlier slices, and with the
+        checkerboard the slice's anchors plus the mask."""
+        return 2 * self.M + s * self.slice_size + (self.slice_size + 1 if self.checkerboard else 0)
+
+
+class SaturatingLeakyReLU(nn.LeakyReLU):
+    """Saturation at +-ACT_LIMIT, then leaky ReLU: what every layer of the integer network does."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.clamp(-ACT_LIMIT, ACT_LIMIT))
+
+
+def _slice_net(inputs: int, hidden: tuple[int, int], outputs: int) -> nn.Sequential:
+    net = nn.Sequential(
+        nn.Conv2d(inputs, hidden[0], 3, padding=1), SaturatingLeakyReLU(0.01),
+        nn.Conv2d(hidden[0], hidden[1], 3, padding=1), SaturatingLeakyReLU(0.01),
+        nn.Conv2d(hidden[1], outputs, 3, padding=1),
+    )
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net
+
+
+def anchor_mask(height: int, width: int, device=None) -> torch.Tensor:
+    """1 where (i + j) is even (the checkerboard's first pass), shape (1, 1, h, w)."""
+    i = torch.arange(height, device=device).view(-1, 1)
+    j = torch.arange(width, device=device).view(1, -1)
+    return ((i + j) % 2 == 0).float().view(1, 1, height, width)
+
+
+class ChannelContext(nn.Module):
+    """The slice networks (float form, for training and refinement)."""
+
+    def __init__(self, shape: ContextShape):
+        super().__init__()
+        if shape.M % shape.slices:
+            raise ValueError(f"M={shape.M} is not a multiple of {shape.slices} slices")
+        self.shape = shape
+        self.nets = nn.ModuleList(_slice_net(shape.inputs(s), shape.hidden, 2 * shape.slice_size)
+                                  for s in range(shape.slices))
+
+    @staticmethod
+    def _run(net: nn.Sequential, inputs: torch.Tensor) -> torch.Tensor:
+        return net(inputs).clamp(-ACT_LIMIT, ACT_LIMIT)
+
+    def inputs(self, hyper: torch.Tensor, earlier: torch.Tensor | None, anchors: torch.Tensor | None,
+               mask: torch.Tensor | None) -> torch.Tensor:
+        """The network input of one pass: hyper (sigma, mu), earlier slices' y_hat and, with the
+        checkerboard, this slice's anchors (zero in the first pass) and the anchor mask."""
+        parts = [hyper]
+        if earlier is not None and earlier.shape[1]:
+            parts.append(earlier.clamp(-ACT_LIMIT, ACT_LIMIT))
+        if self.shape.checkerboard:
+            parts += [anchors.clamp(-ACT_LIMIT, ACT_LIMIT), mask]
+        return torch.cat(parts, 1)
+
+    def forward(self, y: torch.Tensor, sigma: torch.Tensor, mu: torch.Tensor, quantize) -> tuple:
+        """Slice by slice (and pass by pass): the parameters of each y element and the values
+        ``quantize(y, sigma, mu)`` returns for it, in teacher-forced order exactly as the coder
+        decodes. ``quantize(y part, sigma, mu, channels)`` -> (y_hat, anything per element), where
+        ``channels`` is the part's slice of y's channels; returns (sigma, mu, y_hat, extra)."""
+        k, B, _, H, W = self.shape.slice_size, *y.shape
+        hyper = torch.cat([sigma, mu], 1).clamp(-ACT_LIMIT, ACT_LIMIT)
+        first = anchor_mask(H, W, y.device) if self.shape.checkerboard else None
+        sigmas, mus, y_hats, extras = [], [], [], []
+        for s, net in enumerate(self.nets):
+            lo, hi = s * k, (s + 1) * k
+            earlier = torch.cat(y_hats, 1) if y_hats else None
+            if not self.shape.checkerboard:
+                d_sigma, d_mu = self._run(net, self.inputs(hyper, earlier, None, None)).chunk(2, 1)
+                sig, m = sigma[:, lo:hi] * torch.exp(d_sigma), mu[:, lo:hi] + d_mu
+                y_hat, extra = quantize(y[:, lo:hi], sig, m, slice(lo, hi))
+            else:
+                zeros = torch.zeros_like(y[:, lo:hi])
+                d1 = self._run(net, self.inputs(hyper, earlier, zeros, torch.zeros_like(first).expand(B, 1, H, W)))
+                sig1, m1 = sigma[:, lo:hi] * torch.exp(d1[:, :k]), mu[:, lo:hi] + d1[:, k:]
+                y_hat1, extra1 = quantize(y[:, lo:hi], sig1, m1, slice(lo, hi))
+                anchors = y_hat1 * first
+                d2 = self._run(net, self.inputs(hyper, earlier, anchors, first.expand(B, 1, H, W)))
+                sig2, m2 = sigma[:, lo:hi] * torch.exp(d2[:, :k]), mu[:, lo:hi] + d2[:, k:]
+                y_hat2, extra2 = quantize(y[:, lo:hi], sig2, m2, slice(lo, hi))
+                sig, m = torch.lerp(sig2, sig1, first), torch.lerp(m2, m1, first)
+                y_hat = torch.lerp(y_hat2, y_hat1, first)
+                extra = torch.lerp(extra2, extra1, first)
+            sigmas.append(sig)
+            mus.append(m)
+            y_hats.append(y_hat)
+            extras.append(extra)
+        return torch.cat(sigmas, 1), torch.cat(mus, 1), torch.cat(y_hats, 1), torch.cat(extras, 1)
