@@ -16,12 +16,14 @@ import click
 from . import __version__
 from .devices import DEVICES
 from .errors import LrcodecError
+from .families import ARCHITECTURES
 from .settings import (
     DEFAULT_EFFORT,
     EFFORTS,
     EXECUTORS,
     METHODS,
     PRECISIONS,
+    SURROGATES,
     RECONSTRUCTIONS,
     EncodeSettings,
     RefineSettings,
@@ -433,7 +435,7 @@ def models(as_json):
 @main.command()
 @click.option("--data", default="../shared/data/train", show_default=True, help="Folder of training images.")
 @click.option("--lmbda", type=float, default=0.0067, show_default=True, help="Rate-distortion trade-off.")
-@click.option("--arch", type=click.Choice(["mean-scale", "scale"]), default=None,
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default=None,
               help="Architecture [default: mean-scale, or the --init model's].")
 @click.option("--N", "N", type=int, default=None, help="Transform channels [default: 64, or the --init model's].")
 @click.option("--M", "M", type=int, default=None,
@@ -443,9 +445,11 @@ def models(as_json):
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--crop", type=int, default=256, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--context-lr", type=float, default=None,
+              help="channel-context: lr of the slice networks [default: --lr].")
 @click.option("--decay-start", type=float, default=0.8, show_default=True,
               help="Fraction of the steps after which the lr decays (cosine) to lr/20.")
-@click.option("--surrogate", type=click.Choice(["noise", "ste", "mixed", "uq", "soft-round", "sua"]),
+@click.option("--surrogate", type=click.Choice(SURROGATES),
               default="mixed", show_default=True)
 @click.option("--sigma-min", type=float, default=0.11, show_default=True,
               help="Lower bound of the scale in training and in the coder.")

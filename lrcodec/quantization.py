@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-SURROGATES = ("noise", "ste", "mixed", "uq", "soft-round", "sua")
+from .settings import SURROGATES
+
 LIKELIHOOD_MIN = 1e-9
 UQ_LEVELS = 15  # tensorflow-compression's num_noise_levels
 

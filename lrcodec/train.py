@@ -24,6 +24,7 @@ from .devices import bf16_native, resolve_device
 from .errors import LrcodecError
 from .imageio import find_images
 from .families import family_of
+from .settings import SURROGATES
 from .models import (
     build_network,
     infer_architecture,
@@ -32,7 +33,6 @@ from .models import (
     widen_latents,
 )
 from .quantization import (
-    SURROGATES,
     factorized_interval_likelihood,
     gaussian_interval_likelihood,
     surrogate_quantize,
@@ -49,10 +49,12 @@ class TrainConfig:
     arch: str | None = None  # None: mean-scale, or the init model's
     N: int | None = None  # None: 64, or the init model's
     M: int | None = None  # None: 96, or the init model's (a larger M widens the init model)
+    context: dict | None = None  # channel-context: the slice networks' shape (None: the family's default)
     steps: int = 10000
     batch_size: int = 8
     crop: int = 256
     lr: float = 1e-3
+    context_lr: float | None = None  # channel-context: lr of the slice networks (None: lr); new layers on trained transforms
     decay_start: float = 0.8  # fraction of steps after which the lr decays (cosine) to lr/20
     surrogate: str = "mixed"
     sigma_min: float = 0.11
@@ -150,7 +152,9 @@ def rd_forward(net, x, surrogate: str, *, sigma_min: float = 0.11, step: int = 0
 
     with amp:
         sigma, mu = family.hyper_synthesis(net, qz.value + m)
-    _, _, y_hat, bits_y = family.y_forward(net, y, sigma.float(), mu.float(), quantize_y)
+        # The context's convolutions run in bf16 too; its outputs meet fp32 sigma and mu, so
+        # the parameters and likelihoods stay fp32.
+        _, _, y_hat, bits_y = family.y_forward(net, y, sigma.float(), mu.float(), quantize_y)
     with amp:
         x_hat = net.g_s(y_hat)
     return {
@@ -231,6 +235,7 @@ def _save_checkpoint(path: Path, net, opt, aux_opt, step: int, gen, cfg: TrainCo
 def _model_card(cfg: TrainConfig, step: int, seconds: float, val: dict) -> dict:
     return {
         "arch": cfg.arch, "N": cfg.N, "M": cfg.M, "lmbda": cfg.lmbda, "sigma_min": cfg.sigma_min,
+        **({"context": cfg.context} if cfg.context else {}),
         "training": {
             "data": str(cfg.data), "steps": step, "batch_size": cfg.batch_size, "crop": cfg.crop,
             "lr": cfg.lr, "surrogate": cfg.surrogate, "init": cfg.init, "init_training": cfg.init_training,
@@ -277,6 +282,7 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         if cfg.arch not in (None, init.arch):
             raise LrcodecError(f"--init {cfg.init} is a {init.arch} model: --arch {cfg.arch} does not match")
         cfg.arch, cfg.N, cfg.M = init.arch, cfg.N or N, cfg.M or M
+        cfg.context = family_of(net).context_shape(net.state_dict(), M)
         if cfg.N != N or cfg.M < M:
             raise LrcodecError(f"--init {cfg.init} has N={N} M={M}: --N must match and --M may only grow")
         if cfg.M > M:
@@ -285,7 +291,7 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         cfg.init_training = {k: v for k, v in init.card.get("training", {}).items() if k != "history"}
     else:
         cfg.arch, cfg.N, cfg.M = cfg.arch or "mean-scale", cfg.N or 64, cfg.M or 96
-        net = build_network(cfg.arch, cfg.N, cfg.M)
+        net = build_network(cfg.arch, cfg.N, cfg.M, cfg.context)
 
     files = list_images(cfg.data)  # after the model: a bad --init/--N/--M fails before the loading
     n_val = min(cfg.val_images, max(len(files) - 1, 0))
@@ -298,7 +304,13 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         net = net.to(memory_format=torch.channels_last)
     main_params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
-    opt = torch.optim.Adam(main_params, lr=cfg.lr)
+    context_params = [p for n, p in net.named_parameters() if n.startswith("context.")]
+    context_ids = {id(p) for p in context_params}
+    # Each group's lr is the schedule's times its "scale".
+    groups = [{"params": [p for p in main_params if id(p) not in context_ids], "scale": 1.0}]
+    if context_params:
+        groups.append({"params": context_params, "scale": (cfg.context_lr or cfg.lr) / cfg.lr})
+    opt = torch.optim.Adam(groups, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
@@ -321,7 +333,7 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
     while step < cfg.steps:
         sched = schedule(cfg, step)
         for g in opt.param_groups:
-            g["lr"] = sched["lr"]
+            g["lr"] = sched["lr"] * g.get("scale", 1.0)
         x = random_batch(images, cfg.batch_size, cfg.crop, gen).to(device)
         if not cuda:
             x = x.contiguous(memory_format=torch.channels_last)

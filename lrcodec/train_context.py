@@ -163,7 +163,30 @@ def train_context(cfg: ContextConfig, log=print) -> ChannelContext:
         torch.nn.utils.clip_grad_norm_(context.parameters(), 1.0)
         opt.step()
     torch.save({"config": asdict(cfg), "state": context.state_dict()}, out / f"context-{model.name}.pt")
+    assemble(model, context, out / f"{model.name.replace('mshp', 'ctx')}.safetensors", cfg, time.time() - start)
     return context
+
+
+def assemble(model, context: ChannelContext, path: Path, cfg: ContextConfig, seconds: float) -> Path:
+    """A channel-context model file: the mean-scale model's weights plus the trained context."""
+    from .families import CHANNEL_CONTEXT
+    from .models import save_model, weights_of
+
+    shape = {"slices": context.shape.slices, "hidden": list(context.shape.hidden),
+             "checkerboard": context.shape.checkerboard}
+    N, M = model.net.entropy_bottleneck.channels, context.shape.M
+    net = CHANNEL_CONTEXT.build("channel-context", N, M, shape)
+    torch.nn.Module.load_state_dict(net, {**weights_of(model.net), **{f"context.{k}": v for k, v in
+                                                                     context.state_dict().items()}}, strict=False)
+    card = {k: v for k, v in model.card.items() if k not in ("name", "model_id", "kodak", "training", "validation")}
+    card.update(arch="channel-context", context=shape, training={
+        "stage": "context, rate-only on frozen transforms (lrcodec/train_context.py)",
+        "base": model.name, "base_model_id": model.model_id.hex(), "steps": cfg.steps,
+        "batch_size": cfg.batch_size, "crop_latents": cfg.crop, "lr": cfg.lr, "data": cfg.data,
+        "hours": round(seconds / 3600, 3), "history": cfg.history,
+        "init_training": {k: v for k, v in model.card.get("training", {}).items() if k != "history"}})
+    save_model(net, path, card, fp16=True)
+    return path
 
 
 if __name__ == "__main__":
