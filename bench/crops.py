@@ -105,7 +105,7 @@ def main() -> int:
         ax.axis("off")
     fig.suptitle(f"{args.image}, crop {tuple(args.box)}: whole-image files of (nearly) equal size; PSNR of the whole image",
                  fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     RESULTS.mkdir(parents=True, exist_ok=True)
     fig.savefig(RESULTS / "crops.png", dpi=100)
     result = {"command": "python bench/crops.py" + "".join(f" {a}" for a in sys.argv[1:]),

@@ -34,7 +34,7 @@ def main() -> None:
     if kodak.exists():
         d = json.loads(kodak.read_text())
         print(f"From `{d['command']}` ({len(d['images'])} images, {d['date']}):\n")
-        anchors = [a for a in ("WebP", "AVIF 4:4:4") if a in d["curves"]]
+        anchors = [a for a in ("WebP", "AVIF 4:4:4", "AVIF 4:4:4 speed 4") if a in d["curves"]]
         print("| model | N, M | λ | training steps (hours) | bpp | PSNR (dB) | MS-SSIM | "
               + " | ".join(f"PSNR − {a} at this bpp" for a in anchors) + " |")
         print("|---|---|---|---|---|---|---|" + "---|" * len(anchors))
@@ -168,11 +168,39 @@ def main() -> None:
     sur = RESULTS / "surrogates.json"
     if sur.exists():
         d = json.loads(sur.read_text())
-        print(f"\nFrom `{d['command']}` (config {json.dumps(d['config'])}):\n")
-        print("| surrogate | bpp | PSNR (dB) | R-D loss |")
-        print("|---|---|---|---|")
-        for name, v in sorted(d["results"].items(), key=lambda kv: kv[1]["rd_loss"]):
-            print(f"| {name} | {fmt(v['bpp'], 4)} | {fmt(v['psnr'])} | {fmt(v['rd_loss'], 4)} |")
+        print(f"\nFrom `{d['command']}` ({d['protocol']} protocol, {d['runs_done']} of {d['runs_planned']} runs, "
+              f"{d['date']}; config {json.dumps(d['config'])}):\n")
+        print("| λ | run | steps | bpp | PSNR (dB) | R-D loss (hard rounding) | R-D loss, UQ coding | R-D loss, UQ soft-mean |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in sorted(d["runs"], key=lambda r: (r["lmbda"], r["kodak"]["hard rounding"]["rd_loss"])):
+            k = r["kodak"]
+            extra = " | ".join(fmt(k[v]["rd_loss"], 4) if v in k else "" for v in ("UQ coding", "UQ, soft-mean"))
+            h = k["hard rounding"]
+            print(f"| {r['lmbda']} | {r['label']} | {r['steps']} | {fmt(h['bpp'], 4)} | {fmt(h['psnr'])} | "
+                  f"{fmt(h['rd_loss'], 4)} | {extra} |")
+    fam = RESULTS / "families.json"
+    if fam.exists():
+        d = json.loads(fam.read_text())
+        print(f"\nFrom `{d['command']}` ({d['images']} Kodak images, {d['date']}):\n")
+        print("| model | bpp | PSNR (dB) | R-D loss | encode / decode s | refinement gain at effort 2 (s per image) |")
+        print("|---|---|---|---|---|---|")
+        for r in d["pairs"]:
+            for label in ("context", "base"):
+                k, t, g = r[label + "_kodak"], r[label + "_speed"], r.get(label + "_refinement")
+                gain = f"{fmt(g['rd_loss_gain_pct'])} % ({fmt(g['seconds_per_image'], 1)} s)" if g else "n/a"
+                change = f" ({r['rd_loss_change_pct']:+.2f} %)" if label == "context" else ""
+                print(f"| {Path(r[label]).stem} | {fmt(k['bpp'], 4)} | {fmt(k['psnr'])} | {fmt(k['rd_loss'], 4)}{change} | "
+                      f"{fmt(t['encode_s'])} / {fmt(t['decode_s'])} | {gain} |")
+    crops = RESULTS / "crops.json"
+    if crops.exists():
+        d = json.loads(crops.read_text())
+        print(f"\nFrom `{d['command']}` ({d['image']}, crop {tuple(d['box'])}, {d['date']}):\n")
+        print("| codec | setting | bytes | bpp | PSNR whole image (dB) | PSNR crop (dB) |")
+        print("|---|---|---|---|---|---|")
+        for r in d["rows"]:
+            setting = f"{r['model']}, effort {r['effort']}" if "model" in r else f"quality {r['quality']}"
+            print(f"| {r['codec']} | {setting} | {r['bytes']} | {fmt(r['bpp'], 4)} | {fmt(r['psnr_whole_image'])} | "
+                  f"{fmt(r['psnr_crop'])} |")
 
 
 if __name__ == "__main__":

@@ -180,11 +180,13 @@ def surrogate_quantize(
     seed: int = 0,
     stream: int = 0,
     expected_slope: bool = True,
+    stop_gradient: bool = True,
 ) -> Quantized:
     """Training-time stand-in for round(v) (``docs/algorithms.md`` section 3).
 
     ``temperature`` is SUA's tau (1 = additive noise, 0 = hard rounding), ``alpha`` the
-    soft-rounding sharpness, ``seed`` keys the UQ dither for this step.
+    soft-rounding sharpness, ``seed`` keys the UQ dither for this step; ``stop_gradient``
+    False turns off SUA's partial stop-gradient (an ablation: then d value / d v = tau).
     """
     if surrogate == "round":
         return _unit_interval(torch.round(v))
@@ -201,6 +203,8 @@ def surrogate_quantize(
     if surrogate == "sua":
         k = torch.round(v)
         forward = k + temperature * (v - k + u)
+        if not stop_gradient:
+            return _unit_interval(forward)
         # Partial stop-gradient: d value / d v = 1 and no gradient to the centre through Q.
         return _unit_interval(v + (forward - v).detach())
     if surrogate == "soft-round":

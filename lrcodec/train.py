@@ -60,6 +60,7 @@ class TrainConfig:
     sigma_min: float = 0.11
     alpha_max: float = 16.0  # soft-round: alpha rises linearly from 1 to alpha_max
     tau_end: float = 0.2  # sua: temperature held at tau_end after 90% of steps
+    sua_stop_gradient: bool = True  # sua: the partial stop-gradient (False: the ablation without it)
     seed: int = 0
     val_images: int = 8  # held out from the end of the sorted file list, never trained on
     checkpoint_every: int = 500
@@ -130,10 +131,11 @@ def schedule(cfg: TrainConfig, step: int) -> dict:
 
 
 def rd_forward(net, x, surrogate: str, *, sigma_min: float = 0.11, step: int = 0,
-               temperature: float = 1.0, alpha: float = 16.0, autocast: bool = False) -> dict:
+               temperature: float = 1.0, alpha: float = 16.0, autocast: bool = False,
+               stop_gradient: bool = True) -> dict:
     """One pass with a surrogate quantizer: reconstruction and bits of y and z (fp32)."""
     amp = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else nullcontext()
-    kw = dict(temperature=temperature, alpha=alpha, seed=step)
+    kw = dict(temperature=temperature, alpha=alpha, seed=step, stop_gradient=stop_gradient)
     family = family_of(net)
     with amp:
         y = net.g_a(x)
@@ -242,7 +244,7 @@ def _model_card(cfg: TrainConfig, step: int, seconds: float, val: dict) -> dict:
             "hours": round(seconds / 3600, 3), "device": resolve_device(cfg.device).type,
             "history": cfg.history,
             **({"alpha_max": cfg.alpha_max} if cfg.surrogate == "soft-round" else {}),
-            **({"tau_end": cfg.tau_end} if cfg.surrogate == "sua" else {}),
+            **({"tau_end": cfg.tau_end, "sua_stop_gradient": cfg.sua_stop_gradient} if cfg.surrogate == "sua" else {}),
         },
         "validation": val,
     }
@@ -338,7 +340,8 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         if not cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         out = rd_forward(net, x, cfg.surrogate, sigma_min=cfg.sigma_min, step=step,
-                         temperature=sched["temperature"], alpha=sched["alpha"], autocast=use_bf16)
+                         temperature=sched["temperature"], alpha=sched["alpha"], autocast=use_bf16,
+                         stop_gradient=cfg.sua_stop_gradient)
         r = rd_loss(out, x, cfg.lmbda)
         opt.zero_grad(set_to_none=True)
         r["loss"].backward()

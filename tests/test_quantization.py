@@ -32,9 +32,18 @@ def test_sua_at_temperature_zero_is_hard_rounding_and_one_is_noise():
 
 
 def test_sua_partial_stop_gradient():
+    """On, d value / d v = 1; the ablation without it has plain autograd's tau, same forward."""
     v = torch.randn(50, requires_grad=True)
-    q.surrogate_quantize(v, "sua", temperature=0.3).value.sum().backward()
+    torch.manual_seed(1)
+    on = q.surrogate_quantize(v, "sua", temperature=0.3)
+    on.value.sum().backward()
     assert torch.allclose(v.grad, torch.ones(50))
+    v.grad = None
+    torch.manual_seed(1)
+    off = q.surrogate_quantize(v, "sua", temperature=0.3, stop_gradient=False)
+    off.value.sum().backward()
+    assert torch.allclose(v.grad, torch.full((50,), 0.3))
+    assert torch.allclose(on.value, off.value)
 
 
 def test_ste_and_mixed_forward_values():
