@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 ACT_LIMIT = 256.0  # inputs saturate here, as in the integer network (lrcodec.exact.ACT_LIMIT)
+DEFAULT_SHAPE = {"slices": 6, "hidden": [128, 64], "checkerboard": True}
 
 
 @dataclass(frozen=True)

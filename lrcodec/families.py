@@ -10,7 +10,8 @@
 Data flow (Ballé et al. 2018; Minnen et al. 2018; Minnen & Singh 2020)::
 
     x -> g_a -> y -> h_a(y, or |y| for the scale-only model) -> z -> [Q, factorized prior] -> z_hat
-    z_hat -> h_s -> (sigma, mu)   [channel-context: slice by slice, (sigma, mu) += c_s(sigma, mu, y_hat<s)]
+    z_hat -> h_s -> (sigma, mu)   [channel-context, slice s: (d_sigma, d_mu) = c_s(sigma, mu, y_hat<s),
+                                   sigma * exp(d_sigma), mu + d_mu]
     y -> [Q around mu, Gaussian(sigma)] -> y_hat -> g_s -> x_hat
 """
 
@@ -79,10 +80,10 @@ class ChannelContextFamily(Hyperprior):
     archs = ("channel-context",)
 
     def build(self, arch: str, N: int, M: int, context: dict | None = None):
-        from .context import ChannelContext, ContextShape
+        from .context import DEFAULT_SHAPE, ChannelContext, ContextShape
 
         net = super().build("mean-scale", N, M)
-        shape = dict(context or {"slices": 6, "hidden": [128, 64], "checkerboard": True})
+        shape = {**DEFAULT_SHAPE, **(context or {})}
         net.context = ChannelContext(ContextShape(M, shape["slices"], tuple(shape["hidden"]), shape["checkerboard"]))
         return net
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .context import ChannelContext, ContextShape
+from .context import DEFAULT_SHAPE, ChannelContext, ContextShape
 from .quantization import gaussian_interval_likelihood, ste_round
 
 PIXELS_PER_LATENT = 256
@@ -30,9 +30,9 @@ class ContextConfig:
     model: str = "lrc-mshp-q3"  # the mean-scale model whose transforms stay frozen
     data: str = "../shared/data/train"
     out: str = "runs/context"
-    slices: int = 6
-    hidden: tuple[int, int] = (128, 64)
-    checkerboard: bool = False
+    slices: int = DEFAULT_SHAPE["slices"]
+    hidden: tuple[int, int] = tuple(DEFAULT_SHAPE["hidden"])
+    checkerboard: bool = DEFAULT_SHAPE["checkerboard"]
     steps: int = 3000
     batch_size: int = 16
     crop: int = 16  # latent positions per side (256 pixels)
@@ -197,7 +197,7 @@ if __name__ == "__main__":
         if name == "history":
             continue
         if isinstance(value, bool):
-            parser.add_argument(f"--{name.replace('_', '-')}", action="store_true")
+            parser.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=value)
         elif isinstance(value, tuple):
             parser.add_argument(f"--{name.replace('_', '-')}", type=int, nargs=2, default=value)
         else:

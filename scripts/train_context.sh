@@ -12,7 +12,7 @@ STEPS=${STEPS:-1500}
 
 # 1. Rate-only on cached latents (y and the exact (sigma, mu) of the 472 training images): only the
 #    slice networks train, on 16x16 latent crops, batch 16, lr 1e-3. Writes runs/ctx-q3/lrc-ctx-q3.safetensors.
-$PY -m lrcodec.train_context --model lrc-mshp-q3 --data "$DATA" --out runs/ctx-q3 --checkerboard \
+$PY -m lrcodec.train_context --model lrc-mshp-q3 --data "$DATA" --out runs/ctx-q3 \
   --steps "${RATE_STEPS:-3000}" --threads 1
 
 # 2. Joint fine-tune: every weight trains (transforms lr 1e-4, slice networks 1e-3), starting from the
