@@ -213,9 +213,11 @@ def _walk_y(model: LoadedModel, sigma_h: np.ndarray, mu_h: np.ndarray, u_y: Dith
     exact = model.exact
     shape = sigma_h.shape
     y_symbols, sigma_index, mu = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape)
-    y_hat_fixed = torch.zeros(shape, dtype=torch.float64) if exact.context is not None else None
+    hyper_fixed = y_hat_fixed = None
+    if exact.context is not None:
+        hyper_fixed, y_hat_fixed = exact.fixed(sigma_h, mu_h), torch.zeros(shape, dtype=torch.float64)
     for unit in exact.y_units(shape):
-        sigma_u, mu_u = exact.unit_params(unit, sigma_h, mu_h, y_hat_fixed)
+        sigma_u, mu_u = exact.unit_params(unit, sigma_h, mu_h, hyper_fixed, y_hat_fixed)
         unit.put(sigma_index, unit.pick(exact.sigma_index(sigma_u)))
         unit.put(mu, unit.pick(mu_u))
         symbols = symbols_of(unit, unit.take(sigma_index), unit.take(mu))

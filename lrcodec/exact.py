@@ -381,19 +381,26 @@ class ExactEntropyModel:
         """y's coding units in coding order: all of y at once, or the context's slices (and passes)."""
         return [YUnit(0, shape[1])] if self.context is None else self.context.units(*shape[2:])
 
-    def unit_params(self, unit: YUnit, sigma_h: np.ndarray, mu_h: np.ndarray, y_hat_fixed) -> tuple[np.ndarray, np.ndarray]:
+    def unit_params(self, unit: YUnit, sigma_h: np.ndarray, mu_h: np.ndarray, hyper_fixed=None,
+                    y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
         """(sigma, mu) of a unit's channels, each (1, k, h, w), from the hyperprior's (sigma_h,
-        mu_h) and, with a context, the fixed-point y_hat decoded so far (float64 integers,
-        ACT_BITS fraction bits): sigma_h * exp(d_sigma) with this module's exp, mu_h + d_mu
-        (multiples of 2**-ACT_BITS, added exactly)."""
+        mu_h) and, with a context, from ``hyper_fixed`` (the same in fixed point, ``fixed``)
+        and the fixed-point y_hat decoded so far (float64 integers, ACT_BITS fraction bits):
+        sigma_h * exp(d_sigma) with this module's exp, mu_h + d_mu (multiples of 2**-ACT_BITS,
+        added exactly)."""
         sigma, mu = sigma_h[:, unit.lo : unit.hi], mu_h[:, unit.lo : unit.hi]
         if self.context is None:
             return sigma, mu
-        import torch
-
-        hyper_fixed = torch.from_numpy(np.concatenate([sigma_h, mu_h], 1) * 2.0**ACT_BITS)
         d_sigma, d_mu = self.context.delta(unit, hyper_fixed, y_hat_fixed)
         return sigma * exp(d_sigma * 2.0**-ACT_BITS), mu + d_mu * 2.0**-ACT_BITS
+
+    @staticmethod
+    def fixed(*arrays: np.ndarray) -> "torch.Tensor":
+        """Arrays of multiples of 2**-ACT_BITS, concatenated along channels, as fixed-point
+        integers (exact: a power-of-two scaling)."""
+        import torch
+
+        return torch.from_numpy(np.concatenate(arrays, 1) * 2.0**ACT_BITS)
 
     @property
     def medians(self) -> np.ndarray:
@@ -424,8 +431,3 @@ class ExactEntropyModel:
         """The number of table values below each sigma, clipped to the table (int32)."""
         idx = np.searchsorted(self.sigma_table, sigma.ravel(), side="left")
         return np.clip(idx, 0, len(self.sigma_table) - 1).astype(np.int32).reshape(sigma.shape)
-
-    def hyper(self, z_symbols: np.ndarray, z_offsets: np.ndarray, tile: int = 16) -> tuple[np.ndarray, np.ndarray]:
-        """(sigma index int32, mu float64) of y from the z symbols (see ``hyper_params``)."""
-        sigma, mu = self.hyper_params(z_symbols, z_offsets, tile)
-        return self.sigma_index(sigma), mu

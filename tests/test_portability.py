@@ -98,8 +98,9 @@ def test_exact_hyper_synthesis_is_the_trained_one(tiny_model):
     of a large latent is exactly the untiled one."""
     net, em = tiny_model.net, tiny_model.exact
     z = torch.randint(-6, 6, (1, 16, 40, 36)).numpy()
-    idx, mu = em.hyper(z, np.zeros(z.shape))
-    idx_tiled, mu_tiled = em.hyper(z, np.zeros(z.shape), tile=8)
+    sigma, mu = em.hyper_params(z, np.zeros(z.shape))
+    sigma_tiled, mu_tiled = em.hyper_params(z, np.zeros(z.shape), tile=8)
+    idx, idx_tiled = em.sigma_index(sigma), em.sigma_index(sigma_tiled)
     assert np.array_equal(idx, idx_tiled) and np.array_equal(mu, mu_tiled)
     z_hat = torch.from_numpy(z + em.medians.reshape(1, -1, 1, 1)).double()
     sigma_float, mu_float = copy.deepcopy(net.h_s).double()(z_hat).chunk(2, 1)
