@@ -109,9 +109,31 @@ def run_one(args, run: dict) -> None:
     (work / "score.json").write_text(json.dumps(result, indent=1) + "\n")
 
 
+def config_of(args) -> dict:
+    return {"init": args.init, "steps": args.steps, "batch_size": args.batch_size, "crop": args.crop,
+            "lr": args.lr, "lmbdas": args.lmbdas, "seed": 0, "kodak_images": args.images,
+            "data": os.path.relpath(args.train_data, ROOT)}  # relative: the same study in any clone
+
+
+def finished(args, runs: list[dict]) -> dict:
+    """key -> score of the runs done: scored in the work folder, or recorded in the committed
+    result file under the same configuration (so a fresh clone continues the study)."""
+    out = {}
+    committed = RESULTS / "surrogates.json"
+    if committed.exists():
+        previous = json.loads(committed.read_text())
+        if previous.get("config") == config_of(args):
+            out = {r["key"]: r for r in previous.get("runs", [])}
+    for r in runs:
+        path = Path(args.work) / r["key"] / "score.json"
+        if path.exists():
+            out[r["key"]] = json.loads(path.read_text())
+    return out
+
+
 def collect(args, runs: list[dict]) -> dict:
-    done = [json.loads((Path(args.work) / r["key"] / "score.json").read_text()) for r in runs
-            if (Path(args.work) / r["key"] / "score.json").exists()]
+    scores = finished(args, runs)
+    done = [scores[r["key"]] for r in runs if r["key"] in scores]
     best = {}
     for lmbda in args.lmbdas:
         mine = [d for d in done if d["lmbda"] == lmbda and not d["changes"]]
@@ -121,9 +143,7 @@ def collect(args, runs: list[dict]) -> dict:
     result = {
         "command": "python bench/surrogates.py" + "".join(f" {a}" for a in sys.argv[1:] if a != "--collect"),
         "protocol": "scratch" if args.init == "none" else "finetune",
-        "config": {"init": args.init, "steps": args.steps, "batch_size": args.batch_size, "crop": args.crop,
-                   "lr": args.lr, "lmbdas": args.lmbdas, "seed": 0, "kodak_images": args.images,
-                   "data": args.train_data},
+        "config": config_of(args),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "runs_planned": len(runs), "runs_done": len(done),
         "best_by_hard_rounding_rd_loss": best, "runs": done,
@@ -186,7 +206,8 @@ def main() -> int:
         run_one(args, next(r for r in runs if r["key"] == args.run))
         return 0
     if not args.collect:
-        todo = [r for r in runs if not (Path(args.work) / r["key"] / "score.json").exists()]
+        done = finished(args, runs)
+        todo = [r for r in runs if r["key"] not in done]
         Path(args.work).mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, OMP_NUM_THREADS="1")
         running: list[subprocess.Popen] = []
