@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-ACT_LIMIT = 256.0  # inputs saturate here, as in the integer network (lrcodec.exact.ACT_LIMIT)
+from .exact import ACT_LIMIT  # inputs and every layer saturate here, as in the integer network
+
 DEFAULT_SHAPE = {"slices": 6, "hidden": [128, 64], "checkerboard": True}
 
 

@@ -340,8 +340,9 @@ class ExactContext:
         k = self.shape.slice_size
         if not self.shape.checkerboard:
             return [YUnit(s * k, (s + 1) * k, s) for s in range(self.shape.slices)]
-        i, j = np.arange(height).reshape(-1, 1), np.arange(width).reshape(1, -1)
-        anchors = ((i + j) % 2 == 0).reshape(1, 1, height, width)
+        from .context import anchor_mask
+
+        anchors = anchor_mask(height, width).bool().numpy()
         return [YUnit(s * k, (s + 1) * k, s, second, ~anchors if second else anchors)
                 for s in range(self.shape.slices) for second in (False, True)]
 
