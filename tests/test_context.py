@@ -155,3 +155,28 @@ def test_rate_only_training_writes_a_loadable_context_model(tiny_model, tmp_path
     image = photo_like(64, 48, seed=9)
     result = codec.encode_image(image, model)
     assert torch.equal(codec.decode_latents(result.data, model).latents.y_symbols, result.latents.y_symbols)
+
+
+def test_context_latents_are_identical_under_other_arithmetic(tiny_context_model, tmp_path):
+    """The integer slice networks decide the same symbols without SIMD kernels, with oneDNN at
+    SSE4.1, with 1 or 2 threads, native kernels and float64 transforms (``lrcodec.probe``)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from lrcodec.models import save_model
+    from lrcodec.probe import latent_digest
+
+    models = tmp_path / "models"
+    save_model(tiny_context_model.net, models / "tiny-ctx.safetensors", {"arch": "channel-context"}, fp16=False)
+    path = tmp_path / "ctx.lrc"
+    path.write_bytes(codec.encode_image(photo_like(160, 112, seed=3), tiny_context_model, uq=True, seed=5).data)
+    expected = latent_digest(codec.decode_latents(path.read_bytes(), tiny_context_model).latents)
+    env = dict(os.environ, LRCODEC_MODELS=str(models), ATEN_CPU_CAPABILITY="default", ONEDNN_MAX_CPU_ISA="SSE41")
+    out = subprocess.run([sys.executable, "-m", "lrcodec.probe", str(path)], env=env, capture_output=True,
+                         text=True, check=True)
+    variants = json.loads(out.stdout)
+    assert len(variants) == 4
+    for records in variants.values():
+        assert records[str(path)]["latents"] == expected
