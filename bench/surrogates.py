@@ -164,14 +164,18 @@ def plot(done: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     lmbdas = sorted({d["lmbda"] for d in done})
+    labels = sorted({d["label"] for d in done})
+    color = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}  # one colour per run in both rows
     fig, axes = plt.subplots(2, len(lmbdas), figsize=(6 * len(lmbdas), 8), squeeze=False)
     for col, lmbda in enumerate(lmbdas):
         for d in sorted((d for d in done if d["lmbda"] == lmbda), key=lambda d: d["label"]):
             steps = [h["step"] for h in d["history"]]
-            axes[0][col].plot(steps, [h["loss"] for h in d["history"]], marker=".", label=d["label"])
+            axes[0][col].plot(steps, [h["loss"] for h in d["history"]], marker=".", color=color[d["label"]],
+                              label=d["label"])
             for variant, r in d["kodak"].items():
                 marker = {"hard rounding": "o", "UQ coding": "s", "UQ, soft-mean": "^"}[variant]
-                axes[1][col].scatter(r["bpp"], r["psnr"], marker=marker, label=f"{d['label']} ({variant})")
+                axes[1][col].scatter(r["bpp"], r["psnr"], marker=marker, color=color[d["label"]],
+                                     label=f"{d['label']} ({variant})")
         axes[0][col].set(title=f"lambda {lmbda}: held-out R-D loss", xlabel="step", ylabel="R-D loss")
         axes[1][col].set(title=f"lambda {lmbda}: Kodak, real files", xlabel="bpp", ylabel="PSNR (dB)")
         for ax in axes[:, col]:
