@@ -10,8 +10,9 @@ Two protocols (the result file says which one produced it):
   ``--steps`` 20,000 or more.
 
 Runs: ``noise``, ``ste``, ``mixed``, ``uq``, ``soft-round``, ``sua`` at each lambda, then the SUA
-ablations (scale bound 0.01 instead of 0.11, no partial stop-gradient, final temperature 0
-and 0.5). Each run is scored on the Kodak images with hard rounding, and ``noise``, ``uq`` and
+paper's tricks as ablations: scale bound 0.01 instead of 0.11 on ``mixed`` and ``sua``; on ``sua``
+no partial stop-gradient (lrcodec applies it to SUA only; under ``ste``, ``mixed`` and ``uq`` the
+value's gradient to mu is 0 already), final temperature 0 and 0.5. Each run is scored on the Kodak images with hard rounding, and ``noise``, ``uq`` and
 ``soft-round`` also with UQ coding (dither), ``soft-round`` also with soft-mean reconstruction.
 Held-out R-D loss every 250 steps is the training curve. Runs go ``--jobs`` at a time as
 one-thread processes; each run resumes from its checkpoint and keeps its score, so the study
@@ -40,6 +41,7 @@ from lrcodec.settings import SURROGATES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 ABLATIONS = {  # name: (surrogate, TrainConfig changes)
+    "mixed, sigma_min 0.01": ("mixed", {"sigma_min": 0.01}),  # the scale bound on the best surrogate too
     "sua, sigma_min 0.01": ("sua", {"sigma_min": 0.01}),
     "sua, no stop-gradient": ("sua", {"sua_stop_gradient": False}),
     "sua, tau_end 0": ("sua", {"tau_end": 0.0}),

@@ -29,6 +29,52 @@ def psnr_at(curve: dict, bpp: float):
     return None
 
 
+CLAIMS = [  # (paper, claim, run, coding, reference runs, reference coding)
+    ("SUA", "SUA trains better than the existing surrogates", "sua", "hard rounding",
+     ("noise", "ste", "mixed", "uq", "soft-round"), "hard rounding"),
+    ("SUA", "a scale bound of 0.11 beats a tiny one (0.01)", "sua", "hard rounding",
+     ("sua, sigma_min 0.01",), "hard rounding"),
+    ("SUA", "zero-centre quantization with partial stop-gradient helps", "sua", "hard rounding",
+     ("sua, no stop-gradient",), "hard rounding"),
+    ("SUA", "final temperature: 0.2 (ours) against 0 and 0.5", "sua", "hard rounding",
+     ("sua, tau_end 0", "sua, tau_end 0.5"), "hard rounding"),
+    ("UQ", "UQ alone costs PSNR on a noise-trained model", "noise", "UQ coding", ("noise",), "hard rounding"),
+    ("UQ", "soft rounding with soft-mean reconstruction is about level with noise + rounding",
+     "soft-round", "UQ, soft-mean", ("noise",), "hard rounding"),
+]
+
+
+def surrogate_claims(runs: list[dict]) -> None:
+    """The papers' claims against the study: the run's R-D loss against the best reference run
+    at each λ, and its PSNR against the reference's line through its two λ points (in log-rate)
+    at the run's bpp."""
+    lmbdas = sorted({r["lmbda"] for r in runs})
+    by = {(r["label"], r["lmbda"]): r["kodak"] for r in runs}
+    print("\n| paper | claim | compared | " + " | ".join(f"λ = {l}: R-D loss; PSNR at equal bpp" for l in lmbdas) + " |")
+    print("|---|---|---|" + "---|" * len(lmbdas))
+    for paper, claim, run, coding, references, ref_coding in CLAIMS:
+        cells = []
+        for lmbda in lmbdas:
+            mine = by.get((run, lmbda), {}).get(coding)
+            refs = [(label, by[(label, lmbda)][ref_coding]) for label in references if (label, lmbda) in by]
+            if mine is None or not refs:
+                cells.append("not run")
+                continue
+            label, ref = min(refs, key=lambda lr: lr[1]["rd_loss"])
+            points = sorted((by[(label, l)][ref_coding]["bpp"], by[(label, l)][ref_coding]["psnr"])
+                            for l in lmbdas if (label, l) in by)
+            psnr = "n/a"
+            if len(points) >= 2:  # the reference's line in log-rate through its two λ points
+                (r0, q0), (r1, q1) = points[0], points[-1]
+                at = q0 + (q1 - q0) * math.log(mine["bpp"] / r0) / math.log(r1 / r0)
+                psnr = f"{mine['psnr'] - at:+.2f} dB" + ("" if r0 <= mine["bpp"] <= r1 else "*")
+            vs = f" vs {label}" if len(references) > 1 else ""
+            cells.append(f"{100 * (mine['rd_loss'] / ref['rd_loss'] - 1):+.1f} %{vs}; {psnr}")
+        refs = " / ".join(references) if len(references) < 3 else "best other"
+        print(f"| {paper} | {claim} | {run} ({coding}) against {refs} ({ref_coding}) | " + " | ".join(cells) + " |")
+    print("\n\\* extrapolated: the run's bpp lies outside the reference's two points.")
+
+
 def main() -> None:
     kodak = RESULTS / "kodak.json"
     if kodak.exists():
@@ -178,6 +224,7 @@ def main() -> None:
             h = k["hard rounding"]
             print(f"| {r['lmbda']} | {r['label']} | {r['steps']} | {fmt(h['bpp'], 4)} | {fmt(h['psnr'])} | "
                   f"{fmt(h['rd_loss'], 4)} | {extra} |")
+        surrogate_claims(d["runs"])
     fam = RESULTS / "families.json"
     if fam.exists():
         d = json.loads(fam.read_text())
