@@ -30,6 +30,8 @@ def psnr_at(curve: dict, bpp: float):
 
 
 CLAIMS = [  # (paper, claim, run, coding, reference runs, reference coding)
+    ("(yardstick)", "another seed: data order and noise alone", "mixed, seed 1", "hard rounding",
+     ("mixed",), "hard rounding"),
     ("SUA", "SUA trains better than the existing surrogates", "sua", "hard rounding",
      ("noise", "ste", "mixed", "uq", "soft-round"), "hard rounding"),
     ("SUA", "a scale bound of 0.11 beats a tiny one (0.01)", "sua", "hard rounding",
