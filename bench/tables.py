@@ -36,6 +36,8 @@ CLAIMS = [  # (paper, claim, run, coding, reference runs, reference coding)
      ("noise", "ste", "mixed", "uq", "soft-round"), "hard rounding"),
     ("SUA", "a scale bound of 0.11 beats a tiny one (0.01)", "sua", "hard rounding",
      ("sua, sigma_min 0.01",), "hard rounding"),
+    ("SUA", "the same, on the best surrogate", "mixed", "hard rounding",
+     ("mixed, sigma_min 0.01",), "hard rounding"),
     ("SUA", "zero-centre quantization with partial stop-gradient helps", "sua", "hard rounding",
      ("sua, no stop-gradient",), "hard rounding"),
     ("SUA", "final temperature: 0.2 (ours) against 0 and 0.5", "sua", "hard rounding",
@@ -71,7 +73,7 @@ def surrogate_claims(runs: list[dict]) -> None:
                 at = q0 + (q1 - q0) * math.log(mine["bpp"] / r0) / math.log(r1 / r0)
                 psnr = f"{mine['psnr'] - at:+.2f} dB" + ("" if r0 <= mine["bpp"] <= r1 else "*")
             vs = f" vs {label}" if len(references) > 1 else ""
-            cells.append(f"{100 * (mine['rd_loss'] / ref['rd_loss'] - 1):+.1f} %{vs}; {psnr}")
+            cells.append(f"{100 * (mine['rd_loss'] / ref['rd_loss'] - 1):+.2f} %{vs}; {psnr}")
         refs = " / ".join(references) if len(references) < 3 else "best other"
         print(f"| {paper} | {claim} | {run} ({coding}) against {refs} ({ref_coding}) | " + " | ".join(cells) + " |")
     print("\n\\* extrapolated: the run's bpp lies outside the reference's two points.")
