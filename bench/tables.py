@@ -36,11 +36,11 @@ CLAIMS = [  # (paper, claim, run, coding, reference runs, reference coding)
      ("noise", "ste", "mixed", "uq", "soft-round"), "hard rounding"),
     ("SUA", "a scale bound of 0.11 beats a tiny one (0.01)", "sua", "hard rounding",
      ("sua, sigma_min 0.01",), "hard rounding"),
-    ("SUA", "the same, on the best surrogate", "mixed", "hard rounding",
+    ("SUA", "the same, on `mixed`", "mixed", "hard rounding",
      ("mixed, sigma_min 0.01",), "hard rounding"),
     ("SUA", "zero-centre quantization with partial stop-gradient helps", "sua", "hard rounding",
      ("sua, no stop-gradient",), "hard rounding"),
-    ("SUA", "final temperature: 0.2 (ours) against 0 and 0.5", "sua", "hard rounding",
+    ("SUA", "final temperature: 0.2 (the study's base) against 0 and 0.5", "sua", "hard rounding",
      ("sua, tau_end 0", "sua, tau_end 0.5"), "hard rounding"),
     ("UQ", "UQ alone costs PSNR on a noise-trained model", "noise", "UQ coding", ("noise",), "hard rounding"),
     ("UQ", "soft rounding with soft-mean reconstruction is about level with noise + rounding",
@@ -220,14 +220,18 @@ def main() -> None:
         d = json.loads(sur.read_text())
         print(f"\nFrom `{d['command']}` ({d['protocol']} protocol, {d['runs_done']} of {d['runs_planned']} runs, "
               f"{d['date']}; config {json.dumps(d['config'])}):\n")
-        print("| λ | run | steps | bpp | PSNR (dB) | R-D loss (hard rounding) | R-D loss, UQ coding | R-D loss, UQ soft-mean |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| λ | run | steps | bpp | PSNR (dB) | R-D loss (hard rounding) | vs best | R-D loss, UQ coding | "
+              "R-D loss, UQ soft-mean |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        best = {}
+        for r in d["runs"]:
+            best[r["lmbda"]] = min(best.get(r["lmbda"], math.inf), r["kodak"]["hard rounding"]["rd_loss"])
         for r in sorted(d["runs"], key=lambda r: (r["lmbda"], r["kodak"]["hard rounding"]["rd_loss"])):
             k = r["kodak"]
             extra = " | ".join(fmt(k[v]["rd_loss"], 4) if v in k else "" for v in ("UQ coding", "UQ, soft-mean"))
             h = k["hard rounding"]
             print(f"| {r['lmbda']} | {r['label']} | {r['steps']} | {fmt(h['bpp'], 4)} | {fmt(h['psnr'])} | "
-                  f"{fmt(h['rd_loss'], 4)} | {extra} |")
+                  f"{fmt(h['rd_loss'], 4)} | {100 * (h['rd_loss'] / best[r['lmbda']] - 1):+.2f} % | {extra} |")
         surrogate_claims(d["runs"])
     fam = RESULTS / "families.json"
     if fam.exists():

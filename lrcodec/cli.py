@@ -454,7 +454,7 @@ def models(as_json):
 @click.option("--sigma-min", type=float, default=0.11, show_default=True,
               help="Lower bound of the scale in training and in the coder.")
 @click.option("--alpha-max", type=float, default=16.0, show_default=True, help="soft-round: final alpha.")
-@click.option("--tau-end", type=float, default=0.2, show_default=True, help="sua: final temperature.")
+@click.option("--tau-end", type=float, default=0.0, show_default=True, help="sua: final temperature (0: hard rounding; docs/training.md).")
 @click.option("--sua-stop-gradient/--no-sua-stop-gradient", default=True, show_default=True,
               help="sua: the partial stop-gradient of zero-centred quantization (off: an ablation).")
 @click.option("--init", default=None, metavar="NAME|PATH", help="Start from these weights (lambda fine-tuning, widening with a larger --M).")

@@ -59,7 +59,7 @@ class TrainConfig:
     surrogate: str = "mixed"
     sigma_min: float = 0.11
     alpha_max: float = 16.0  # soft-round: alpha rises linearly from 1 to alpha_max
-    tau_end: float = 0.2  # sua: temperature held at tau_end after 90% of steps
+    tau_end: float = 0.0  # sua: temperature held at tau_end after 90% of steps; 0 won the study (docs/training.md)
     sua_stop_gradient: bool = True  # sua: the partial stop-gradient (False: the ablation without it)
     seed: int = 0
     val_images: int = 8  # held out from the end of the sorted file list, never trained on
