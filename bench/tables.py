@@ -20,13 +20,18 @@ def fmt(x, digits=2):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def psnr_at(curve: dict, bpp: float):
-    """An anchor's PSNR at this rate, linear in log-rate between its points; None outside them."""
+def psnr_at(curve: dict, bpp: float, extrapolate: bool = False):
+    """A curve's PSNR at this rate, linear in log-rate between its points; outside them None,
+    or with ``extrapolate`` the line through the nearest end segment."""
     points = sorted(zip(curve["bpp"], curve["psnr"]))
-    for (r0, q0), (r1, q1) in zip(points, points[1:]):
+    segments = list(zip(points, points[1:]))
+    for (r0, q0), (r1, q1) in segments:
         if r0 <= bpp <= r1:
             return q0 + (q1 - q0) * math.log(bpp / r0) / math.log(r1 / r0)
-    return None
+    if not (extrapolate and segments):
+        return None
+    (r0, q0), (r1, q1) = segments[0] if bpp < points[0][0] else segments[-1]
+    return q0 + (q1 - q0) * math.log(bpp / r0) / math.log(r1 / r0)
 
 
 CLAIMS = [  # (paper, claim, run, coding, reference runs, reference coding)
@@ -50,8 +55,7 @@ CLAIMS = [  # (paper, claim, run, coding, reference runs, reference coding)
 
 def surrogate_claims(runs: list[dict]) -> None:
     """The papers' claims against the study: the run's R-D loss against the best reference run
-    at each λ, and its PSNR against the reference's line through its two λ points (in log-rate)
-    at the run's bpp."""
+    at each λ, and its PSNR against the reference's curve over the λ points at the run's bpp."""
     lmbdas = sorted({r["lmbda"] for r in runs})
     by = {(r["label"], r["lmbda"]): r["kodak"] for r in runs}
     print("\n| paper | claim | compared | " + " | ".join(f"λ = {l}: R-D loss; PSNR at equal bpp" for l in lmbdas) + " |")
@@ -65,13 +69,11 @@ def surrogate_claims(runs: list[dict]) -> None:
                 cells.append("not run")
                 continue
             label, ref = min(refs, key=lambda lr: lr[1]["rd_loss"])
-            points = sorted((by[(label, l)][ref_coding]["bpp"], by[(label, l)][ref_coding]["psnr"])
-                            for l in lmbdas if (label, l) in by)
-            psnr = "n/a"
-            if len(points) >= 2:  # the reference's line in log-rate through its two λ points
-                (r0, q0), (r1, q1) = points[0], points[-1]
-                at = q0 + (q1 - q0) * math.log(mine["bpp"] / r0) / math.log(r1 / r0)
-                psnr = f"{mine['psnr'] - at:+.2f} dB" + ("" if r0 <= mine["bpp"] <= r1 else "*")
+            curve = {key: [by[(label, l)][ref_coding][key] for l in lmbdas if (label, l) in by]
+                     for key in ("bpp", "psnr")}
+            at = psnr_at(curve, mine["bpp"], extrapolate=True)
+            inside = psnr_at(curve, mine["bpp"]) is not None
+            psnr = "n/a" if at is None else f"{mine['psnr'] - at:+.2f} dB" + ("" if inside else "*")
             vs = f" vs {label}" if len(references) > 1 else ""
             cells.append(f"{100 * (mine['rd_loss'] / ref['rd_loss'] - 1):+.2f} %{vs}; {psnr}")
         refs = " / ".join(references) if len(references) < 3 else "best other"
