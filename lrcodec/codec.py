@@ -22,6 +22,7 @@ from .models import LoadedModel
 from .settings import RECONSTRUCTIONS
 from .quantization import uq_levels, uq_offsets
 from .exact import ACT_BITS
+from .kernels import stable_forward
 from .tiling import tiled
 
 STRIDE = 64
@@ -112,7 +113,7 @@ def analyse(model: LoadedModel, x):
 
     def g_a(tile):
         tile = tile.to(device)
-        return model.net.g_a(tile if tile.is_floating_point() else tile.float().div_(255))
+        return stable_forward(model.net.g_a, tile if tile.is_floating_point() else tile.float().div_(255))
 
     with torch.no_grad():
         y = tiled(g_a, x, down=16, tile=TILE, halo=HALO)
@@ -122,14 +123,15 @@ def analyse(model: LoadedModel, x):
 def synthesise(model: LoadedModel, y_hat, height: int, width: int):
     """8-bit pixels (uint8, (1, 3, height, width)) from y_hat; g_s runs tile by tile.
 
-    The one float step of decoding: its pixels may differ by a level between machines, kernels
-    or thread counts (bench/portability.py measures how often), never the latents."""
+    The one float step of decoding: its pixels may differ by a level between machines or
+    kernels (bench/portability.py measures how often), never the latents; on one machine they
+    do not depend on the thread count (``lrcodec.kernels``)."""
     import torch
 
     net = model.net
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
-        pixels = tiled(lambda t: to_pixels(net.g_s(t.to(model.device, dtype))).cpu(), y_hat, up=16,
+        pixels = tiled(lambda t: to_pixels(stable_forward(net.g_s, t.to(model.device, dtype))).cpu(), y_hat, up=16,
                        tile=TILE // 16, halo=HALO // 16)
     return pixels[:, :, :height, :width]
 

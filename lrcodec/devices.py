@@ -4,7 +4,6 @@ the CPU in float64, whatever is chosen here: that is what keeps files portable."
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -36,9 +35,9 @@ def bf16_native(device) -> bool:
 
 @lru_cache(maxsize=1)
 def _cpu_has_bf16() -> bool:
-    """The CPU flags, read once per process (refinement asks for every image)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    """Whether oneDNN runs bf16 natively here, asked once per process (refinement asks for
+    every image). oneDNN's own answer, not the CPU flags: it honours ONEDNN_MAX_CPU_ISA, so a
+    capped process behaves as the smaller CPU would."""
+    import torch
+
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()

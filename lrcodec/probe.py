@@ -2,7 +2,8 @@
 this process runs: ``python -m lrcodec.probe [--pixels=DIR] FILE...`` prints a JSON object.
 
 Used by the tests and ``bench/portability.py`` to show that the latents do not depend on the
-CPU kernels (``ATEN_CPU_CAPABILITY``), oneDNN or not, the thread count or the transforms' dtype."""
+CPU kernels (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``), oneDNN or not, the thread count or
+the transforms' dtype, and that the pixels do not depend on the thread count."""
 
 from __future__ import annotations
 
@@ -13,10 +14,21 @@ from contextlib import nullcontext
 from pathlib import Path
 
 
+def symbol_digest(latents) -> str:
+    """SHA-256 of the integers the range decoder produced (z and y symbols, sigma indices): the
+    same on every machine for every format version that decodes there."""
+    return _digest(latents.z_symbols.numpy(), latents.y_symbols.numpy(), latents.sigma_index)
+
+
 def latent_digest(latents) -> str:
-    """SHA-256 of everything the range decoder produced and what it implies for g_s."""
+    """SHA-256 of the symbols and the y_hat they imply for g_s. Machine-independent from format
+    2 on (its mu is exact); format 1's y_hat holds a float mu."""
+    return _digest(latents.z_symbols.numpy(), latents.y_symbols.numpy(), latents.sigma_index, latents.y_hat.numpy())
+
+
+def _digest(*arrays) -> str:
     h = hashlib.sha256()
-    for a in (latents.z_symbols.numpy(), latents.y_symbols.numpy(), latents.sigma_index, latents.y_hat.numpy()):
+    for a in arrays:
         h.update(a.tobytes())
     return h.hexdigest()
 
@@ -26,9 +38,9 @@ def pixel_digest(pixels) -> str:
 
 
 def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
-    """{variant: {path: {latents, pixels} or {error}}} for threads 1 and 2, native kernels instead
-    of oneDNN, and float64 transforms; with ``pixels_dir``, the 2-thread decoded pixels are saved
-    there as NAME.npy too."""
+    """{variant: {path: {symbols, latents, pixels} or {error}}} for threads 1, 2 and 3, native
+    kernels instead of oneDNN, and float64 transforms; with ``pixels_dir``, the 2-thread decoded
+    pixels are saved there as NAME.npy too."""
     import copy
 
     import numpy as np
@@ -40,13 +52,18 @@ def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
     from .models import find_model_by_id
 
     results: dict = {}
+    loaded: dict = {}
     for path in paths:
         data = open(path, "rb").read()
-        model = find_model_by_id(parse_header(data).model_id)
-        wide = copy.copy(model)
-        wide.net, wide._exact = copy.deepcopy(model.net).double(), None
+        model_id = parse_header(data).model_id
+        if model_id not in loaded:
+            model = find_model_by_id(model_id)
+            wide = copy.copy(model)
+            wide.net, wide._exact = copy.deepcopy(model.net).double(), None
+            loaded[model_id] = model, wide
+        model, wide = loaded[model_id]
         variants = {"threads-1": (model, 1, nullcontext), "threads-2": (model, 2, nullcontext),
-                    "native": (model, 2, native_kernels), "float64": (wide, 2, nullcontext)}
+                    "threads-3": (model, 3, nullcontext), "native": (model, 2, native_kernels), "float64": (wide, 2, nullcontext)}
         for name, (m, threads, context) in variants.items():
             torch.set_num_threads(threads)
             record = results.setdefault(name, {})
@@ -56,7 +73,8 @@ def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
             except LrcodecError as e:
                 record[path] = {"error": str(e)}
                 continue
-            record[path] = {"latents": latent_digest(decoded.latents), "pixels": pixel_digest(decoded.pixels)}
+            record[path] = {"symbols": symbol_digest(decoded.latents), "latents": latent_digest(decoded.latents),
+                            "pixels": pixel_digest(decoded.pixels)}
             if pixels_dir and name == "threads-2":
                 np.save(f"{pixels_dir}/{Path(path).stem}.npy", decoded.pixels.numpy())
     return results

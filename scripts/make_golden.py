@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import photo_like  # noqa: E402
 
 from lrcodec import codec, models  # noqa: E402
-from lrcodec.probe import latent_digest, pixel_digest  # noqa: E402
+from lrcodec.probe import latent_digest, pixel_digest, symbol_digest  # noqa: E402
 from lrcodec.refine import refine_image  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -47,6 +47,7 @@ def main(names: list[str]) -> None:
             manifest[name] = {"model": card["name"], "model_id": card["model_id"], "option": option,
                               "format_version": decoded.header.version, "refined": decoded.header.refined,
                               "image": IMAGE, "bytes": len(result.data),
+                              "symbols_sha256": symbol_digest(decoded.latents),
                               "latents_sha256": latent_digest(decoded.latents),
                               "pixels_sha256": pixel_digest(decoded.pixels)}
             print(name, len(result.data), "bytes", "refined" if decoded.header.refined else "")
