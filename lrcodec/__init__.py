@@ -7,6 +7,9 @@ so importing this package and running ``lrcodec --help`` stay fast.
 """
 
 __version__ = "0.2.0"
+# The version of every JSON output (models, info, eval, --summary; docs/json.md): raised only
+# when a key changes meaning or goes away, never when one is added.
+JSON_SCHEMA_VERSION = 1
 
 import warnings as _warnings
 

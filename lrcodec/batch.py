@@ -320,6 +320,7 @@ def write_summary(path: str, rows: list[dict], settings: EncodeSettings) -> None
     """The rows as JSON (with the settings) or, for a .csv name, as CSV."""
     import json
 
+    from . import JSON_SCHEMA_VERSION
     from .imageio import write_atomic
 
     if path.lower().endswith(".csv"):
@@ -333,5 +334,6 @@ def write_summary(path: str, rows: list[dict], settings: EncodeSettings) -> None
         text = buf.getvalue()
     else:
         config = asdict(settings)
-        text = json.dumps({"settings": config, "images": rows}, indent=2, default=str) + "\n"
+        report = {"schema_version": JSON_SCHEMA_VERSION, "settings": config, "images": rows}
+        text = json.dumps(report, indent=2, default=str) + "\n"
     write_atomic(path, text.encode(), True)

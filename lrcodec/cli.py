@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import JSON_SCHEMA_VERSION, __version__
 from .devices import DEVICES
 from .errors import LrcodecError
 from .families import ARCHITECTURES
@@ -371,7 +371,8 @@ def evaluate(paths, model_name, quality, method, iterations, uq, reconstruction,
         click.echo(f"{r['image'][:20]:20} {r['bytes']:>8.0f} {r['bpp']:>7.4f} {r['psnr']:>7.2f} "
                    f"{r['ms_ssim']:>8.4f} {r['encode_s']:>7.2f} {r['decode_s']:>7.2f}")
     if json_out:
-        write_atomic(json_out, (json.dumps({"images": rows, "mean": mean, "options": options}, indent=2) + "\n").encode(), True)
+        report = {"schema_version": JSON_SCHEMA_VERSION, "images": rows, "mean": mean, "options": options}
+        write_atomic(json_out, (json.dumps(report, indent=2) + "\n").encode(), True)
     if csv_out:
         import csv
         import io
@@ -398,7 +399,7 @@ def info(input, as_json):
 
     data = read_bytes(input)
     header = parse_header(data, max_pixels=2**64)
-    d = header.describe()
+    d = {"schema_version": JSON_SCHEMA_VERSION, **header.describe()}
     d["file_bytes"] = len(data)
     d["bpp"] = 8 * len(data) / (header.width * header.height)
     d["model"] = next((c["name"] for c in shipped_models() if c.get("model_id") == d["model_id"]), None)
@@ -419,7 +420,9 @@ def models(as_json):
     current = shipped_models()
     retired = [c for c in shipped_models(current_only=False) if c not in current]
     if as_json:
-        click.echo(json.dumps({"current": current, "retired": retired, "zoo": list(ZOO_NAMES)}, indent=2))
+        # "shipped": the name of "current" before retired models existed, kept for old scripts.
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, "current": current, "shipped": current,
+                               "retired": retired, "zoo": list(ZOO_NAMES)}, indent=2))
         return
     click.echo(f"{'q':>2} {'name':24} {'id':16} {'arch':10} {'N':>4} {'M':>4} {'lambda':>8} {'kodak bpp':>9} {'PSNR':>6}")
     for q, c in [(str(i), c) for i, c in enumerate(current, 1)] + [("-", c) for c in retired]:

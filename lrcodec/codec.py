@@ -9,7 +9,6 @@ cropped back after decoding; only the real pixels count in bpp.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -28,20 +27,6 @@ from .tiling import tiled
 STRIDE = 64
 TILE = 1024  # pixels per tile side for g_a and g_s (64 latents); larger images are tiled
 HALO = 64  # pixels of context around a tile: more than either transform's receptive field
-
-
-@contextmanager
-def native_kernels():
-    """PyTorch's native convolution kernels instead of oneDNN (format 1's encoder ran h_s on
-    them; the probe uses them as one more kind of arithmetic)."""
-    import torch
-
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
 
 
 @dataclass

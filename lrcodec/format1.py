@@ -36,7 +36,8 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     import constriction
     import torch
 
-    from .codec import QuantizedLatents, _channel_index, _dithers, latent_shapes, native_kernels
+    from .codec import QuantizedLatents, _channel_index, _dithers, latent_shapes
+    from .kernels import native_kernels
 
     z_payload, y_payload = bitstream.payloads(data, header)
     y_shape, z_shape = latent_shapes(header, model)

@@ -12,6 +12,8 @@ The results equal the plain layers' up to float summation order (about 1e-6)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 def stable_forward(transform, x):
     """``transform(x)`` for a Sequential of convolutions, transposed convolutions and GDN
@@ -28,7 +30,7 @@ def _forward(layer, x):
     if isinstance(layer, torch.nn.ConvTranspose2d) and layer.groups == 1 and layer.dilation == (1, 1):
         return _subpixel(layer, x)
     if isinstance(layer, GDN) and x.device.type == "cpu":
-        with torch.backends.mkldnn.flags(enabled=False):
+        with native_kernels():
             return layer(x)
     return layer(x)
 
@@ -74,3 +76,17 @@ def _subpixel(deconv, x):
         return F.pixel_shuffle(out, sh)
     B, _, H, W = out.shape
     return out.reshape(B, -1, sh, sw, H, W).permute(0, 1, 4, 2, 5, 3).reshape(B, -1, H * sh, W * sw)
+
+
+@contextmanager
+def native_kernels():
+    """PyTorch's native convolution kernels instead of oneDNN (format 1's encoder ran h_s on
+    them; the probe uses them as one more kind of arithmetic)."""
+    import torch
+
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous

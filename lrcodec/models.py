@@ -31,9 +31,14 @@ SIGMA_MIN = 0.11  # CompressAI's SCALES_MIN: lower bound of sigma in estimate an
 
 
 def models_dir() -> Path:
-    """The folder of shipped models: ``$LRCODEC_MODELS`` or ``models/`` beside the package."""
+    """The folder of shipped models: ``$LRCODEC_MODELS``; else the package's ``weights/``
+    (an installed wheel carries ``models/`` there, see pyproject.toml); else ``models/`` of the
+    checkout the package runs from (an editable install)."""
     env = os.environ.get("LRCODEC_MODELS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    if env:
+        return Path(env)
+    installed = Path(__file__).resolve().parent / "weights"
+    return installed if installed.is_dir() else Path(__file__).resolve().parent.parent / "models"
 
 
 @dataclass

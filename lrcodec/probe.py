@@ -47,7 +47,8 @@ def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
     import torch
 
     from .bitstream import parse_header
-    from .codec import decode_latents, native_kernels
+    from .codec import decode_latents
+    from .kernels import native_kernels
     from .errors import LrcodecError
     from .models import find_model_by_id
 

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from lrcodec.models import _finish, build_network, save_model
+from lrcodec.models import _finish, build_network, load_safetensors, save_model
 
 
 TINY_CONTEXT = {"slices": 3, "hidden": [16, 8], "checkerboard": True}
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0, context: dict | None = None):
-    torch.manual_seed(seed)
+    """A small trained model, the same on every machine: its weights are committed in
+    tests/fixtures/ (training is float arithmetic, so the same seed trains other weights on
+    another CPU); a new (arch, N, M, seed) is trained once and saved there, to be committed."""
     context = context or (TINY_CONTEXT if arch == "channel-context" else None)
-    net = build_network(arch, N, M, context)
-    _briefly_train(net, seed)
     card = {"arch": arch, "N": N, "M": M, "sigma_min": 0.11, **({"context": context} if context else {})}
+    path = FIXTURES / f"tiny-{arch}-N{N}-M{M}-{seed}.safetensors"
+    if not path.exists():
+        torch.manual_seed(seed)
+        net = build_network(arch, N, M, context)
+        _briefly_train(net, seed)
+        save_model(net, path, card, fp16=False)
+    net = load_safetensors(path).net
     return _finish(net, f"tiny-{arch}-{seed}", arch, card)
 
 

@@ -173,3 +173,37 @@ def test_retired_models_are_listed_and_still_decode(models_dir, tmp_path, tiny_s
     assert models.load_model(quality=1).name == "tiny"
     r = run("decode", str(tmp_path / "old.lrc"), "-o", str(tmp_path / "old.png"))
     assert r.returncode == 0, r.stderr
+
+
+def test_json_outputs_keep_their_schemas(models_dir, tmp_path):
+    """The keys of every machine-readable output (docs/json.md): scripts rely on them. Adding a
+    key is allowed (extend these sets); renaming or removing one needs a new schema_version."""
+    import json
+
+    src = tmp_path / "a.png"
+    photo_like(40, 24).save(src)
+    assert run("encode", str(src), "-e", "0", "--summary", str(tmp_path / "s.json")).returncode == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert set(summary) == {"schema_version", "settings", "images"} and summary["schema_version"] == 1
+    plain = {"input", "output", "status", "width", "height", "model", "bytes", "bpp", "iterations", "seconds"}
+    assert set(summary["images"][0]) == plain
+    assert run("encode", str(src), "-e", "1", "-o", str(tmp_path / "r.lrc"), "--summary", str(tmp_path / "r.json")).returncode == 0
+    refined = json.loads((tmp_path / "r.json").read_text())["images"][0]
+    assert set(refined) == plain | {"psnr", "base_bytes", "base_bpp", "base_psnr", "kept_base"}
+
+    info = json.loads(run("info", str(tmp_path / "a.lrc"), "--json").stdout)
+    assert set(info) == {"schema_version", "model_id", "width", "height", "mode", "flags", "method", "seed",
+                         "zmin", "zmax", "ymin", "ymax", "tables_crc", "z_length", "y_length", "soft_alpha",
+                         "format_version", "refined", "uq", "reconstruction", "file_bytes", "bpp", "model"}
+
+    listing = json.loads(run("models", "--json").stdout)
+    assert set(listing) == {"schema_version", "current", "shipped", "retired", "zoo"}
+    assert listing["shipped"] == listing["current"] and listing["current"][0]["name"] == "tiny"
+    assert {"name", "arch", "N", "M", "lmbda", "model_id"} <= set(listing["current"][0])
+
+    assert run("eval", str(src), "--json", str(tmp_path / "e.json")).returncode == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert set(report) == {"schema_version", "images", "mean", "options"}
+    assert {"image", "bytes", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s"} <= set(report["images"][0])
+    assert set(report["mean"]) == {"bpp", "psnr", "ms_ssim", "encode_s", "decode_s"}
+    assert set(report["options"]) == {"method", "iterations", "uq", "reconstruction", "soft_alpha"}
