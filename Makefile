@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability fuzz clean
+.PHONY: install demo test bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads fuzz clean
 
 install: $(STAMP)
 
@@ -47,3 +47,6 @@ bench-ceiling: $(STAMP)
 
 bench-portability: $(STAMP)
 	$(PY) bench/portability.py
+
+bench-threads: $(STAMP)
+	$(PY) bench/threads.py

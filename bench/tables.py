@@ -153,6 +153,16 @@ def main() -> None:
               f"{fmt(t['pixels_differing_pct'], 4)} %, at most {t['max_pixel_difference']} level(s).")
         costs = ", ".join(f"{n.split('-')[-1]} {m['rate_cost_exact_vs_float_pct']:+.4f} %" for n, m in d["models"].items())
         print(f"Rate of the exact entropy parameters against the float network's sigma and mu: {costs}.")
+    threads = RESULTS / "threads.json"
+    if threads.exists():
+        d = json.loads(threads.read_text())
+        t, m = d["summary"], d["machine"]
+        print(f"\nFrom `{d['command']}` ({d['date']}; {m['cpu']}, {m['capability']}): the same files decoded with "
+              f"1 and 2 threads, {t['files']} files ({t['values']:,} pixel values): CompressAI's g_s on oneDNN "
+              f"differs in {t['plain']['values_differing']} values ({t['plain']['files_differing']} files), "
+              f"lrcodec's (`lrcodec/kernels.py`) in {t['stable']['values_differing']} "
+              f"({t['stable']['files_differing']} files); its g_s time is {t['time_ratio_2_threads']:.2f}x "
+              f"({fmt(t['stable']['g_s_s_2_threads'])} against {fmt(t['plain']['g_s_s_2_threads'])} s in all, 2 threads).")
     efforts = RESULTS / "refine.json"
     if efforts.exists():
         d = json.loads(efforts.read_text())

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from . import codec
 from .devices import bf16_native
 from .errors import LrcodecError
+from .kernels import stable_forward
 from .models import LoadedModel
 from .settings import RefineSettings
 from .quantization import (
@@ -136,10 +137,10 @@ class RefineResult:
 def _true_loss(model, q: codec.QuantizedLatents, x, H, W, lmbda):
     """(R-D loss, bpp, PSNR) of latents quantized as the coder does (symbols and each
     element's (sigma, mu) from the exact CPU path), with the synthesis in float32 on the
-    model's device."""
+    model's device, evaluated as the decoder evaluates it."""
     device = x.device
     with torch.no_grad():
-        x_hat = model.net.g_s(q.y_hat.to(device))[:, :, :H, :W].clamp(0, 1)
+        x_hat = stable_forward(model.net.g_s, q.y_hat.to(device))[:, :, :H, :W].clamp(0, 1)
         mse = F.mse_loss(x_hat, x).item()
         v = q.y_hat - q.mu.float()
         bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, q.sigma.float())).sum()
