@@ -4,8 +4,8 @@ oneDNN splits the sums of its transposed convolutions and of GDN's 1x1 convoluti
 for different thread counts, so the same file decoded with 1 and 2 threads differed in a few
 pixels. Its forward convolutions sum in one order whatever the threads, and so does PyTorch's
 native 1x1 convolution (measured on AVX-512, AVX2 and SSE4.1 kernels with 1-4 threads), as
-long as the output channels are a multiple of 16 (else oneDNN may take a GEMM-based kernel). A stride-s transposed convolution is the
-same linear map as a convolution with s*s times the output channels followed by a pixel
+long as the output channels are a multiple of 16 (else oneDNN may take a GEMM-based kernel).
+A stride-s transposed convolution is the same linear map as a convolution with s*s times the output channels followed by a pixel
 shuffle (sub-pixel convolution), so g_s runs as that (its last layer's 12 channels padded to
 16), and GDN's 1x1 convolution runs natively.
 The results equal the plain layers' up to float summation order (about 1e-6)."""
@@ -36,46 +36,32 @@ def _forward(layer, x):
 
 
 def _subpixel(deconv, x):
-    """A transposed convolution as convolution + pixel shuffle (the module docstring).
+    """A transposed convolution as convolution + pixel shuffle (the module docstring), for
+    square strides whose output is exactly stride times the input; others run as they are.
 
     Output row Y = s*m + r takes input row m + j through kernel tap k = r + p - s*j; the
     convolution's output channel (o, ry, rx) holds phase (ry, rx) of output channel o."""
     import torch
     import torch.nn.functional as F
 
-    w = deconv.weight  # (C_in, C_out, K_h, K_w)
-    taps, pads = [], []
-    for axis in (0, 1):
-        s, p, K = deconv.stride[axis], deconv.padding[axis], w.shape[2 + axis]
-        if K + deconv.output_padding[axis] - 2 * p != s:  # output is not exactly s times the input
-            return deconv(x)
-        j_lo, j_hi = -((K - 1 - p) // s), (p + s - 1) // s
-        if j_lo > 0 or j_hi < 0:
-            return deconv(x)
-        j = torch.arange(j_lo, j_hi + 1, device=w.device)
-        k = torch.arange(s, device=w.device)[:, None] + p - s * j[None, :]  # (s, taps)
-        taps.append(k)
-        pads.append((-j_lo, j_hi))
-    (kh, kw), (sh, sw) = taps, deconv.stride
-    valid = ((kh >= 0) & (kh < w.shape[2]))[:, None, :, None] & ((kw >= 0) & (kw < w.shape[3]))[None, :, None, :]
+    w = deconv.weight  # (C_in, C_out, K, K)
+    (s, s_w), (p, p_w), K = deconv.stride, deconv.padding, w.shape[2]
+    j_lo, j_hi = -((K - 1 - p) // s), (p + s - 1) // s
+    if (s, p, K) != (s_w, p_w, w.shape[3]) or K + deconv.output_padding[0] - 2 * p != s or -j_lo != j_hi:
+        return deconv(x)
+    j = torch.arange(j_lo, j_hi + 1, device=w.device)
+    k = torch.arange(s, device=w.device)[:, None] + p - s * j[None, :]  # (phase, tap)
+    inside = (k >= 0) & (k < K)
+    k = k.clamp(0, K - 1)
     # (C_in, C_out, ry, rx, jy, jx), zero where the tap falls outside the kernel
-    sub = w[:, :, kh.clamp(0, w.shape[2] - 1)[:, None, :, None], kw.clamp(0, w.shape[3] - 1)[None, :, None, :]]
-    sub = sub * valid.to(w.dtype)
-    weight = sub.permute(1, 2, 3, 0, 4, 5).reshape(w.shape[1] * sh * sw, w.shape[0], kh.shape[1], kw.shape[1])
-    bias = None if deconv.bias is None else deconv.bias.repeat_interleave(sh * sw)
-    (top, bottom), (left, right) = pads
-    x = F.pad(x, (left, right, top, bottom)) if (top, left) != (bottom, right) else x
-    padding = 0 if (top, left) != (bottom, right) else (top, left)
-    channels = weight.shape[0]
+    sub = w[:, :, k[:, None, :, None], k[None, :, None, :]] * (inside[:, None, :, None] & inside[None, :, None, :])
+    weight = sub.permute(1, 2, 3, 0, 4, 5).reshape(-1, w.shape[0], len(j), len(j))
+    bias = deconv.bias.repeat_interleave(s * s) if deconv.bias is not None else weight.new_zeros(len(weight))
+    channels = len(weight)
     if channels % 16:  # oneDNN's blocked direct kernel; for other counts a GEMM whose split varies
-        extra = 16 - channels % 16
-        weight = torch.cat([weight, weight.new_zeros(extra, *weight.shape[1:])])
-        bias = None if bias is None else torch.cat([bias, bias.new_zeros(extra)])
-    out = F.conv2d(x, weight.contiguous(), bias, padding=padding)[:, :channels]
-    if sh == sw:
-        return F.pixel_shuffle(out, sh)
-    B, _, H, W = out.shape
-    return out.reshape(B, -1, sh, sw, H, W).permute(0, 1, 4, 2, 5, 3).reshape(B, -1, H * sh, W * sw)
+        weight = torch.cat([weight, weight.new_zeros(16 - channels % 16, *weight.shape[1:])])
+        bias = torch.cat([bias, bias.new_zeros(16 - channels % 16)])
+    return F.pixel_shuffle(F.conv2d(x, weight, bias, padding=j_hi)[:, :channels], s)
 
 
 @contextmanager
