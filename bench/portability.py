@@ -1,6 +1,7 @@
 """Do files decode the same under other arithmetic? Every image x every shipped model: encode
 here, decode in a subprocess with PyTorch's kernels without SIMD (ATEN_CPU_CAPABILITY=default)
-and oneDNN held to SSE4.1 (ONEDNN_MAX_CPU_ISA=SSE41), each with 1 and 2 threads, native kernels instead of oneDNN, and float64 transforms; compare
+and oneDNN held to SSE4.1 (ONEDNN_MAX_CPU_ISA=SSE41), each with 1, 2 and 3 threads, native
+kernels instead of oneDNN, and float64 transforms; compare
 latents (must be identical) and pixels (float g_s: may differ) with the decode in this process.
 Also: what the exact entropy-parameter path costs in rate against the float network's sigma/mu.
 

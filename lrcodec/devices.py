@@ -4,6 +4,7 @@ the CPU in float64, whatever is chosen here: that is what keeps files portable."
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -35,9 +36,15 @@ def bf16_native(device) -> bool:
 
 @lru_cache(maxsize=1)
 def _cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively here, asked once per process (refinement asks for
-    every image). oneDNN's own answer, not the CPU flags: it honours ONEDNN_MAX_CPU_ISA, so a
-    capped process behaves as the smaller CPU would."""
+    """Whether the CPU has bf16 instructions and oneDNN may use them, asked once per process
+    (refinement asks for every image). oneDNN's own answer alone also says yes on AVX-512 CPUs
+    that only emulate bf16; the flags alone ignore ONEDNN_MAX_CPU_ISA, by which a capped
+    process behaves as the smaller CPU would."""
     import torch
 
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    native = "amx_bf16" in flags or "avx512_bf16" in flags
+    return native and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()

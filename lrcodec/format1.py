@@ -33,6 +33,8 @@ def _float_z_tables(entropy_bottleneck, lo: int, hi: int, offsets: np.ndarray) -
 
 
 def decode_latents_v1(data: bytes, header: bitstream.Header, model):
+    import copy
+
     import constriction
     import torch
 
@@ -42,7 +44,7 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     z_payload, y_payload = bitstream.payloads(data, header)
     y_shape, z_shape = latent_shapes(header, model)
     u_y, u_z = _dithers(y_shape, z_shape, header.uq, header.seed, header.soft_alpha)
-    net = model.net.float()
+    net = model.net if next(model.net.parameters()).dtype == torch.float32 else copy.deepcopy(model.net).float()
     tables = _float_z_tables(net.entropy_bottleneck, header.zmin, header.zmax, u_z.offsets)
     groups, channels, _ = u_z.groups(_channel_index(z_shape))
     try:

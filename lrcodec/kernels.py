@@ -8,7 +8,8 @@ long as the output channels are a multiple of 16 (else oneDNN may take a GEMM-ba
 A stride-s transposed convolution is the same linear map as a convolution with s*s times the output channels followed by a pixel
 shuffle (sub-pixel convolution), so g_s runs as that (its last layer's 12 channels padded to
 16), and GDN's 1x1 convolution runs natively.
-The results equal the plain layers' up to float summation order (about 1e-6)."""
+Forward convolutions get the same channel padding. The results equal the plain layers' up to
+float summation order (about 1e-6)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from contextlib import contextmanager
 
 def stable_forward(transform, x):
     """``transform(x)`` for a Sequential of convolutions, transposed convolutions and GDN
-    layers, computed in an order that does not depend on the thread count."""
+    layers, computed in an order that does not depend on the thread count. (GDN switches
+    oneDNN off process-wide while it runs: do not decode in several threads of one process.)"""
     for layer in transform:
         x = _forward(layer, x)
     return x
@@ -29,10 +31,27 @@ def _forward(layer, x):
 
     if isinstance(layer, torch.nn.ConvTranspose2d) and layer.groups == 1 and layer.dilation == (1, 1):
         return _subpixel(layer, x)
+    if (isinstance(layer, torch.nn.Conv2d) and layer.groups == 1 and layer.padding_mode == "zeros"
+            and isinstance(layer.padding, tuple)):
+        return _conv(x, layer.weight, layer.bias, layer.stride, layer.padding)
     if isinstance(layer, GDN) and x.device.type == "cpu":
         with native_kernels():
             return layer(x)
     return layer(x)
+
+
+def _conv(x, weight, bias, stride=1, padding=0):
+    """conv2d with the output channels padded to a multiple of 16 on the CPU: for those oneDNN
+    takes its blocked direct kernel, for other counts a GEMM whose split varies with threads."""
+    import torch
+    import torch.nn.functional as F
+
+    channels = len(weight)
+    if x.device.type == "cpu" and channels % 16:
+        extra = 16 - channels % 16
+        weight = torch.cat([weight, weight.new_zeros(extra, *weight.shape[1:])])
+        bias = None if bias is None else torch.cat([bias, bias.new_zeros(extra)])
+    return F.conv2d(x, weight, bias, stride, padding)[:, :channels]
 
 
 def _subpixel(deconv, x):
@@ -45,9 +64,9 @@ def _subpixel(deconv, x):
     import torch.nn.functional as F
 
     w = deconv.weight  # (C_in, C_out, K, K)
-    (s, s_w), (p, p_w), K = deconv.stride, deconv.padding, w.shape[2]
+    (s, s_w), (p, p_w), (op, op_w), K = deconv.stride, deconv.padding, deconv.output_padding, w.shape[2]
     j_lo, j_hi = -((K - 1 - p) // s), (p + s - 1) // s
-    if (s, p, K) != (s_w, p_w, w.shape[3]) or K + deconv.output_padding[0] - 2 * p != s or -j_lo != j_hi:
+    if (s, p, op, K) != (s_w, p_w, op_w, w.shape[3]) or K + op - 2 * p != s or j_lo > 0 or j_hi < 0:
         return deconv(x)
     j = torch.arange(j_lo, j_hi + 1, device=w.device)
     k = torch.arange(s, device=w.device)[:, None] + p - s * j[None, :]  # (phase, tap)
@@ -56,12 +75,10 @@ def _subpixel(deconv, x):
     # (C_in, C_out, ry, rx, jy, jx), zero where the tap falls outside the kernel
     sub = w[:, :, k[:, None, :, None], k[None, :, None, :]] * (inside[:, None, :, None] & inside[None, :, None, :])
     weight = sub.permute(1, 2, 3, 0, 4, 5).reshape(-1, w.shape[0], len(j), len(j))
-    bias = deconv.bias.repeat_interleave(s * s) if deconv.bias is not None else weight.new_zeros(len(weight))
-    channels = len(weight)
-    if channels % 16:  # oneDNN's blocked direct kernel; for other counts a GEMM whose split varies
-        weight = torch.cat([weight, weight.new_zeros(16 - channels % 16, *weight.shape[1:])])
-        bias = torch.cat([bias, bias.new_zeros(16 - channels % 16)])
-    return F.pixel_shuffle(F.conv2d(x, weight, bias, padding=j_hi)[:, :channels], s)
+    bias = None if deconv.bias is None else deconv.bias.repeat_interleave(s * s)
+    if -j_lo == j_hi:
+        return F.pixel_shuffle(_conv(x, weight, bias, padding=j_hi), s)
+    return F.pixel_shuffle(_conv(F.pad(x, (-j_lo, j_hi, -j_lo, j_hi)), weight, bias), s)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lrcodec.models import _finish, build_network, load_safetensors, save_model
+from lrcodec.models import build_network, load_safetensors, save_model
 
 
 TINY_CONTEXT = {"slices": 3, "hidden": [16, 8], "checkerboard": True}
@@ -28,8 +28,7 @@ def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0
         net = build_network(arch, N, M, context)
         _briefly_train(net, seed)
         save_model(net, path, card, fp16=False)
-    net = load_safetensors(path).net
-    return _finish(net, f"tiny-{arch}-{seed}", arch, card)
+    return load_safetensors(path, dict(card, name=f"tiny-{arch}-{seed}"))
 
 
 def _briefly_train(net, seed: int, steps: int = 30) -> None:

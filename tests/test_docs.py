@@ -23,7 +23,8 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert Path("encoded/a.lrc").stat().st_size > 0
 
 
-def test_results_doc_holds_the_generated_tables():
+def test_results_doc_holds_the_generated_tables(monkeypatch):
+    monkeypatch.delenv("LRCODEC_MODELS", raising=False)
     spec = importlib.util.spec_from_file_location("tables", ROOT / "bench" / "tables.py")
     tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tables)

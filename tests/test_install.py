@@ -4,6 +4,7 @@ the weights it carries (pyproject.toml's lrcodec.weights, found by models.models
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -22,8 +23,13 @@ def _run(args, **kwargs) -> subprocess.CompletedProcess:
 
 
 def test_wheel_installed_outside_the_checkout_encodes_and_decodes(tmp_path):
+    # Built from a copy: setuptools keeps build/ between builds, so a build in the checkout
+    # could carry models that models/ no longer has.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "out", "runs",
+                                                                "__pycache__", ".pytest_cache", ".hypothesis"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
-          str(ROOT)])
+          str(source)])
     wheel = next((tmp_path / "dist").glob("lrcodec-*.whl"))
     shipped = sorted(p.name for p in (ROOT / "models").iterdir())
     assert sorted(n.removeprefix("lrcodec/weights/") for n in zipfile.ZipFile(wheel).namelist()

@@ -12,7 +12,7 @@ from lrcodec.kernels import _subpixel, stable_forward
     (8, 3, 5, 2, 2, 1),   # the hyperprior's g_s layers
     (8, 16, 5, 2, 2, 1),  # channels already a multiple of 16
     (3, 2, 7, 3, 3, 2),   # another stride
-    (4, 3, 3, 2, 1, 1),   # taps not centred: runs as the plain layer
+    (4, 3, 3, 2, 1, 1),   # taps not centred: padded on one side
 ])
 def test_subpixel_convolution_is_the_transposed_convolution(c_in, c_out, kernel, stride, padding, output_padding):
     torch.manual_seed(0)

@@ -26,19 +26,23 @@ GOLDEN = Path(__file__).parent / "golden"
 MANIFEST = json.loads((GOLDEN / "golden.json").read_text())
 
 
-def check_golden_decode(name: str, symbols: str | None, latents: str | None, pixels, error: str | None) -> None:
+def check_digests(name: str, symbols: str | None, latents: str | None, error: str | None) -> None:
     """What a golden file must decode to on any machine: its pinned symbols and, from format 2
-    on, its pinned y_hat; pixels within one level of the stored PNG in under 0.1 % of values (the
-    float g_s). A format-1 file may instead be refused with the one-line error naming format 1,
-    where this machine's float networks differ from its encoder's."""
+    on, its pinned y_hat. A format-1 file may instead be refused with the one-line error naming
+    format 1, where this machine's float networks differ from its encoder's (one of them
+    decodes nowhere we have: its symbols are not pinned)."""
     expected = MANIFEST[name]
     if error is not None:
         assert expected["format_version"] == 1 and error == NOT_HERE, (name, error)
         return
-    if expected["symbols_sha256"] is not None:
-        assert symbols == expected["symbols_sha256"], name
+    assert expected["symbols_sha256"] in (None, symbols), name
     if expected["format_version"] >= 2:
         assert latents == expected["latents_sha256"], name
+
+
+def check_pixels(name: str, pixels) -> None:
+    """Pixels come from the float g_s: within one level of the stored PNG in under 0.1 % of
+    the values."""
     stored = np.asarray(Image.open(GOLDEN / f"{name}.png").convert("RGB"), dtype=np.int16)
     got = np.asarray(pixels, dtype=np.int16)
     assert np.abs(got - stored).max() <= 1 and np.mean(got != stored) < 1e-3, name
@@ -56,10 +60,10 @@ def test_golden_file_decodes_to_its_digests(name):
     try:
         decoded = codec.decode_latents(data)
     except LrcodecError as e:
-        check_golden_decode(name, None, None, None, str(e))
+        check_digests(name, None, None, str(e))
         return
-    check_golden_decode(name, symbol_digest(decoded.latents), latent_digest(decoded.latents),
-                        decoded.image().convert("RGB"), None)
+    check_digests(name, symbol_digest(decoded.latents), latent_digest(decoded.latents), None)
+    check_pixels(name, decoded.image().convert("RGB"))
 
 
 def test_every_released_model_has_golden_files_and_stays_decodable():
@@ -94,18 +98,11 @@ def test_golden_files_decode_the_same_under_other_arithmetic(capability, onednn_
     results = _probe([f"--pixels={tmp_path}", *files], ATEN_CPU_CAPABILITY=capability, ONEDNN_MAX_CPU_ISA=onednn_isa)
     assert set(results) == {"threads-1", "threads-2", "threads-3", "native", "float64"}
     for name, path in zip(names, files):
-        for variant, by_file in results.items():
+        for by_file in results.values():
             got = by_file[path]
-            if "error" in got:
-                check_golden_decode(name, None, None, None, got["error"])
-                continue
-            assert got["symbols"] == (MANIFEST[name]["symbols_sha256"] or got["symbols"]), (variant, name)
-            if MANIFEST[name]["format_version"] >= 2:
-                assert got["latents"] == MANIFEST[name]["latents_sha256"], (variant, name)
+            check_digests(name, got.get("symbols"), got.get("latents"), got.get("error"))
         if "error" not in results["threads-2"][path]:
-            pixels = np.load(tmp_path / f"{Path(path).stem}.npy")[0].transpose(1, 2, 0)
-            check_golden_decode(name, results["threads-2"][path]["symbols"], results["threads-2"][path]["latents"],
-                                pixels, None)
+            check_pixels(name, np.load(tmp_path / f"{Path(path).stem}.npy")[0].transpose(1, 2, 0))
             assert len({results[f"threads-{n}"][path]["pixels"] for n in (1, 2, 3)}) == 1, name
 
 
