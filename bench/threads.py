@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from datetime import datetime
 from pathlib import Path
 
 import torch
+from PIL import Image
+from refine import machine
 
 from lrcodec import codec
 from lrcodec.evaluate import collect_images
@@ -25,13 +26,6 @@ from lrcodec.kernels import stable_forward
 from lrcodec.models import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def best_of(fn, reps: int = 3):
@@ -54,7 +48,7 @@ def main() -> None:
     for name in args.models:
         model = load_model(name)
         for path in images:
-            image = codec.prepare_image(open_rgb(path))[0]
+            image = codec.prepare_image(Image.open(path).convert("RGB"))[0]
             y, z = codec.analyse(model, image)
             y_hat = codec.quantize_latents(model, y, z).y_hat
             row = {"model": name, "image": Path(path).name}
@@ -84,16 +78,9 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "threads.json").write_text(json.dumps({
         "command": "python bench/threads.py", "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "machine": {"cpu": cpu_name(), "threads_compared": [1, 2], "torch": torch.__version__,
-                    "capability": torch.backends.cpu.get_cpu_capability()},
+        "machine": {**machine(), "threads_compared": [1, 2], "capability": torch.backends.cpu.get_cpu_capability()},
         "summary": summary, "rows": rows}, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
-
-
-def open_rgb(path):
-    from PIL import Image
-
-    return Image.open(path).convert("RGB")
 
 
 if __name__ == "__main__":

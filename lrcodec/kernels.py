@@ -2,14 +2,13 @@
 
 oneDNN splits the sums of its transposed convolutions and of GDN's 1x1 convolution differently
 for different thread counts, so the same file decoded with 1 and 2 threads differed in a few
-pixels. Its forward convolutions sum in one order whatever the threads, and so does PyTorch's
-native 1x1 convolution (measured on AVX-512, AVX2 and SSE4.1 kernels with 1-4 threads), as
-long as the output channels are a multiple of 16 (else oneDNN may take a GEMM-based kernel).
-A stride-s transposed convolution is the same linear map as a convolution with s*s times the output channels followed by a pixel
-shuffle (sub-pixel convolution), so g_s runs as that (its last layer's 12 channels padded to
-16), and GDN's 1x1 convolution runs natively.
-Forward convolutions get the same channel padding. The results equal the plain layers' up to
-float summation order (about 1e-6)."""
+pixels (bench/threads.py). Its forward convolutions with a multiple of 16 output channels sum
+in one order whatever the threads, and so does PyTorch's native 1x1 convolution (measured on
+AVX-512, AVX2 and SSE4.1 kernels with 1-4 threads). A stride-s transposed convolution is the
+same linear map as a convolution with s*s times the output channels followed by a pixel
+shuffle (sub-pixel convolution), so g_s runs as that, every convolution's output channels are
+padded to a multiple of 16, and GDN's 1x1 convolution runs natively. The results equal the
+plain layers' up to float summation order (about 1e-6)."""
 
 from __future__ import annotations
 
