@@ -68,6 +68,11 @@ class Hyperprior:
 
         return ExactEntropyModel(net, sigma_table, self.mean_scale(net))
 
+    def y_context_radius(self, net) -> int:
+        """How far (in y positions) an element's y_hat and bits reach, given (sigma, mu): here
+        each element alone, 0."""
+        return 0
+
     def context_shape(self, state: dict, M: int) -> dict | None:
         return None
 
@@ -97,6 +102,14 @@ class ChannelContextFamily(Hyperprior):
         from .exact import ExactEntropyModel
 
         return ExactEntropyModel(net, sigma_table, True, net.context)
+
+    def y_context_radius(self, net) -> int:
+        """Each pass of a slice network (its 3x3 convolutions) reaches as far as their summed
+        radii into the y_hat before it: one pass a slice, two with the checkerboard."""
+        from torch import nn
+
+        radius = sum(layer.kernel_size[0] // 2 for layer in net.context.nets[0] if isinstance(layer, nn.Conv2d))
+        return radius * len(net.context.nets) * (2 if net.context.shape.checkerboard else 1)
 
     def context_shape(self, state: dict, M: int) -> dict:
         """The context's shape from its weights' shapes (a checkpoint needs no card)."""

@@ -11,6 +11,7 @@ one is written: refinement never makes a file worse in R-D loss.
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -23,7 +24,6 @@ import torch.nn.functional as F
 from . import codec
 from .devices import bf16_native
 from .errors import LrcodecError
-from .kernels import stable_forward
 from .models import LoadedModel
 from .settings import RefineSettings
 from .quantization import (
@@ -101,11 +101,20 @@ class Sampler:
             return float(min(max(0.5 * math.exp(-self.decay * (t - 700)), 1e-8), 0.5))
         return float(min(self.tmax, math.exp(-self.decay * t)))
 
-    def __call__(self, v: torch.Tensor, t: int, gen: torch.Generator) -> torch.Tensor:
+    def noise(self, shape, gen: torch.Generator) -> torch.Tensor | None:
+        """The random draw one call consumes for a tensor of ``shape`` (None for STE): drawn
+        for the whole latent once per iteration, so that tiles take slices of one draw."""
+        if self.method == "ste":
+            return None
+        if self.method == "noise":
+            return torch.rand(shape, generator=gen, device=gen.device) - 0.5
+        return _gumbel((*shape, 3 if self.three_class else 2), gen)
+
+    def __call__(self, v: torch.Tensor, t: int, noise: torch.Tensor | None) -> torch.Tensor:
         if self.method == "ste":
             return ste_round(v)
         if self.method == "noise":
-            return v + torch.rand(v.shape, generator=gen, device=gen.device) - 0.5
+            return v + noise
         T = self.temperature(t)
         if self.three_class:
             base = torch.round(v).detach()
@@ -116,11 +125,14 @@ class Sampler:
             logits = two_class_logits(v - base, self.method, a=self.a)
             offsets = torch.tensor([0.0, 1.0], device=v.device)
         # Gumbel-softmax on logits / T with temperature T: T enters twice (section 4.2).
-        w = torch.softmax((logits / T + _gumbel(logits.shape, gen)) / T, -1)
+        w = torch.softmax((logits / T + noise) / T, -1)
         return base + (w * offsets).sum(-1)
 
 
 # ------------------------------------------------------------------ the refinement loop
+
+TILE = 48  # y positions per tile side in the loop (768 pixels): memory stays bounded at any size
+
 
 @dataclass
 class RefineResult:
@@ -131,31 +143,62 @@ class RefineResult:
     seconds_per_iteration: float = 0.0
     base_psnr: float = 0.0  # from the real decoded 8-bit pixels
     psnr: float = 0.0
-    iterations: int = 0  # run (fewer than asked when early stopping ended the loop)
+    iterations: int = 0  # run (fewer than asked when early stopping or the time limit ended the loop)
 
 
-def _true_loss(model, q: codec.QuantizedLatents, x, H, W, lmbda):
-    """(R-D loss, bpp, PSNR) of latents quantized as the coder does (symbols and each
-    element's (sigma, mu) from the exact CPU path), with the synthesis in float32 on the
-    model's device, evaluated as the decoder evaluates it."""
-    device = x.device
+def _psnr(mse: float) -> float:
+    return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+def _true_loss(model, q: codec.QuantizedLatents, x, H, W, lmbda) -> tuple[float, float, float, float]:
+    """(R-D loss, bpp, PSNR, MSE) of latents quantized as the coder does (symbols and each
+    element's (sigma, mu) from the exact CPU path): the bits are their information content,
+    the pixels the decoder's own (``codec.synthesise``), so the MSE is the file's."""
     with torch.no_grad():
-        x_hat = stable_forward(model.net.g_s, q.y_hat.to(device))[:, :, :H, :W].clamp(0, 1)
-        mse = F.mse_loss(x_hat, x).item()
+        mse = F.mse_loss(codec.synthesise(model, q.y_hat, H, W).float().div_(255), x.cpu()).item()
         v = q.y_hat - q.mu.float()
         bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, q.sigma.float())).sum()
-        eb = model.net.entropy_bottleneck
-        z_hat = q.z_hat.to(device)
-        bits = bits - torch.log2(factorized_interval_likelihood(eb, z_hat - 0.5, z_hat + 0.5)).sum().cpu()
+        z_hat = q.z_hat.to(x.device)
+        bits = bits - torch.log2(factorized_interval_likelihood(model.net.entropy_bottleneck, z_hat - 0.5,
+                                                                z_hat + 0.5)).sum().cpu()
     bpp = bits.item() / (H * W)
-    return lmbda * 255**2 * mse + bpp, bpp, 10 * math.log10(1 / max(mse, 1e-12))
+    return lmbda * 255**2 * mse + bpp, bpp, _psnr(mse), mse
 
 
 def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: LoadedModel) -> tuple[float, float]:
     """(R-D loss from the real file size and the real decoded 8-bit pixels, PSNR)."""
     decoded = codec.synthesise(model, result.latents.y_hat, x.shape[2], x.shape[3]).float() / 255
     mse = F.mse_loss(decoded, x.cpu()).item()
-    return lmbda * 255**2 * mse + result.bpp, 10 * math.log10(1 / max(mse, 1e-12))
+    return lmbda * 255**2 * mse + result.bpp, _psnr(mse)
+
+
+def refine_halo(model: LoadedModel) -> int:
+    """y positions of context a tile needs so that its own pixels and bits are the untiled
+    ones: g_s's receptive field (``codec.HALO``) plus the family's y context, in whole z cells."""
+    return -(-(codec.HALO // 16 + model.family.y_context_radius(model.net)) // 4) * 4
+
+
+def tiles(h: int, w: int, tile: int, halo: int):
+    """((top, bottom, left, right) of each tile's own y positions, the same of its crop with
+    the halo): the tiles partition the grid; crops start on even positions (checkerboards)."""
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            own = (top, min(top + tile, h), left, min(left + tile, w))
+            yield own, (max(top - halo, 0), min(own[1] + halo, h), max(left - halo, 0), min(own[3] + halo, w))
+
+
+def _plan(settings: RefineSettings, seconds_left: float, per_iteration: float, per_evaluation: float) -> int:
+    """The most iterations (at least 1, at most the settings') whose loop and true-loss
+    evaluations fit in ``seconds_left``; 0 when even one does not."""
+    def cost(n: int) -> float:
+        evaluations = n // settings.eval_every + (n % settings.eval_every != 0)
+        return n * per_iteration + evaluations * per_evaluation
+    return max((n for n in range(1, settings.iterations + 1) if cost(n) <= seconds_left), default=0)
+
+
+def _rescheduled(settings: RefineSettings, iterations: int) -> RefineSettings:
+    """The same schedule over fewer iterations: the temperature anneals to the same end."""
+    return replace(settings, iterations=iterations, decay=settings.decay * settings.iterations / iterations)
 
 
 def refine_image(image, model: LoadedModel, settings: RefineSettings | None = None, **options) -> RefineResult:
@@ -176,21 +219,28 @@ def refine_images(
     soft_alpha: int = 0,
     drop_alpha: bool = False,
     progress: Callable[[dict], None] | None = None,
+    tile: int = TILE,
     **changes,
 ) -> list[RefineResult]:
     """Refine images of one size together, as one batch (what a GPU wants); each image's result
     is what refining it alone would give, up to the random draws of the sampler.
 
-    The loop and the transforms run on the model's device (``model.to(device)``); the files'
-    symbols are decided on the CPU's exact path, so a file refined on a GPU decodes anywhere."""
+    Each iteration runs g_s tile by tile (``tile`` y positions a side, with ``refine_halo``
+    around), each tile's loss on its own pixels and bits; the gradients add up to the untiled
+    ones, and memory is bounded by a tile's. The loop and the transforms run on the model's
+    device (``model.to(device)``); the files' symbols are decided on the CPU's exact path, so a
+    file refined on a GPU decodes anywhere. With ``time_limit`` the first iteration's time
+    decides how many iterations fit."""
+    t_start = time.perf_counter()
     settings = replace(settings or RefineSettings(), **changes)
     settings.check()
+    if tile < 4 or tile % 4:
+        raise LrcodecError(f"refinement tiles must be a positive multiple of 4 y positions, got {tile}")
     lmbda = settings.lmbda if settings.lmbda is not None else model.card.get("lmbda")
     if lmbda is None:
         raise LrcodecError(f"model {model.name} has no lambda in its card; pass --lmbda")
     if len({im.size for im in images}) != 1:
         raise LrcodecError("images refined as one batch must have one size")
-    sampler = Sampler.of(settings)
     dev = model.device
     use_bf16 = settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_native(dev))
     gen = torch.Generator(dev).manual_seed(seed)
@@ -199,31 +249,60 @@ def refine_images(
 
     prepared = [codec.prepare_pixels(im, drop_alpha) for im in images]
     latents = [codec.analyse(model, pixels) for pixels, _ in prepared]
+    t_code = time.perf_counter()
     bases = [codec.encode_latents(model, y0, z0, W, H, mode, **quantizer)
              for (y0, z0), (_, mode) in zip(latents, prepared)]
+    t_code = time.perf_counter() - t_code
     x = torch.cat([pixels[:, :, :H, :W] for pixels, _ in prepared]).to(dev).float().div_(255)
 
-    net = model.net.to(memory_format=torch.channels_last)
+    net, family = model.net, model.family
+    g_s = copy.deepcopy(net.g_s).to(memory_format=torch.channels_last)  # the loop's; the coder keeps its own
     eb = net.entropy_bottleneck
     m = z_medians(eb)
     y_shape, z_shape = tuple(latents[0][0].shape), tuple(latents[0][1].shape)
-    u_y = uq_dither(seed, y_shape, 0, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
+    u_y = uq_dither(seed, y_shape, 0, soft_alpha).to(dev) if uq else None
     u_z = uq_dither(seed, z_shape, 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
     y = torch.cat([y0 for y0, _ in latents]).detach().clone().requires_grad_(True)
     z = torch.cat([z0 for _, z0 in latents]).detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([y, z], lr=settings.lr)
-    drop_at = math.ceil(settings.lr_drop * settings.iterations)
+    grid = list(tiles(y_shape[2], y_shape[3], tile, refine_halo(model)))
 
-    def relaxed(t: int):
-        """The sampler as the family's y quantizer: y~ = mu + u + relaxed round(y - mu - u).
-        The dither is taken at the elements' positions, so per-slice calls see the same u."""
+    def iteration(t: int, sampler: Sampler) -> float:
+        """One Adam step on the relaxed loss; returns the loss. h_s runs once on the whole z;
+        its outputs' gradients are gathered from the tiles and sent back through it once."""
+        z_tilde = m + u_z + sampler(z - m - u_z, t, sampler.noise(z.shape, gen))
+        bits_z = -torch.log2(factorized_interval_likelihood(eb, z_tilde - 0.5, z_tilde + 0.5)).sum()
+        sigma, mu = family.hyper_synthesis(net, z_tilde)
+        sigma_d, mu_d = (p.detach().float().requires_grad_(p.requires_grad) for p in (sigma, mu))
+        noise = sampler.noise(y.shape, gen)
+        total = 0.0
+        for (top, bottom, left, right), (r0, r1, c0, c1) in grid:
 
-        def quantize(y_part, sigma, mu, channels):
-            u = u_y if u_y.dim() == 0 else u_y[:, channels]
-            v = sampler(y_part - mu - u, t, gen) + u
-            return mu + v, -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, sigma))
+            def quantize(y_part, s, mu_part, channels):
+                """The sampler as the family's y quantizer: y~ = mu + u + relaxed round(y - mu - u)."""
+                u = 0.0 if u_y is None else u_y[:, channels, r0:r1, c0:c1]
+                draw = None if noise is None else noise[:, channels, r0:r1, c0:c1]
+                v = sampler(y_part - mu_part - u, t, draw) + u
+                return mu_part + v, -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, s))
 
-        return quantize
+            crop = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
+            _, _, y_tilde, bits = family.y_forward(net, y[crop], sigma_d[crop], mu_d[crop], quantize)
+            loss = bits[:, :, top - r0 : bottom - r0, left - c0 : right - c0].sum() / (H * W)
+            rows, cols = (16 * top, min(16 * bottom, H)), (16 * left, min(16 * right, W))
+            if rows[1] > rows[0] and cols[1] > cols[0]:  # tiles wholly in the padding have no pixels
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    x_hat = g_s(y_tilde)
+                own = x_hat[:, :, rows[0] - 16 * r0 : rows[1] - 16 * r0, cols[0] - 16 * c0 : cols[1] - 16 * c0]
+                # The sum over the batch: each image's latents get their own loss's gradient.
+                error = own.float() - x[:, :, rows[0] : rows[1], cols[0] : cols[1]]
+                loss = loss + lmbda * 255**2 * error.square().sum() / (3 * H * W)
+            loss.backward()
+            total += loss.item()
+        ends = [(p, q.grad) for p, q in ((sigma, sigma_d), (mu, mu_d)) if q.grad is not None]
+        torch.autograd.backward([bits_z / (H * W)] + [p for p, _ in ends], [None] + [g.to(p.dtype) for p, g in ends])
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return total + bits_z.item() / (H * W)
 
     def true_losses(t: int, elapsed: float) -> list[tuple]:
         return [(t, *_true_loss(model, codec.quantize_latents(model, y[i : i + 1].detach(), z[i : i + 1].detach(),
@@ -231,53 +310,53 @@ def refine_images(
                 for i in range(len(images))]
 
     # Iteration 0 is the plain encode, whose latents are already quantized.
+    t_eval = time.perf_counter()
     histories = [[(0, *_true_loss(model, base.latents, x[i : i + 1], H, W, lmbda), 0.0)]
                  for i, base in enumerate(bases)]
-    best = [(h[0][1], y0, z0) for h, (y0, z0) in zip(histories, latents)]
-    stale, t = [0] * len(images), 0
-    t0 = time.perf_counter()
-    try:
-        for t in range(1, settings.iterations + 1):
-            if t == drop_at + 1:
-                for group in opt.param_groups:
-                    group["lr"] = settings.lr / 10
-            z_tilde = m + u_z + sampler(z - m - u_z, t, gen)
-            bits_z = -torch.log2(factorized_interval_likelihood(eb, z_tilde - 0.5, z_tilde + 0.5)).sum()
-            _, _, y_tilde, bits_y = model.family.forward(net, y, z_tilde, relaxed(t))
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                x_hat = net.g_s(y_tilde)
-            # The sum of the images' losses: each image's latents get their own loss's gradient.
-            mse = F.mse_loss(x_hat[:, :, :H, :W].float(), x) * len(images)
-            loss = lmbda * 255**2 * mse + (bits_y.sum() + bits_z) / (H * W)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if t % settings.eval_every and t != settings.iterations:
-                continue
-            elapsed = time.perf_counter() - t0
-            for i, entry in enumerate(true_losses(t, elapsed)):
+    t_eval = time.perf_counter() - t_eval + t_code  # one true-loss evaluation: quantize and synthesise
+    best = [(h[0][1], y0, z0, 0) for h, (y0, z0) in zip(histories, latents)]  # (loss, y, z, iteration)
+    sampler, stale, t, t0 = Sampler.of(settings), [0] * len(images), 0, time.perf_counter()
+    for t in range(1, settings.iterations + 1):
+        if t == math.ceil(settings.lr_drop * settings.iterations) + 1:
+            for group in opt.param_groups:
+                group["lr"] = settings.lr / 10
+        loss = iteration(t, sampler)
+        elapsed = time.perf_counter() - t0
+        if t == 1 and settings.time_limit:
+            left = settings.time_limit - (time.perf_counter() - t_start) - t_code + elapsed
+            planned = _plan(settings, left, elapsed, t_eval)
+            if planned == 0:
+                break
+            if planned < settings.iterations:
+                settings = _rescheduled(settings, planned)
+                sampler = Sampler.of(settings)
+        report = {"iteration": t, "iterations": settings.iterations, "relaxed_loss": loss,
+                  "seconds_left": elapsed / t * (settings.iterations - t)}
+        if t % settings.eval_every == 0 or t == settings.iterations:
+            for i, entry in enumerate(true_losses(t, time.perf_counter() - t0)):
                 histories[i].append(entry)
                 stale[i] = stale[i] + 1 if entry[1] >= best[i][0] else 0
                 if entry[1] < best[i][0]:
-                    best[i] = (entry[1], y[i : i + 1].detach().clone(), z[i : i + 1].detach().clone())
-            if progress:
-                _, true, bpp, psnr, _ = histories[0][-1]
-                progress({"iteration": t, "iterations": settings.iterations, "loss": true, "bpp": bpp,
-                          "psnr": psnr, "best": best[0][0], "seconds_left": elapsed / t * (settings.iterations - t)})
-            if settings.patience and min(stale) >= settings.patience:
-                break
-    finally:
-        model.net.to(memory_format=torch.contiguous_format)
+                    best[i] = (entry[1], y[i : i + 1].detach().clone(), z[i : i + 1].detach().clone(), len(histories[i]) - 1)
+            _, true, bpp, psnr, _, _ = histories[0][-1]
+            report |= {"loss": true, "bpp": bpp, "psnr": psnr, "best": best[0][0]}
+        if progress:
+            progress(report)
+        if settings.patience and min(stale) >= settings.patience:
+            break
     seconds_per_iteration = (time.perf_counter() - t0) / max(t, 1)
     results = []
-    for i, ((_, y_best, z_best), base, (_, mode)) in enumerate(zip(best, bases, prepared)):
-        refined = codec.encode_latents(model, y_best, z_best, W, H, mode, **quantizer, refined_method=settings.label)
-        x_i = x[i : i + 1].cpu()
-        (refined_loss, refined_psnr), (base_loss, base_psnr) = (
-            file_loss(refined, x_i, lmbda, model), file_loss(base, x_i, lmbda, model))
-        kept_base = refined_loss >= base_loss  # ties (e.g. latents that never improved) keep the plain file
-        results.append(RefineResult(base if kept_base else refined, base, histories[i], kept_base,
-                                    seconds_per_iteration, base_psnr, base_psnr if kept_base else refined_psnr, t))
+    for i, ((_, y_best, z_best, at), base, (_, mode)) in enumerate(zip(best, bases, prepared)):
+        # The true loss's MSE is the file's (the same symbols and the decoder's pixels).
+        base_mse = histories[i][0][4]
+        refined = base if at == 0 else codec.encode_latents(model, y_best, z_best, W, H, mode, **quantizer,
+                                                            refined_method=settings.label)
+        refined_mse = histories[i][at][4]
+        kept_base = lmbda * 255**2 * refined_mse + refined.bpp >= lmbda * 255**2 * base_mse + base.bpp
+        # ties (e.g. latents that never improved) keep the plain file
+        results.append(RefineResult(base if kept_base else refined, base,
+                                    [(h[0], h[1], h[2], h[3], h[5]) for h in histories[i]], kept_base,
+                                    seconds_per_iteration, _psnr(base_mse), _psnr(base_mse if kept_base else refined_mse), t))
     return results
 
 

@@ -31,6 +31,7 @@ class RefineSettings:
     eval_every: int = 10  # iterations between true-loss evaluations
     lmbda: float | None = None  # R-D trade-off (None: the model card's)
     precision: str = "auto"  # the synthesis inside the loop: bfloat16 where the hardware has it natively
+    time_limit: float | None = None  # seconds for the whole refinement: fewer iterations where they do not fit
 
     def check(self) -> None:
         if self.method not in METHODS:
@@ -41,6 +42,8 @@ class RefineSettings:
             raise LrcodecError("iterations must be >= 0")
         if self.eval_every < 1 or self.patience < 0 or not 0 < self.lr_drop <= 1:
             raise LrcodecError("eval_every must be >= 1, patience >= 0 and lr_drop in (0, 1]")
+        if self.time_limit is not None and self.time_limit < 0:
+            raise LrcodecError("time_limit must be >= 0 seconds (0: none)")
         if self.precision not in PRECISIONS:
             raise LrcodecError(f"unknown precision {self.precision!r} (choose from {', '.join(PRECISIONS)})")
 

@@ -32,7 +32,7 @@ def test_low_temperature_approaches_rounding():
     for method in ("ssl", "linear", "cosine"):
         for three in (False, True):
             sampler = Sampler(method, three, a=2.3 if not three else 1.4, decay=1e-2)
-            out = sampler(v, 2000, gen)  # T = e^-20
+            out = sampler(v, 2000, sampler.noise(v.shape, gen))  # T = e^-20
             assert torch.allclose(out, v.round(), atol=1e-3), (method, three)
 
 
@@ -140,3 +140,29 @@ def test_a_batch_refines_each_image_as_if_alone(tiny_model):
         assert codec.decode_image(batched.encoded.data, tiny_model).size == (64, 48)
     with pytest.raises(Exception, match="one size"):
         refine_images([images[0], photo_like(32, 48)], tiny_model, **options)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model", "tiny_scale_model", "tiny_context_model"])
+@pytest.mark.parametrize("method", ["ste", "ssl"])
+def test_tiled_refinement_is_the_untiled_one(request, fixture, method):
+    """Tiles of 4 y positions (64 pixels) with their halos give the untiled loop's gradients, so
+    the same draws give the same true losses, up to float summation order."""
+    from lrcodec.refine import refine_halo, tiles
+
+    model = request.getfixturevalue(fixture)
+    image = photo_like(200, 120, seed=13)  # padded to 16 x 12 y positions: the last tile row is all padding
+    assert len(list(tiles(12, 16, 4, refine_halo(model)))) == 12
+    options = dict(method=method, iterations=12, lr=0.02, lmbda=0.05, eval_every=3, precision="float32", seed=1)
+    whole, tiled = refine_image(image, model, **options), refine_image(image, model, tile=4, **options)
+    assert [h[0] for h in whole.history] == [h[0] for h in tiled.history]
+    for a, b in zip(whole.history, tiled.history):
+        assert b[1] == pytest.approx(a[1], rel=1e-6)  # a halo too small differs by about 3e-4
+    assert whole.history[-1][1] < whole.history[0][1]
+    assert codec.decode_image(tiled.encoded.data, model).size == (200, 120)
+
+
+def test_refinement_tiles_are_checked(tiny_model):
+    from lrcodec.errors import LrcodecError
+
+    with pytest.raises(LrcodecError, match="multiple of 4"):
+        refine_image(photo_like(32, 32), tiny_model, iterations=1, lmbda=0.05, tile=6)
