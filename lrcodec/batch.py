@@ -79,7 +79,7 @@ def encode_bytes(data: bytes, name: str, settings: EncodeSettings, progress=None
     if refinement is None:
         if settings.target_bpp is not None:
             raise LrcodecError("--target-bpp needs refinement (an effort above 0)")
-        encoded = encode_image(image, model, **quantizer, drop_alpha=settings.drop_alpha)
+        encoded = encode_image(image, model, **quantizer, drop_alpha=settings.drop_alpha, progress=progress)
         return Outcome(encoded.data, {"width": image.width, "height": image.height, "model": model.name,
                                       "bytes": len(encoded.data), "bpp": encoded.bpp, "iterations": 0,
                                       "seconds": time.perf_counter() - t0})

@@ -203,13 +203,18 @@ def _encode_many(inputs, output, settings, force, jobs, executor, address, summa
 def _encode_one(input, output, settings, force, summary, quiet) -> None:
     from .batch import encode_bytes, write_summary
     from .imageio import read_bytes, write_atomic
-    from .refine import stderr_progress
+    from .progress import ProgressBar
 
     output = output or _default_output(input, ".lrc")
     _check_binary_stdout(output)
     if output != "-" and Path(output).exists() and not force:
         raise LrcodecError(f"output {output} exists (use --force to overwrite)")
-    outcome = encode_bytes(read_bytes(input), "stdin" if input == "-" else input, settings, stderr_progress(quiet))
+    progress = ProgressBar.for_terminal("encode", quiet)
+    try:
+        outcome = encode_bytes(read_bytes(input), "stdin" if input == "-" else input, settings, progress)
+    finally:
+        if progress:
+            progress.close()
     write_atomic(output, outcome.data, force)
     r = outcome.row
     if summary:
@@ -232,9 +237,15 @@ def _encode(inputs, output, settings: EncodeSettings, force, jobs, executor, add
 
 
 def _effort_help() -> str:
-    levels = ", ".join(f"{e}: {s.iterations} iterations" for e, s in EFFORTS.items() if s)
-    return (f"0: plain encode; higher: SSL refinement ({levels}). The default, {DEFAULT_EFFORT}, measured on Kodak: "
-            "-8.6 % BD-rate against 0 for 4.4-6.0 s per 768x512 image on 2 CPU cores (README).")
+    levels = ", ".join(f"{e}: {s.iterations} iterations in at most {s.time_limit:.0f} s" for e, s in EFFORTS.items() if s)
+    return (f"0: plain encode; higher: SSL refinement ({levels}; a large image gets the iterations that fit). "
+            f"The default is {DEFAULT_EFFORT}; README's effort table gives what each level buys.")
+
+
+def time_limit_option(default_help: str):
+    return click.option("--time-limit", type=click.FloatRange(0), default=None, metavar="SECONDS",
+                        help=f"Seconds one image's refinement may take: fewer iterations where they do not fit "
+                             f"(0: no limit; default: {default_help}).")
 
 
 @main.command()
@@ -243,11 +254,12 @@ def _effort_help() -> str:
 @model_options
 @click.option("--effort", "-e", type=click.IntRange(0, max(EFFORTS)), default=DEFAULT_EFFORT, show_default=True,
               help=_effort_help())
+@time_limit_option("the effort's")
 @quantizer_cli_options
 @batch_options
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
-def encode(inputs, output, force, model_name, quality, effort, uq, seed, reconstruction, soft_alpha, drop_alpha,
-           max_pixels, device, jobs, executor, address, summary, quiet):
+def encode(inputs, output, force, model_name, quality, effort, time_limit, uq, seed, reconstruction, soft_alpha,
+           drop_alpha, max_pixels, device, jobs, executor, address, summary, quiet):
     """Encode images into lrcodec files: one file, or files and folders into -o DIR.
 
     \b
@@ -258,7 +270,7 @@ def encode(inputs, output, force, model_name, quality, effort, uq, seed, reconst
     """
     settings = EncodeSettings(model=model_name, quality=quality, effort=effort, uq=uq, seed=seed,
                               reconstruction=reconstruction, soft_alpha=soft_alpha, drop_alpha=drop_alpha,
-                              max_pixels=max_pixels, device=device)
+                              max_pixels=max_pixels, device=device, time_limit=time_limit)
     _encode(inputs, output, settings, force, jobs, executor, address, summary, quiet)
 
 
@@ -267,7 +279,7 @@ def encode(inputs, output, force, model_name, quality, effort, uq, seed, reconst
 @lambda f: output_options(f, many=False)
 @model_options
 @click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)
-@click.option("--quiet", is_flag=True, help="No summary on stderr.")
+@click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def decode(input, output, force, model_name, quality, max_pixels, quiet):
     """Decode an lrcodec file into an image (PNG unless the output name says otherwise).
 
@@ -280,13 +292,22 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
     from .codec import decode_image
     from .imageio import image_bytes, read_bytes, write_atomic
     from .models import load_model
+    from .progress import ProgressBar
 
     output = output or _default_output(input, ".png")
     _check_binary_stdout(output)
     data = read_bytes(input)
     model = load_model(model_name, quality) if model_name else None
-    image = decode_image(data, model, max_pixels)
-    write_atomic(output, image_bytes(image, output), force)
+    progress = ProgressBar.for_terminal("decode", quiet)
+    try:
+        image = decode_image(data, model, max_pixels, progress)
+        if progress:
+            progress("writing", 0, 1)
+        encoded = image_bytes(image, output)
+    finally:
+        if progress:
+            progress.close()
+    write_atomic(output, encoded, force)
     _say(f"{input} -> {output}: {image.width}x{image.height} {image.mode}", quiet)
 
 
@@ -310,12 +331,13 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
               help="Synthesis inside the loop (auto: bfloat16 where the hardware has it natively).")
 @click.option("--lmbda", type=float, default=None, help="Rate-distortion trade-off (default: the model's).")
 @click.option("--target-bpp", type=float, default=None, help="Search lambda for this rate (several refinements).")
+@time_limit_option("none")
 @quantizer_cli_options
 @batch_options
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def refine(inputs, output, force, model_name, quality, method, three_class, iterations, lr, lr_drop, a, tmax,
-           decay, patience, precision, lmbda, target_bpp, uq, seed, reconstruction, soft_alpha, drop_alpha,
-           max_pixels, device, jobs, executor, address, summary, quiet):
+           decay, patience, precision, lmbda, target_bpp, time_limit, uq, seed, reconstruction, soft_alpha,
+           drop_alpha, max_pixels, device, jobs, executor, address, summary, quiet):
     """Encode with per-image latent refinement, every knob exposed (`encode --effort` has presets).
 
     The output is an ordinary lrcodec file for `lrcodec decode`.
@@ -330,7 +352,7 @@ def refine(inputs, output, force, model_name, quality, method, three_class, iter
                                 precision=precision)
     settings = EncodeSettings(model=model_name, quality=quality, refine=refinement, target_bpp=target_bpp, uq=uq,
                               seed=seed, reconstruction=reconstruction, soft_alpha=soft_alpha,
-                              drop_alpha=drop_alpha, max_pixels=max_pixels, device=device)
+                              drop_alpha=drop_alpha, max_pixels=max_pixels, device=device, time_limit=time_limit)
     _encode(inputs, output, settings, force, jobs, executor, address, summary, quiet)
 
 

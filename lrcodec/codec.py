@@ -88,10 +88,15 @@ def tensor_to_image(x, mode: str = "RGB"):
     return image.convert(mode) if mode != "RGB" else image
 
 
-def analyse(model: LoadedModel, x):
+def _stage(progress, stage: str):
+    """``progress`` as a tiler's ``on_tile`` for one stage (None stays None)."""
+    return None if progress is None else lambda done, total: progress(stage, done, total)
+
+
+def analyse(model: LoadedModel, x, progress=None):
     """(y, z) of a padded image tensor, float in [0, 1] or uint8 pixels (converted tile by
     tile, so that a large image is never held in float); g_a runs tile by tile on the model's
-    device, and y and z stay there."""
+    device, and y and z stay there. ``progress(stage, done, total)`` hears of each tile."""
     import torch
 
     device = model.device
@@ -101,11 +106,11 @@ def analyse(model: LoadedModel, x):
         return stable_forward(model.net.g_a, tile if tile.is_floating_point() else tile.float().div_(255))
 
     with torch.no_grad():
-        y = tiled(g_a, x, down=16, tile=TILE, halo=HALO)
+        y = tiled(g_a, x, down=16, tile=TILE, halo=HALO, on_tile=_stage(progress, "analysis"))
         return y, model.family.hyper_analysis(model.net, y)
 
 
-def synthesise(model: LoadedModel, y_hat, height: int, width: int):
+def synthesise(model: LoadedModel, y_hat, height: int, width: int, progress=None):
     """8-bit pixels (uint8, (1, 3, height, width)) from y_hat; g_s runs tile by tile.
 
     The one float step of decoding: its pixels may differ by a level between machines or
@@ -117,7 +122,7 @@ def synthesise(model: LoadedModel, y_hat, height: int, width: int):
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
         pixels = tiled(lambda t: to_pixels(stable_forward(net.g_s, t.to(model.device, dtype))).cpu(), y_hat, up=16,
-                       tile=TILE // 16, halo=HALO // 16)
+                       tile=TILE // 16, halo=HALO // 16, on_tile=_stage(progress, "synthesis"))
     return pixels[:, :, :height, :width]
 
 
@@ -297,12 +302,14 @@ def prepare_image(image, drop_alpha: bool = False):
 
 
 def encode_image(image, model: LoadedModel, *, uq: bool = False, seed: int = 0, soft_alpha: int = 0,
-                 drop_alpha: bool = False) -> EncodeResult:
+                 drop_alpha: bool = False, progress=None) -> EncodeResult:
     """Encode a PIL image with a model; ``.data`` holds the complete lrcodec file.
     ``uq``: universal quantization with a dither from ``seed``; ``soft_alpha`` > 0 adds soft-mean
     reconstruction with that soft-rounding alpha."""
     pixels, mode = prepare_pixels(image, drop_alpha)
-    y, z = analyse(model, pixels)
+    y, z = analyse(model, pixels, progress)
+    if progress:
+        progress("coding", 0, 1)
     return encode_latents(model, y, z, image.width, image.height, mode, uq=uq, seed=seed, soft_alpha=soft_alpha)
 
 
@@ -335,12 +342,15 @@ def latent_shapes(header: Header, model: LoadedModel) -> tuple[tuple, tuple]:
 
 
 def decode_latents(data: bytes, model: LoadedModel | None = None,
-                   max_pixels: int = bitstream.DEFAULT_MAX_PIXELS) -> Decoded:
-    """Parse, validate and entropy-decode a file; reconstruct with the model it names."""
+                   max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, progress=None) -> Decoded:
+    """Parse, validate and entropy-decode a file; reconstruct with the model it names.
+    ``progress(stage, done, total)`` hears of the symbols and of each synthesis tile."""
     import torch
 
     header = bitstream.parse_header(data, max_pixels)
     model = _model_for(header, model)
+    if progress:
+        progress("symbols", 0, 1)
     if header.version == 1:
         from .format1 import decode_latents_v1
 
@@ -348,7 +358,7 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
     else:
         latents = _decode_symbols(data, header, model)
     with torch.no_grad():
-        pixels = synthesise(model, latents.y_hat, header.height, header.width)
+        pixels = synthesise(model, latents.y_hat, header.height, header.width, progress)
     return Decoded(header, latents, pixels)
 
 
@@ -378,6 +388,6 @@ def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> Quantize
 
 
 def decode_image(data: bytes, model: LoadedModel | None = None,
-                 max_pixels: int = bitstream.DEFAULT_MAX_PIXELS):
+                 max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, progress=None):
     """The decoded PIL image of an lrcodec file."""
-    return decode_latents(data, model, max_pixels).image()
+    return decode_latents(data, model, max_pixels, progress).image()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -131,7 +130,8 @@ class Sampler:
 
 # ------------------------------------------------------------------ the refinement loop
 
-TILE = 48  # y positions per tile side in the loop (768 pixels): memory stays bounded at any size
+TILE = 32  # y positions per tile side in the loop (512 pixels): memory stays bounded at any size
+ONE_TILE = 48 * 48  # y positions refined untiled (Kodak's 768x512 is 48 x 32): no halo to recompute
 
 
 @dataclass
@@ -150,15 +150,23 @@ def _psnr(mse: float) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
 
 
-def _true_loss(model, q: codec.QuantizedLatents, x, H, W, lmbda) -> tuple[float, float, float, float]:
+def _squared_error(a: torch.Tensor, b: torch.Tensor, rows: int = 256) -> int:
+    """The exact sum of squared differences of two uint8 images, a band of rows at a time (a
+    12 MP image in float would cost 150 MB a copy)."""
+    return sum(int((a[..., r : r + rows, :].int() - b[..., r : r + rows, :].int()).square().sum())
+               for r in range(0, a.shape[-2], rows))
+
+
+def _true_loss(model, q: codec.QuantizedLatents, pixels, H, W, lmbda) -> tuple[float, float, float, float]:
     """(R-D loss, bpp, PSNR, MSE) of latents quantized as the coder does (symbols and each
     element's (sigma, mu) from the exact CPU path): the bits are their information content,
-    the pixels the decoder's own (``codec.synthesise``), so the MSE is the file's."""
+    the pixels the decoder's own (``codec.synthesise``; ``pixels`` the original's, uint8), so
+    the MSE is the file's."""
     with torch.no_grad():
-        mse = F.mse_loss(codec.synthesise(model, q.y_hat, H, W).float().div_(255), x.cpu()).item()
+        mse = _squared_error(codec.synthesise(model, q.y_hat, H, W), pixels.cpu()) / (pixels.numel() * 255**2)
         v = q.y_hat - q.mu.float()
         bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, q.sigma.float())).sum()
-        z_hat = q.z_hat.to(x.device)
+        z_hat = q.z_hat.to(model.device)
         bits = bits - torch.log2(factorized_interval_likelihood(model.net.entropy_bottleneck, z_hat - 0.5,
                                                                 z_hat + 0.5)).sum().cpu()
     bpp = bits.item() / (H * W)
@@ -218,8 +226,8 @@ def refine_images(
     seed: int = 0,
     soft_alpha: int = 0,
     drop_alpha: bool = False,
-    progress: Callable[[dict], None] | None = None,
-    tile: int = TILE,
+    progress: Callable | None = None,
+    tile: int | None = None,
     **changes,
 ) -> list[RefineResult]:
     """Refine images of one size together, as one batch (what a GPU wants); each image's result
@@ -227,14 +235,15 @@ def refine_images(
 
     Each iteration runs g_s tile by tile (``tile`` y positions a side, with ``refine_halo``
     around), each tile's loss on its own pixels and bits; the gradients add up to the untiled
-    ones, and memory is bounded by a tile's. The loop and the transforms run on the model's
+    ones, and memory is bounded by a tile's (None: one tile up to ``ONE_TILE`` positions, else
+    ``TILE``). The loop and the transforms run on the model's
     device (``model.to(device)``); the files' symbols are decided on the CPU's exact path, so a
     file refined on a GPU decodes anywhere. With ``time_limit`` the first iteration's time
     decides how many iterations fit."""
     t_start = time.perf_counter()
     settings = replace(settings or RefineSettings(), **changes)
     settings.check()
-    if tile < 4 or tile % 4:
+    if tile is not None and (tile < 4 or tile % 4):
         raise LrcodecError(f"refinement tiles must be a positive multiple of 4 y positions, got {tile}")
     lmbda = settings.lmbda if settings.lmbda is not None else model.card.get("lmbda")
     if lmbda is None:
@@ -248,12 +257,12 @@ def refine_images(
     W, H = images[0].size
 
     prepared = [codec.prepare_pixels(im, drop_alpha) for im in images]
-    latents = [codec.analyse(model, pixels) for pixels, _ in prepared]
+    latents = [codec.analyse(model, pixels, progress) for pixels, _ in prepared]
     t_code = time.perf_counter()
     bases = [codec.encode_latents(model, y0, z0, W, H, mode, **quantizer)
              for (y0, z0), (_, mode) in zip(latents, prepared)]
     t_code = time.perf_counter() - t_code
-    x = torch.cat([pixels[:, :, :H, :W] for pixels, _ in prepared]).to(dev).float().div_(255)
+    x = torch.cat([pixels[:, :, :H, :W] for pixels, _ in prepared]).to(dev)  # uint8: floats a tile at a time
 
     net, family = model.net, model.family
     g_s = copy.deepcopy(net.g_s).to(memory_format=torch.channels_last)  # the loop's; the coder keeps its own
@@ -265,17 +274,18 @@ def refine_images(
     y = torch.cat([y0 for y0, _ in latents]).detach().clone().requires_grad_(True)
     z = torch.cat([z0 for _, z0 in latents]).detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([y, z], lr=settings.lr)
+    if tile is None:
+        tile = max(y_shape[2:]) if y_shape[2] * y_shape[3] <= ONE_TILE else TILE
     grid = list(tiles(y_shape[2], y_shape[3], tile, refine_halo(model)))
 
-    def iteration(t: int, sampler: Sampler) -> float:
-        """One Adam step on the relaxed loss; returns the loss. h_s runs once on the whole z;
+    def iteration(t: int, sampler: Sampler) -> None:
+        """One Adam step on the relaxed loss. h_s runs once on the whole z;
         its outputs' gradients are gathered from the tiles and sent back through it once."""
         z_tilde = m + u_z + sampler(z - m - u_z, t, sampler.noise(z.shape, gen))
         bits_z = -torch.log2(factorized_interval_likelihood(eb, z_tilde - 0.5, z_tilde + 0.5)).sum()
         sigma, mu = family.hyper_synthesis(net, z_tilde)
         sigma_d, mu_d = (p.detach().float().requires_grad_(p.requires_grad) for p in (sigma, mu))
         noise = sampler.noise(y.shape, gen)
-        total = 0.0
         for (top, bottom, left, right), (r0, r1, c0, c1) in grid:
 
             def quantize(y_part, s, mu_part, channels):
@@ -294,15 +304,13 @@ def refine_images(
                     x_hat = g_s(y_tilde)
                 own = x_hat[:, :, rows[0] - 16 * r0 : rows[1] - 16 * r0, cols[0] - 16 * c0 : cols[1] - 16 * c0]
                 # The sum over the batch: each image's latents get their own loss's gradient.
-                error = own.float() - x[:, :, rows[0] : rows[1], cols[0] : cols[1]]
+                error = own.float() - x[:, :, rows[0] : rows[1], cols[0] : cols[1]].float().div_(255)
                 loss = loss + lmbda * 255**2 * error.square().sum() / (3 * H * W)
             loss.backward()
-            total += loss.item()
         ends = [(p, q.grad) for p, q in ((sigma, sigma_d), (mu, mu_d)) if q.grad is not None]
         torch.autograd.backward([bits_z / (H * W)] + [p for p, _ in ends], [None] + [g.to(p.dtype) for p, g in ends])
         opt.step()
         opt.zero_grad(set_to_none=True)
-        return total + bits_z.item() / (H * W)
 
     def true_losses(t: int, elapsed: float) -> list[tuple]:
         return [(t, *_true_loss(model, codec.quantize_latents(model, y[i : i + 1].detach(), z[i : i + 1].detach(),
@@ -316,11 +324,12 @@ def refine_images(
     t_eval = time.perf_counter() - t_eval + t_code  # one true-loss evaluation: quantize and synthesise
     best = [(h[0][1], y0, z0, 0) for h, (y0, z0) in zip(histories, latents)]  # (loss, y, z, iteration)
     sampler, stale, t, t0 = Sampler.of(settings), [0] * len(images), 0, time.perf_counter()
-    for t in range(1, settings.iterations + 1):
+    while t < settings.iterations:  # the time limit may shorten it after the first iteration
+        t += 1
         if t == math.ceil(settings.lr_drop * settings.iterations) + 1:
             for group in opt.param_groups:
                 group["lr"] = settings.lr / 10
-        loss = iteration(t, sampler)
+        iteration(t, sampler)
         elapsed = time.perf_counter() - t0
         if t == 1 and settings.time_limit:
             left = settings.time_limit - (time.perf_counter() - t_start) - t_code + elapsed
@@ -330,18 +339,16 @@ def refine_images(
             if planned < settings.iterations:
                 settings = _rescheduled(settings, planned)
                 sampler = Sampler.of(settings)
-        report = {"iteration": t, "iterations": settings.iterations, "relaxed_loss": loss,
-                  "seconds_left": elapsed / t * (settings.iterations - t)}
         if t % settings.eval_every == 0 or t == settings.iterations:
             for i, entry in enumerate(true_losses(t, time.perf_counter() - t0)):
                 histories[i].append(entry)
                 stale[i] = stale[i] + 1 if entry[1] >= best[i][0] else 0
                 if entry[1] < best[i][0]:
                     best[i] = (entry[1], y[i : i + 1].detach().clone(), z[i : i + 1].detach().clone(), len(histories[i]) - 1)
-            _, true, bpp, psnr, _, _ = histories[0][-1]
-            report |= {"loss": true, "bpp": bpp, "psnr": psnr, "best": best[0][0]}
         if progress:
-            progress(report)
+            _, true, bpp, psnr, _, _ = histories[0][-1]
+            at, _, bpp, psnr, _, _ = histories[0][-1]
+            progress("refinement", t, settings.iterations, f"iteration {at}: {bpp:.4f} bpp, {psnr:.2f} dB")
         if settings.patience and min(stale) >= settings.patience:
             break
     seconds_per_iteration = (time.perf_counter() - t0) / max(t, 1)
@@ -376,17 +383,3 @@ def find_lambda_for_bpp(image, model: LoadedModel, target_bpp: float, *, searche
         else:
             lo = math.log(lmbda)
     return best[1], best[2]
-
-
-def stderr_progress(quiet: bool = False) -> Callable[[dict], None] | None:
-    """A progress printer for terminals (None when quiet or stderr is not a terminal)."""
-    if quiet or not sys.stderr.isatty():
-        return None
-
-    def show(p: dict) -> None:
-        end = "\n" if p["iteration"] == p["iterations"] else ""
-        print(f"\riter {p['iteration']}/{p['iterations']}  bpp {p['bpp']:.4f}  PSNR {p['psnr']:.2f}  "
-              f"loss {p['loss']:.4f}  best {p['best']:.4f}  {p['seconds_left']:.0f} s left ",
-              end=end, file=sys.stderr, flush=True)
-
-    return show

@@ -52,21 +52,23 @@ class RefineSettings:
         return f"{self.method}-3c" if self.three_class else self.method
 
 
-def _budget(iterations: int, lr: float, anneal: float) -> RefineSettings:
+def _budget(iterations: int, lr: float, anneal: float, seconds: float) -> RefineSettings:
     """SSL with the temperature annealed over the whole budget (T falls to e^-anneal) and the
-    lr cut to a tenth for the last fifth: the schedule bench/schedules.py chose."""
-    return RefineSettings(iterations=iterations, lr=lr, decay=anneal / iterations, lr_drop=0.8)
+    lr cut to a tenth for the last fifth: the schedule bench/schedules.py chose. ``seconds``
+    bounds the refinement: a large image gets the iterations that fit (the same schedule
+    over fewer of them)."""
+    return RefineSettings(iterations=iterations, lr=lr, decay=anneal / iterations, lr_drop=0.8, time_limit=seconds)
 
 
 # effort -> refinement (0: the plain encode); chosen with bench/schedules.py
 # (bench/results/refine-schedules.json), costs and gains in bench/results/refine.json.
 EFFORTS: dict[int, RefineSettings | None] = {
     0: None,
-    1: _budget(25, 0.02, 1.0),
-    2: _budget(50, 0.02, 1.0),
-    3: _budget(100, 0.02, 1.0),
-    4: _budget(200, 0.02, 1.0),
-    5: _budget(500, 0.01, 1.0),
+    1: _budget(25, 0.02, 1.0, 20),
+    2: _budget(50, 0.02, 1.0, 45),
+    3: _budget(100, 0.02, 1.0, 90),
+    4: _budget(200, 0.02, 1.0, 180),
+    5: _budget(500, 0.01, 1.0, 450),
 }
 DEFAULT_EFFORT = 2
 
@@ -100,7 +102,11 @@ class EncodeSettings:
     drop_alpha: bool = False
     max_pixels: int = 100_000_000
     device: str = "auto"  # where the transforms run: auto (CUDA if present), cpu or cuda
+    time_limit: float | None = None  # seconds for one image's refinement (None: the effort's; 0: no limit)
 
     def refine_settings(self) -> RefineSettings | None:
         """The refinement to run, or None for a plain encode."""
-        return self.refine if self.refine is not None else effort_settings(self.effort)
+        refinement = self.refine if self.refine is not None else effort_settings(self.effort)
+        if refinement is None or self.time_limit is None:
+            return refinement
+        return replace(refinement, time_limit=self.time_limit or None)

@@ -8,13 +8,19 @@ from __future__ import annotations
 from typing import Callable
 
 
-def tiled(fn: Callable, x, *, up: int = 1, down: int = 1, tile: int, halo: int):
+def tiled(fn: Callable, x, *, up: int = 1, down: int = 1, tile: int, halo: int,
+          on_tile: Callable[[int, int], None] | None = None):
     """fn(x) for a (1, C, H, W) x whose output has H*up/down rows and W*up/down columns.
-    ``tile`` and ``halo`` are in input positions and must be multiples of ``down``."""
+    ``tile`` and ``halo`` are in input positions and must be multiples of ``down``;
+    ``on_tile(done, total)`` is called after each tile."""
     H, W = x.shape[-2:]
-    if H <= tile and W <= tile:
-        return fn(x)
-    out = None
+    total = -(-H // tile) * -(-W // tile)
+    if total == 1:
+        out = fn(x)
+        if on_tile:
+            on_tile(1, 1)
+        return out
+    out, done = None, 0
     for top in range(0, H, tile):
         for left in range(0, W, tile):
             t0, l0 = max(top - halo, 0), max(left - halo, 0)
@@ -26,4 +32,7 @@ def tiled(fn: Callable, x, *, up: int = 1, down: int = 1, tile: int, halo: int):
             r, c = (top - t0) * up // down, (left - l0) * up // down
             R, C = top * up // down, left * up // down
             out[..., R : R + rows, C : C + cols] = part[..., r : r + rows, c : c + cols]
+            done += 1
+            if on_tile:
+                on_tile(done, total)
     return out
