@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads fuzz clean
+.PHONY: install demo test bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads bench-photo fuzz clean
 
 install: $(STAMP)
 
@@ -50,3 +50,6 @@ bench-portability: $(STAMP)
 
 bench-threads: $(STAMP)
 	$(PY) bench/threads.py
+
+bench-photo: $(STAMP)
+	$(PY) bench/photo.py
