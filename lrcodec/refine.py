@@ -322,6 +322,10 @@ def refine_images(
     histories = [[(0, *_true_loss(model, base.latents, x[i : i + 1], H, W, lmbda), 0.0)]
                  for i, base in enumerate(bases)]
     t_eval = time.perf_counter() - t_eval + t_code  # one true-loss evaluation: quantize and synthesise
+    if settings.time_limit:  # an iteration costs at least a synthesis: is there room for one?
+        left = settings.time_limit - (time.perf_counter() - t_start) - t_code
+        if _plan(settings, left, t_eval - t_code, t_eval) == 0:
+            settings = replace(settings, iterations=0)
     best = [(h[0][1], y0, z0, 0) for h, (y0, z0) in zip(histories, latents)]  # (loss, y, z, iteration)
     sampler, stale, t, t0 = Sampler.of(settings), [0] * len(images), 0, time.perf_counter()
     while t < settings.iterations:  # the time limit may shorten it after the first iteration

@@ -30,3 +30,5 @@ def test_results_doc_holds_the_generated_tables(monkeypatch):
     spec.loader.exec_module(tables)
     doc = tables.DOC.read_text()
     assert doc == tables.with_tables(doc), "docs/results.md is stale: run python bench/tables.py --write"
+    readme = tables.README.read_text()
+    assert readme == tables.with_effort_table(readme), "README's effort table is stale: run python bench/tables.py --write"
