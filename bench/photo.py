@@ -140,6 +140,22 @@ def kodak_runs(folder: Path, efforts: list[int], images: int) -> dict:
                         for e, v in per.items()}}
 
 
+def tiled_against_untiled(folder: Path, images: int, tile: int = 16) -> dict:
+    """The default effort's R-D loss gain on Kodak images refined whole and in tiles of ``tile``
+    y positions (6 tiles for 768x512): the same draws, so only float summation order differs."""
+    from PIL import Image
+
+    model = load_model()
+    gains = {"untiled": [], f"tiles of {tile}": []}
+    for path in sorted(folder.glob("*.png"))[:images]:
+        image = Image.open(path).convert("RGB")
+        for label, option in zip(gains, (None, tile)):
+            r = refine_image(image, model, effort_settings(DEFAULT_EFFORT), tile=option)
+            gains[label].append(100 * (1 - r.history[-1][1] / r.history[0][1]))
+    return {"images": images, "effort": DEFAULT_EFFORT, "true_loss_gain_pct": gains,
+            "largest_difference_points": max(abs(a - b) for a, b in zip(*gains.values()))}
+
+
 def startup(kodak: Path, work: Path) -> dict:
     """Wall time of the smallest jobs: imports alone, and a whole `lrcodec decode` of a Kodak file."""
     def seconds(code: str) -> float:
@@ -188,6 +204,7 @@ def main() -> int:
         result["photo"]["anchors"] = anchor_runs(image)
         print("Kodak", flush=True)
         result["kodak"] = kodak_runs(args.kodak, [int(e) for e in args.kodak_efforts.split(",")], args.kodak_images)
+        result["kodak"]["tiled_against_untiled"] = tiled_against_untiled(args.kodak, 4)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -108,6 +108,7 @@ def effort_table() -> str:
         limit = d["time_limits"].get(e)
         kr, pr = k["efforts"].get(e), photo.get(e)
         kodak = (f"{-kr['loss_gain_pct']:+.2f} % | {fmt(kr['seconds_per_image'], 1)}" if kr else "n/a | n/a")
+        kodak = kodak.replace("-0.00 %", "(reference)") if e == "0" else kodak
         big = (f"{pr['iterations']} | {fmt(pr['bpp'], 4)}, {fmt(pr['psnr'])} dB | "
                f"{fmt(pr['encode']['seconds'], 1)} s, {pr['encode']['peak_rss_mb'] / 1024:.2f} GB" if pr else "n/a | n/a | n/a")
         budget = f"{d['efforts'][e]} ({limit:.0f} s)" if limit else "0 (plain)"
@@ -133,6 +134,11 @@ def photo_tables(d: dict) -> None:
         if "bytes" in r:
             print(f"| {name} | | quality {r['quality']} | {r['bytes']} | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | "
                   f"{fmt(r['encode_s'], 1)} ({fmt(r['encode_s'] / mp)}) | {fmt(r['decode_s'], 2)} | (in-process) |")
+    tiles = d["kodak"].get("tiled_against_untiled")
+    if tiles:
+        print(f"\nTiled refinement on {tiles['images']} Kodak images at effort {tiles['effort']}: true-loss gains "
+              + "; ".join(f"{k} " + ", ".join(f"{g:.2f}" for g in v) + " %" for k, v in tiles["true_loss_gain_pct"].items())
+              + f" (largest difference {tiles['largest_difference_points']:.4f} points).")
     st = d["startup"]
     print(f"\nStart-up: `python -c pass` {st['python']} s, `import torch` {st['import_torch']} s, "
           f"`import compressai` {st['import_compressai']} s; `lrcodec decode` of a Kodak file "

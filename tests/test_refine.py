@@ -166,3 +166,23 @@ def test_refinement_tiles_are_checked(tiny_model):
 
     with pytest.raises(LrcodecError, match="multiple of 4"):
         refine_image(photo_like(32, 32), tiny_model, iterations=1, lmbda=0.05, tile=6)
+
+
+def test_time_limit_plans_the_iterations_that_fit():
+    from lrcodec.refine import _plan, _rescheduled
+    from lrcodec.settings import RefineSettings
+
+    settings = RefineSettings(iterations=50, eval_every=10, decay=0.02)
+    # 1 s an iteration, 5 s an evaluation (at 10, 20, ... and at the last iteration)
+    assert _plan(settings, 1000, 1.0, 5.0) == 50
+    assert _plan(settings, 22, 1.0, 5.0) == 12  # 12 iterations + evaluations at 10 and 12; 13 + 10 does not fit
+    assert _plan(settings, 5.9, 1.0, 5.0) == 0
+    shorter = _rescheduled(settings, 10)
+    assert shorter.iterations == 10 and shorter.decay * 10 == pytest.approx(settings.decay * 50)
+
+
+def test_a_budget_too_small_for_one_iteration_keeps_the_plain_file(tiny_model):
+    image = photo_like(64, 48, seed=8)
+    result = refine_image(image, tiny_model, iterations=20, lr=0.02, lmbda=0.05, time_limit=1e-9)
+    assert result.iterations == 0 and result.kept_base and result.encoded.data == result.base.data
+    assert [h[0] for h in result.history] == [0]
