@@ -110,7 +110,7 @@ def effort_table() -> str:
         kodak = (f"{-kr['loss_gain_pct']:+.2f} % | {fmt(kr['seconds_per_image'], 1)}" if kr else "n/a | n/a")
         kodak = kodak.replace("-0.00 %", "(reference)") if e == "0" else kodak
         big = (f"{pr['iterations']} | {fmt(pr['bpp'], 4)}, {fmt(pr['psnr'])} dB | "
-               f"{fmt(pr['encode']['seconds'], 1)} s, {pr['encode']['peak_rss_mb'] / 1024:.2f} GB" if pr else "n/a | n/a | n/a")
+               f"{fmt(pr['encode']['seconds'], 1)} s, {pr['encode']['peak_rss_mb'] / 1024:.2f} GiB" if pr else "n/a | n/a | n/a")
         budget = f"{d['efforts'][e]} ({limit:.0f} s)" if limit else "0 (plain)"
         out.append(f"| {e} | {budget} | {kodak} | {big} |")
     return "\n".join(out)
@@ -129,7 +129,7 @@ def photo_tables(d: dict) -> None:
             print(f"| lrcodec | {kernels} | effort {e} | {r['bytes']} | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | "
                   f"{fmt(r['encode']['seconds'], 1)} ({fmt(r['encode_s_per_mp'])}) | "
                   f"{fmt(r['decode']['seconds'], 1)} ({fmt(r['decode_s_per_mp'])}) | "
-                  f"{r['encode']['peak_rss_mb'] / 1024:.2f} / {r['decode']['peak_rss_mb'] / 1024:.2f} GB |")
+                  f"{r['encode']['peak_rss_mb'] / 1024:.2f} / {r['decode']['peak_rss_mb'] / 1024:.2f} GiB |")
     for name, r in d["photo"]["anchors"].items():
         if "bytes" in r:
             print(f"| {name} | | quality {r['quality']} | {r['bytes']} | {fmt(r['bpp'], 4)} | {fmt(r['psnr'])} | "

@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from . import codec
 from .devices import bf16_native
 from .errors import LrcodecError
+from .metrics import psnr_of
 from .models import LoadedModel
 from .settings import RefineSettings
+from .tiling import tiles
 from .quantization import (
     factorized_interval_likelihood,
     gaussian_interval_likelihood,
@@ -146,10 +148,6 @@ class RefineResult:
     iterations: int = 0  # run (fewer than asked when early stopping or the time limit ended the loop)
 
 
-def _psnr(mse: float) -> float:
-    return 10 * math.log10(1 / max(mse, 1e-12))
-
-
 def _squared_error(a: torch.Tensor, b: torch.Tensor, rows: int = 256) -> int:
     """The exact sum of squared differences of two uint8 images, a band of rows at a time (a
     12 MP image in float would cost 150 MB a copy)."""
@@ -170,29 +168,20 @@ def _true_loss(model, q: codec.QuantizedLatents, pixels, H, W, lmbda) -> tuple[f
         bits = bits - torch.log2(factorized_interval_likelihood(model.net.entropy_bottleneck, z_hat - 0.5,
                                                                 z_hat + 0.5)).sum().cpu()
     bpp = bits.item() / (H * W)
-    return lmbda * 255**2 * mse + bpp, bpp, _psnr(mse), mse
+    return lmbda * 255**2 * mse + bpp, bpp, psnr_of(mse), mse
 
 
 def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: LoadedModel) -> tuple[float, float]:
     """(R-D loss from the real file size and the real decoded 8-bit pixels, PSNR)."""
     decoded = codec.synthesise(model, result.latents.y_hat, x.shape[2], x.shape[3]).float() / 255
     mse = F.mse_loss(decoded, x.cpu()).item()
-    return lmbda * 255**2 * mse + result.bpp, _psnr(mse)
+    return lmbda * 255**2 * mse + result.bpp, psnr_of(mse)
 
 
 def refine_halo(model: LoadedModel) -> int:
     """y positions of context a tile needs so that its own pixels and bits are the untiled
     ones: g_s's receptive field (``codec.HALO``) plus the family's y context, in whole z cells."""
     return -(-(codec.HALO // 16 + model.family.y_context_radius(model.net)) // 4) * 4
-
-
-def tiles(h: int, w: int, tile: int, halo: int):
-    """((top, bottom, left, right) of each tile's own y positions, the same of its crop with
-    the halo): the tiles partition the grid; crops start on even positions (checkerboards)."""
-    for top in range(0, h, tile):
-        for left in range(0, w, tile):
-            own = (top, min(top + tile, h), left, min(left + tile, w))
-            yield own, (max(top - halo, 0), min(own[1] + halo, h), max(left - halo, 0), min(own[3] + halo, w))
 
 
 def _plan(settings: RefineSettings, seconds_left: float, per_iteration: float, per_evaluation: float) -> int:
@@ -262,7 +251,9 @@ def refine_images(
     bases = [codec.encode_latents(model, y0, z0, W, H, mode, **quantizer)
              for (y0, z0), (_, mode) in zip(latents, prepared)]
     t_code = time.perf_counter() - t_code
-    x = torch.cat([pixels[:, :, :H, :W] for pixels, _ in prepared]).to(dev)  # uint8: floats a tile at a time
+    # uint8 (floats a tile at a time); one image's is a view of its padded pixels
+    x = torch.cat([pixels[:, :, :H, :W] for pixels, _ in prepared]) if len(prepared) > 1 else prepared[0][0][:, :, :H, :W]
+    x = x.to(dev)
 
     net, family = model.net, model.family
     g_s = copy.deepcopy(net.g_s).to(memory_format=torch.channels_last)  # the loop's; the coder keeps its own
@@ -273,10 +264,11 @@ def refine_images(
     u_z = uq_dither(seed, z_shape, 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
     y = torch.cat([y0 for y0, _ in latents]).detach().clone().requires_grad_(True)
     z = torch.cat([z0 for _, z0 in latents]).detach().clone().requires_grad_(True)
+    del latents  # iteration 0's file is the base's
     opt = torch.optim.Adam([y, z], lr=settings.lr)
     if tile is None:
         tile = max(y_shape[2:]) if y_shape[2] * y_shape[3] <= ONE_TILE else TILE
-    grid = list(tiles(y_shape[2], y_shape[3], tile, refine_halo(model)))
+    grid = list(tiles(y_shape[2], y_shape[3], tile, refine_halo(model)))  # crops start on even positions
 
     def iteration(t: int, sampler: Sampler) -> None:
         """One Adam step on the relaxed loss. h_s runs once on the whole z;
@@ -326,7 +318,7 @@ def refine_images(
         left = settings.time_limit - (time.perf_counter() - t_start) - t_code
         if _plan(settings, left, t_eval - t_code, t_eval) == 0:
             settings = replace(settings, iterations=0)
-    best = [(h[0][1], y0, z0, 0) for h, (y0, z0) in zip(histories, latents)]  # (loss, y, z, iteration)
+    best = [(h[0][1], None, None, 0) for h in histories]  # (loss, y, z, index in the history)
     sampler, stale, t, t0 = Sampler.of(settings), [0] * len(images), 0, time.perf_counter()
     while t < settings.iterations:  # the time limit may shorten it after the first iteration
         t += 1
@@ -367,7 +359,7 @@ def refine_images(
         # ties (e.g. latents that never improved) keep the plain file
         results.append(RefineResult(base if kept_base else refined, base,
                                     [(h[0], h[1], h[2], h[3], h[5]) for h in histories[i]], kept_base,
-                                    seconds_per_iteration, _psnr(base_mse), _psnr(base_mse if kept_base else refined_mse), t))
+                                    seconds_per_iteration, psnr_of(base_mse), psnr_of(base_mse if kept_base else refined_mse), t))
     return results
 
 

@@ -5,7 +5,18 @@ network, up to float summation order for the float transforms)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
+
+Box = tuple[int, int, int, int]  # (top, bottom, left, right)
+
+
+def tiles(h: int, w: int, tile: int, halo: int) -> Iterator[tuple[Box, Box]]:
+    """(each tile's own positions, its crop with the halo, clipped to the grid): the tiles
+    partition the h x w grid in raster order; a crop starts at a multiple of gcd(tile, halo)."""
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            own = (top, min(top + tile, h), left, min(left + tile, w))
+            yield own, (max(top - halo, 0), min(own[1] + halo, h), max(left - halo, 0), min(own[3] + halo, w))
 
 
 def tiled(fn: Callable, x, *, up: int = 1, down: int = 1, tile: int, halo: int,
@@ -13,26 +24,18 @@ def tiled(fn: Callable, x, *, up: int = 1, down: int = 1, tile: int, halo: int,
     """fn(x) for a (1, C, H, W) x whose output has H*up/down rows and W*up/down columns.
     ``tile`` and ``halo`` are in input positions and must be multiples of ``down``;
     ``on_tile(done, total)`` is called after each tile."""
-    H, W = x.shape[-2:]
-    total = -(-H // tile) * -(-W // tile)
-    if total == 1:
-        out = fn(x)
-        if on_tile:
-            on_tile(1, 1)
-        return out
-    out, done = None, 0
-    for top in range(0, H, tile):
-        for left in range(0, W, tile):
-            t0, l0 = max(top - halo, 0), max(left - halo, 0)
-            t1, l1 = min(top + tile + halo, H), min(left + tile + halo, W)
-            part = fn(x[..., t0:t1, l0:l1])
+    grid = list(tiles(*x.shape[-2:], tile, halo))
+    out = None
+    for done, ((top, bottom, left, right), (t0, t1, l0, l1)) in enumerate(grid, 1):
+        part = fn(x[..., t0:t1, l0:l1])
+        if len(grid) == 1:
+            out = part
+        else:
             if out is None:
-                out = part.new_empty((*part.shape[:2], H * up // down, W * up // down))
-            rows, cols = (min(top + tile, H) - top) * up // down, (min(left + tile, W) - left) * up // down
-            r, c = (top - t0) * up // down, (left - l0) * up // down
-            R, C = top * up // down, left * up // down
+                out = part.new_empty((*part.shape[:2], x.shape[-2] * up // down, x.shape[-1] * up // down))
+            R, C, r, c = top * up // down, left * up // down, (top - t0) * up // down, (left - l0) * up // down
+            rows, cols = (bottom - top) * up // down, (right - left) * up // down
             out[..., R : R + rows, C : C + cols] = part[..., r : r + rows, c : c + cols]
-            done += 1
-            if on_tile:
-                on_tile(done, total)
+        if on_tile:
+            on_tile(done, len(grid))
     return out

@@ -23,6 +23,7 @@ import torch
 from .devices import bf16_native, resolve_device
 from .errors import LrcodecError
 from .imageio import find_images
+from .metrics import psnr_of
 from .families import family_of
 from .settings import SURROGATES
 from .models import (
@@ -171,10 +172,6 @@ def rd_loss(out: dict, x: torch.Tensor, lmbda: float) -> dict:
     mse = torch.mean((out["x_hat"] - x) ** 2)
     bpp = (out["bits_y"] + out["bits_z"]) / (B * H * W)
     return {"loss": lmbda * 255**2 * mse + bpp, "mse": mse, "bpp": bpp}
-
-
-def psnr_of(mse: float) -> float:
-    return 10 * math.log10(1 / max(mse, 1e-12))
 
 
 @torch.no_grad()

@@ -147,7 +147,8 @@ def test_a_batch_refines_each_image_as_if_alone(tiny_model):
 def test_tiled_refinement_is_the_untiled_one(request, fixture, method):
     """Tiles of 4 y positions (64 pixels) with their halos give the untiled loop's gradients, so
     the same draws give the same true losses, up to float summation order."""
-    from lrcodec.refine import refine_halo, tiles
+    from lrcodec.refine import refine_halo
+    from lrcodec.tiling import tiles
 
     model = request.getfixturevalue(fixture)
     image = photo_like(200, 120, seed=13)  # padded to 16 x 12 y positions: the last tile row is all padding
