@@ -164,12 +164,14 @@ class Dither:
 
     @classmethod
     def of(cls, shape, stream: int, uq: bool, seed: int, soft_alpha: int = 0) -> "Dither":
-        if not uq:
-            return cls(np.zeros(shape, dtype=np.int64), np.zeros(1))
+        if not uq:  # one level: a read-only view, no memory (12 MP: 2 x 37 MB saved)
+            return cls(np.broadcast_to(np.zeros((), np.int64), tuple(shape)), np.zeros(1))
         return cls(uq_levels(seed, tuple(shape), stream), uq_offsets(soft_alpha))
 
     @cached_property
     def values(self) -> np.ndarray:
+        if len(self.offsets) == 1:
+            return np.broadcast_to(self.offsets[0], self.levels.shape)
         return self.offsets[self.levels]
 
     def groups(self, index: np.ndarray) -> tuple[entropy.Groups, np.ndarray, np.ndarray]:
@@ -246,7 +248,7 @@ def _latents(model: LoadedModel, y_symbols, z_symbols, sigma_index, mu, u_y: Dit
     return QuantizedLatents(
         torch.from_numpy(y_symbols), torch.from_numpy(z_symbols),
         torch.from_numpy(y_symbols + mu + u_y.values).float(), torch.from_numpy(z_symbols + medians + u_z.values).float(),
-        sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values).float(), model.exact.sigma_table)
+        sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values.astype(np.float32)), model.exact.sigma_table)
 
 
 def _y_unit_groups(unit, sigma_index: np.ndarray, u_y: Dither) -> tuple:

@@ -54,7 +54,7 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
         raise LrcodecError(NOT_HERE) from None
     medians = net.entropy_bottleneck.quantiles[:, 0, 1].detach().reshape(1, -1, 1, 1)
     with torch.no_grad(), native_kernels():
-        z_hat = torch.from_numpy(z_symbols).float() + medians + torch.from_numpy(u_z.values).float()
+        z_hat = torch.from_numpy(z_symbols).float() + medians + torch.from_numpy(u_z.values.astype(np.float32))
         sigma, mu = model.family.hyper_synthesis(net, z_hat)
     table = model.exact.sigma_table
     sigma_index = np.clip(np.searchsorted(table, sigma.double().numpy().ravel()), 0, len(table) - 1)
@@ -69,6 +69,6 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     except (AssertionError, ValueError, RuntimeError):
         raise LrcodecError("invalid lrcodec file (format 1: its y payload is not a valid range-coder stream)") from None
     y_symbols = np.asarray(y_flat, dtype=np.int32).reshape(y_shape)
-    y_hat = torch.from_numpy(y_symbols).float() + mu + torch.from_numpy(u).float()
+    y_hat = torch.from_numpy(y_symbols).float() + mu + torch.from_numpy(u.astype(np.float32))
     return QuantizedLatents(torch.from_numpy(y_symbols), torch.from_numpy(z_symbols), y_hat, z_hat,
-                            sigma_index, mu.double(), torch.from_numpy(u).float(), table)
+                            sigma_index, mu.double(), torch.from_numpy(u.astype(np.float32)), table)
