@@ -342,7 +342,6 @@ def refine_images(
                 if entry[1] < best[i][0]:
                     best[i] = (entry[1], y[i : i + 1].detach().clone(), z[i : i + 1].detach().clone(), len(histories[i]) - 1)
         if progress:
-            _, true, bpp, psnr, _, _ = histories[0][-1]
             at, _, bpp, psnr, _, _ = histories[0][-1]
             progress("refinement", t, settings.iterations, f"iteration {at}: {bpp:.4f} bpp, {psnr:.2f} dB")
         if settings.patience and min(stale) >= settings.patience:
