@@ -47,7 +47,7 @@ def rate_cost(model, image) -> tuple[float, float]:
     y, z = codec.analyse(model, x)
     q = codec.quantize_latents(model, y, z)
     with torch.no_grad():
-        sigma, mu = model.family.hyper_synthesis(model.net, q.z_hat)
+        sigma, mu = model.family.split(model.family.hyper_synthesis(model.net, q.z_hat))
     y64, table = y.double().numpy(), model.exact.sigma_table
     exact = y_bits(y64, q.mu.numpy(), q.sigma.numpy(), table)  # q.sigma is already a table value
     return exact, y_bits(y64, mu.double().numpy(), sigma.double().numpy(), table)

@@ -325,6 +325,19 @@ def main() -> None:
                 change = f" ({r['rd_loss_change_pct']:+.2f} %)" if label == "context" else ""
                 print(f"| {Path(r[label]).stem} | {fmt(k['bpp'], 4)} | {fmt(k['psnr'])} | {fmt(k['rd_loss'], 4)}{change} | "
                       f"{fmt(t['encode_s'])} / {fmt(t['decode_s'])} | {gain} |")
+    archs = RESULTS / "architectures.json"
+    if archs.exists():
+        d = json.loads(archs.read_text())
+        print(f"\nFrom `{d['command']}` ({d['image']}; {d['weights']}; {d['machine']['cpu']}, "
+              f"{d['machine']['threads']} threads):\n")
+        print("| zoo name | N, M | y units | lrcodec encode / decode s | over ideal | "
+              "CompressAI compress / decompress s | over float ideal |")
+        print("|---|---|---|---|---|---|---|")
+        for r in d["rows"]:
+            ours, theirs = r["lrcodec"], r["compressai"]
+            print(f"| {r['zoo']} | {r['N']}, {r['M']} | {r['y_units']} | {fmt(ours['encode_s'])} / "
+                  f"{fmt(ours['decode_s'])} | {ours['overhead_vs_ideal_pct']:+.3f} % | {fmt(theirs['encode_s'])} / "
+                  f"{fmt(theirs['decode_s'])} | {theirs['overhead_vs_float_ideal_pct']:+.2f} % |")
     crops = RESULTS / "crops.json"
     if crops.exists():
         d = json.loads(crops.read_text())

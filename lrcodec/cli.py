@@ -437,14 +437,15 @@ def info(input, as_json):
 def models(as_json):
     """List the shipped models: the current set (quality 1 = lowest rate), then retired models,
     which are kept so that their files still decode, and the CompressAI zoo names."""
-    from .models import ZOO_NAMES, shipped_models
+    from .families import ZOO
+    from .models import shipped_models
 
     current = shipped_models()
     retired = [c for c in shipped_models(current_only=False) if c not in current]
     if as_json:
         # "shipped": the name of "current" before retired models existed, kept for old scripts.
         click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, "current": current, "shipped": current,
-                               "retired": retired, "zoo": list(ZOO_NAMES)}, indent=2))
+                               "retired": retired, "zoo": list(ZOO)}, indent=2))
         return
     click.echo(f"{'q':>2} {'name':24} {'id':16} {'arch':10} {'N':>4} {'M':>4} {'lambda':>8} {'kodak bpp':>9} {'PSNR':>6}")
     for q, c in [(str(i), c) for i, c in enumerate(current, 1)] + [("-", c) for c in retired]:
@@ -454,7 +455,9 @@ def models(as_json):
                    f"{k.get('psnr', float('nan')):>6.2f}")
     if retired:
         click.echo("-: retired (decodes its files; not chosen by --quality)")
-    click.echo("zoo (needs network access): " + ", ".join(f"{n} -q 1..8" for n in ZOO_NAMES))
+    click.echo("CompressAI zoo, from torch's hub cache ($TORCH_HOME; --model NAME -q Q):")
+    for name, (arch, qualities) in ZOO.items():
+        click.echo(f"   {name:26} {arch:21} -q 1..{qualities}")
 
 
 @main.command()

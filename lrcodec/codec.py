@@ -10,44 +10,22 @@ cropped back after decoding; only the real pixels count in bpp.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
 from . import bitstream, entropy
 from .bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError
+from .exact import ACT_BITS
+from .format1 import decode_latents_v1
+from .kernels import stable_forward
+from .latents import STRIDE, Dither, QuantizedLatents, channel_index, dithers, latent_shapes
 from .models import LoadedModel
 from .settings import RECONSTRUCTIONS
-from .quantization import uq_levels, uq_offsets
-from .exact import ACT_BITS
-from .kernels import stable_forward
 from .tiling import tiled
 
-STRIDE = 64
-TILE = 1024  # pixels per tile side for g_a and g_s (64 latents); larger images are tiled
-HALO = 64  # pixels of context around a tile: more than either transform's receptive field
-
-
-@dataclass
-class QuantizedLatents:
-    """What the coder sends (integer symbols) and what the decoder rebuilds from them."""
-
-    y_symbols: "torch.Tensor"  # int32, (1, M, h, w): round(y - mu - u)
-    z_symbols: "torch.Tensor"  # int32, (1, N, hz, wz): round(z - m - u')
-    y_hat: "torch.Tensor"  # float32: k + mu + u, identical on every machine
-    z_hat: "torch.Tensor"
-    sigma_index: np.ndarray  # int32, (1, M, h, w): index into the sigma table
-    mu: "torch.Tensor"  # float64, exact
-    y_offset: "torch.Tensor"  # u (or r_alpha(u)) added back to y; zeros without UQ
-    sigma_table: np.ndarray  # the model's table that sigma_index points into
-
-    @property
-    def sigma(self) -> "torch.Tensor":
-        """The coder's sigma of each y element (the table value at its index)."""
-        import torch
-
-        return torch.from_numpy(self.sigma_table[self.sigma_index])
+TILE = 1024  # pixels per tile side for g_a and g_s (64 latents); larger images are tiled;
+# each tile has a halo of the transform's receptive field (``LoadedModel.halos``)
 
 
 @dataclass
@@ -106,7 +84,7 @@ def analyse(model: LoadedModel, x, progress=None):
         return stable_forward(model.net.g_a, tile if tile.is_floating_point() else tile.float().div_(255))
 
     with torch.no_grad():
-        y = tiled(g_a, x, down=16, tile=TILE, halo=HALO, on_tile=_stage(progress, "analysis"))
+        y = tiled(g_a, x, down=16, tile=TILE, halo=model.halos[0], on_tile=_stage(progress, "analysis"))
         return y, model.family.hyper_analysis(model.net, y)
 
 
@@ -122,7 +100,7 @@ def synthesise(model: LoadedModel, y_hat, height: int, width: int, progress=None
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
         pixels = tiled(lambda t: to_pixels(stable_forward(net.g_s, t.to(model.device, dtype))).cpu(), y_hat, up=16,
-                       tile=TILE // 16, halo=HALO // 16, on_tile=_stage(progress, "synthesis"))
+                       tile=TILE // 16, halo=model.halos[1], on_tile=_stage(progress, "synthesis"))
     return pixels[:, :, :height, :width]
 
 
@@ -154,41 +132,6 @@ def quantizer_options(model: LoadedModel, uq: bool = False, seed: int = 0, recon
             "soft_alpha": soft_mean_alpha(model, reconstruction, soft_alpha)}
 
 
-@dataclass
-class Dither:
-    """The per-element offset u of universal quantization as (level index, offset table):
-    u = offsets[levels]. Without UQ there is one level, offset 0."""
-
-    levels: np.ndarray  # int64, the tensor's shape
-    offsets: np.ndarray  # float64 per level (multiples of 2^-20)
-
-    @classmethod
-    def of(cls, shape, stream: int, uq: bool, seed: int, soft_alpha: int = 0) -> "Dither":
-        if not uq:  # one level: a read-only view, no memory (12 MP: 2 x 37 MB saved)
-            return cls(np.broadcast_to(np.zeros((), np.int64), tuple(shape)), np.zeros(1))
-        return cls(uq_levels(seed, tuple(shape), stream), uq_offsets(soft_alpha))
-
-    @cached_property
-    def values(self) -> np.ndarray:
-        if len(self.offsets) == 1:
-            return np.broadcast_to(self.offsets[0], self.levels.shape)
-        return self.offsets[self.levels]
-
-    def groups(self, index: np.ndarray) -> tuple[entropy.Groups, np.ndarray, np.ndarray]:
-        """Coding groups keyed by (index, level), with each present group's index and offset."""
-        L = len(self.offsets)
-        groups = entropy.Groups.of(index.astype(np.int64) * L + self.levels)
-        return groups, groups.keys // L, self.offsets[groups.keys % L]
-
-
-def _dithers(y_shape, z_shape, uq: bool, seed: int, soft_alpha: int) -> tuple[Dither, Dither]:
-    return Dither.of(y_shape, 0, uq, seed, soft_alpha), Dither.of(z_shape, 1, uq, seed, soft_alpha)
-
-
-def _channel_index(shape) -> np.ndarray:
-    return np.broadcast_to(np.arange(shape[1]).reshape(1, -1, 1, 1), shape)
-
-
 def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 0,
                      soft_alpha: int = 0) -> QuantizedLatents:
     """Hard quantization exactly as the coder sends it (docs/algorithms.md section 2): z
@@ -197,47 +140,42 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
     return _quantize(model, y, z, uq, seed, soft_alpha)[0]
 
 
-def _walk_y(model: LoadedModel, sigma_h: np.ndarray, mu_h: np.ndarray, u_y: Dither, symbols_of) -> tuple:
-    """y's coding units in order (``ExactEntropyModel.y_units``): each unit's (sigma index, mu)
-    from the hyperprior and the units before it, then ``symbols_of(unit, sigma_index, mu)``
-    -> the unit's symbols (flat, C order): quantized by the encoder, decoded by the decoder.
-    Returns (y symbols, sigma index, mu), each the shape of y."""
+def _walk_y(model: LoadedModel, shape: tuple, hyper, u_y: Dither, symbols_of) -> tuple:
+    """y's coding units in order (the family's ``y_units``): each unit's (table index, mu)
+    from the hyper tensor and the units before it, then ``symbols_of(unit, index, mu)`` -> the
+    unit's symbols (flat): quantized by the encoder, decoded by the decoder. Returns (y
+    symbols, table index, mu), each of y's ``shape``."""
     import torch
 
     exact = model.exact
-    shape = sigma_h.shape
-    y_symbols, sigma_index, mu = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape)
-    hyper_fixed = y_hat_fixed = None
-    if exact.context is not None:
-        hyper_fixed, y_hat_fixed = exact.fixed(sigma_h, mu_h), torch.zeros(shape, dtype=torch.float64)
+    y_symbols, index, mu = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape)
+    y_hat_fixed = torch.zeros(shape, dtype=torch.float64) if exact.needs_y_hat else None
     for unit in exact.y_units(shape):
-        sigma_u, mu_u = exact.unit_params(unit, sigma_h, mu_h, hyper_fixed, y_hat_fixed)
-        unit.put(sigma_index, unit.pick(exact.sigma_index(sigma_u)))
-        unit.put(mu, unit.pick(mu_u))
-        symbols = symbols_of(unit, unit.take(sigma_index), unit.take(mu))
+        index_u, mu_u = exact.unit_keys(unit, shape, hyper, y_hat_fixed)
+        unit.put(index, index_u)
+        unit.put(mu, mu_u)
+        symbols = symbols_of(unit, index_u, mu_u)
         unit.put(y_symbols, symbols)
         if y_hat_fixed is not None:
-            fixed = np.rint((symbols + unit.take(u_y.values)) * 2.0**ACT_BITS) + unit.take(mu) * 2.0**ACT_BITS
-            unit.put(y_hat_fixed.numpy(), fixed)
-    return y_symbols, sigma_index, mu
+            unit.put(y_hat_fixed.numpy(), np.rint((symbols + unit.take(u_y.values)) * 2.0**ACT_BITS) + mu_u * 2.0**ACT_BITS)
+    return y_symbols, index, mu
 
 
 def _quantize(model: LoadedModel, y, z, uq: bool, seed: int, soft_alpha: int) -> tuple[QuantizedLatents, Dither, Dither]:
     y64, z64 = y.detach().cpu().double().numpy(), z.detach().cpu().double().numpy()
     if not (np.isfinite(y64).all() and np.isfinite(z64).all()):
         raise LrcodecError("the model produced non-finite latents; cannot code this image")
-    u_y, u_z = _dithers(y64.shape, z64.shape, uq, seed, soft_alpha)
-    medians = model.exact.medians.reshape(1, -1, 1, 1)
-    z_symbols = np.rint(z64 - medians - u_z.values)
+    u_y, u_z = dithers(y64.shape, z64.shape, uq, seed, soft_alpha)
+    z_symbols = np.rint(z64 - model.exact.medians.reshape(1, -1, 1, 1) - u_z.values)
     entropy.check_symbols(z_symbols, "z", entropy.ALPHABET_LIMIT)
-    sigma_h, mu_h = model.exact.hyper_params(z_symbols, u_z.values)
+    hyper = model.exact.hyper(z_symbols, u_z.values)
 
-    def quantize(unit, sigma_index, mu):
+    def quantize(unit, index, mu):
         return np.rint(unit.take(y64) - mu - unit.take(u_y.values)).clip(-2**31, 2**31 - 1)
 
-    y_symbols, sigma_index, mu = _walk_y(model, sigma_h, mu_h, u_y, quantize)
+    y_symbols, index, mu = _walk_y(model, y64.shape, hyper, u_y, quantize)
     entropy.check_symbols(y_symbols, "y", entropy.ALPHABET_LIMIT)
-    return _latents(model, y_symbols, z_symbols.astype(np.int32), sigma_index, mu, u_y, u_z), u_y, u_z
+    return _latents(model, y_symbols, z_symbols.astype(np.int32), index, mu, u_y, u_z), u_y, u_z
 
 
 def _latents(model: LoadedModel, y_symbols, z_symbols, sigma_index, mu, u_y: Dither, u_z: Dither) -> QuantizedLatents:
@@ -266,9 +204,9 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
     q, u_y, u_z = _quantize(model, y, z, uq, seed, soft_alpha)
     z_symbols, y_symbols = q.z_symbols.numpy(), q.y_symbols.numpy()
     zlo, zhi = entropy.symbol_range(z_symbols)
-    z_groups, channels, z_offsets = u_z.groups(_channel_index(z_symbols.shape))
+    z_groups, channels, z_offsets = u_z.groups(channel_index(z_symbols.shape))
     z_tables = model.exact.z_tables(channels, z_offsets, zlo, zhi)
-    coded_z = entropy.encode(z_symbols, z_groups, z_tables, zlo)
+    coded_z = entropy.encode(z_symbols, z_groups, z_tables, zlo) if z_symbols.size else entropy.Coded(b"", 0.0)
     ylo, yhi = entropy.symbol_range(y_symbols)
     y_coder = entropy.PayloadEncoder()
     for unit in model.exact.y_units(y_symbols.shape):
@@ -336,13 +274,6 @@ def _model_for(header: Header, model: LoadedModel | None) -> LoadedModel:
     return model
 
 
-def latent_shapes(header: Header, model: LoadedModel) -> tuple[tuple, tuple]:
-    """Shapes of y and z for the image size a header states."""
-    Hp, Wp = header.height + (-header.height) % STRIDE, header.width + (-header.width) % STRIDE
-    N, M = model.net.entropy_bottleneck.channels, model.net.g_s[0].in_channels
-    return (1, M, Hp // 16, Wp // 16), (1, N, Hp // STRIDE, Wp // STRIDE)
-
-
 def decode_latents(data: bytes, model: LoadedModel | None = None,
                    max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, progress=None) -> Decoded:
     """Parse, validate and entropy-decode a file; reconstruct with the model it names.
@@ -354,8 +285,6 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
     if progress:
         progress("symbols", 0, 1)
     if header.version == 1:
-        from .format1 import decode_latents_v1
-
         latents = decode_latents_v1(data, header, model)
     else:
         latents = _decode_symbols(data, header, model)
@@ -366,23 +295,30 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
 
 def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> QuantizedLatents:
     z_payload, y_payload = bitstream.payloads(data, header)
-    y_shape, z_shape = latent_shapes(header, model)
-    u_y, u_z = _dithers(y_shape, z_shape, header.uq, header.seed, header.soft_alpha)
-    z_groups, channels, z_offsets = u_z.groups(_channel_index(z_shape))
+    y_shape, z_shape = latent_shapes(model, header.width, header.height)
+    u_y, u_z = dithers(y_shape, z_shape, header.uq, header.seed, header.soft_alpha)
+    z_groups, channels, z_offsets = u_z.groups(channel_index(z_shape))
     z_tables = model.exact.z_tables(channels, z_offsets, header.zmin, header.zmax)
-    z_symbols = entropy.decode(z_payload, z_groups, z_tables, header.zmin, "z").reshape(z_shape)
-    sigma_h, mu_h = model.exact.hyper_params(z_symbols, u_z.values)
+    if not np.prod(z_shape):
+        if z_payload:
+            raise LrcodecError("invalid lrcodec file (a z payload for a model without z)")
+        z_symbols = np.zeros(z_shape, np.int32)
+    else:
+        z_symbols = entropy.decode(z_payload, z_groups, z_tables, header.zmin, "z").reshape(z_shape)
+    hyper = model.exact.hyper(z_symbols, u_z.values)
     y_decoder = entropy.PayloadDecoder(y_payload, "y")
     tables_error = LrcodecError("invalid lrcodec file (the probability tables its z payload implies differ from "
                                 "the encoder's: a damaged payload, or an incompatible lrcodec build wrote it)")
 
-    def decode(unit, sigma_index, mu):
-        if model.exact.context is None and entropy.crc(sigma_index, z_tables) != header.tables_crc:
-            raise tables_error  # known before any y symbol: say so rather than fail decoding y
-        groups, sigma_levels, offsets = _y_unit_groups(unit, sigma_index, u_y)
-        return y_decoder.take(groups, model.exact.y_tables(sigma_levels, offsets, header.ymin, header.ymax), header.ymin)
+    one_unit = len(model.exact.y_units(y_shape)) == 1
 
-    y_symbols, sigma_index, mu = _walk_y(model, sigma_h, mu_h, u_y, decode)
+    def decode(unit, index, mu):
+        if one_unit and entropy.crc(index, z_tables) != header.tables_crc:
+            raise tables_error  # known before any y symbol: say so rather than fail decoding y
+        groups, levels, offsets = _y_unit_groups(unit, index, u_y)
+        return y_decoder.take(groups, model.exact.y_tables(levels, offsets, header.ymin, header.ymax), header.ymin)
+
+    y_symbols, sigma_index, mu = _walk_y(model, y_shape, hyper, u_y, decode)
     y_decoder.finish()
     if entropy.crc(sigma_index, z_tables) != header.tables_crc:
         raise tables_error

@@ -67,7 +67,8 @@ class Groups:
     def of(cls, keys: np.ndarray) -> "Groups":
         keys = keys.ravel()
         # A stable sort's order is unique; numpy radix-sorts 16-bit keys, 10x faster.
-        order = np.argsort(keys.astype(np.int16) if keys.max() < 2**15 else keys, kind="stable")
+        small = keys.size == 0 or keys.max() < 2**15
+        order = np.argsort(keys.astype(np.int16) if small else keys, kind="stable")
         counts = np.bincount(keys)
         present = np.flatnonzero(counts)
         return cls(order, present, counts[present])

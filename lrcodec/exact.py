@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -193,42 +194,75 @@ def _f64(t) -> np.ndarray:
 
 @dataclass
 class IntegerLayer:
-    kind: str  # "conv" or "deconv"
-    weight: "torch.Tensor"  # float64 holding integers: round(w * 2**weight_bits)
-    bias: "torch.Tensor"  # float64 integers: round(b * 2**(weight_bits + ACT_BITS)) + 2**(weight_bits - 1),
+    kind: str  # "conv", "deconv" or "shuffle" (a pixel shuffle: a permutation, exact as it is)
+    weight: "torch.Tensor | None"  # float64 holding integers: round(w * 2**weight_bits)
+    bias: "torch.Tensor | None"  # float64 integers: round(b * 2**(weight_bits + ACT_BITS)) + 2**(weight_bits - 1),
     # the second term making the final floor a round-half-up
     weight_bits: int
-    stride: int
+    stride: int  # the upscale factor for "shuffle"
     padding: int
     output_padding: int
     activation: str  # "none", "relu" or "leaky"
     slope: int = 0  # leaky ReLU slope as an integer out of 2**SLOPE_BITS
 
+    def input_radius(self, radius: int) -> int:
+        """How far (in input positions) the outputs within ``radius`` of one output reach."""
+        if self.kind == "shuffle":
+            return -(-radius // self.stride)
+        k = self.weight.shape[-1]
+        reach = max(self.padding, k - 1 - self.padding)
+        if self.kind == "conv":
+            return radius * self.stride + reach
+        return -(-(radius + reach) // self.stride)
+
+
+def leaf_modules(module) -> list:
+    """A transform's layers in order, nested Sequentials flattened (CompressAI's
+    ``subpel_conv3x3`` is a Sequential of a convolution and a pixel shuffle)."""
+    import torch
+
+    if isinstance(module, torch.nn.Sequential):
+        return [leaf for child in module for leaf in leaf_modules(child)]
+    return [module]
+
 
 class IntegerNetwork:
-    """A trained stack of convolutions and (leaky) ReLUs as an integer network (module
-    docstring): h_s, and the context's slice networks. Built from the float weights by
-    rounding, which is exact arithmetic, so a zoo or checkpoint model converted at load time
-    gives the same integers on every machine."""
+    """A trained stack of convolutions, pixel shuffles and (leaky) ReLUs as an integer network
+    (module docstring): h_s, and the context networks of the families. Built from the float
+    weights by rounding, which is exact arithmetic, so a zoo or checkpoint model converted at
+    load time gives the same integers on every machine."""
 
     def __init__(self, h_s):
         import torch
 
         layers: list[IntegerLayer] = []
-        modules = list(h_s)
+        modules = leaf_modules(h_s)
         for i, module in enumerate(modules):
+            nxt = modules[i + 1] if i + 1 < len(modules) else None
+            activation, slope = "none", 0
+            if isinstance(nxt, torch.nn.LeakyReLU):
+                activation, slope = "leaky", int(round(nxt.negative_slope * 2**SLOPE_BITS))
+            elif isinstance(nxt, torch.nn.ReLU):
+                activation = "relu"
             if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-                deconv = isinstance(module, torch.nn.ConvTranspose2d)
-                nxt = modules[i + 1] if i + 1 < len(modules) else None
-                activation, slope = "none", 0
-                if isinstance(nxt, torch.nn.LeakyReLU):
-                    activation, slope = "leaky", int(round(nxt.negative_slope * 2**SLOPE_BITS))
-                elif isinstance(nxt, torch.nn.ReLU):
-                    activation = "relu"
-                layers.append(_integer_layer(module, deconv, activation, slope))
+                layers.append(_integer_layer(module, isinstance(module, torch.nn.ConvTranspose2d), activation, slope))
+            elif isinstance(module, torch.nn.PixelShuffle):
+                if activation != "none":  # elementwise, it commutes with the shuffle: apply it before
+                    if not layers:
+                        raise ValueError("no integer form for an activation after a leading pixel shuffle")
+                    layers[-1].activation, layers[-1].slope, activation, slope = activation, slope, "none", 0
+                layers.append(IntegerLayer("shuffle", None, None, 0, module.upscale_factor, 0, 0, activation, slope))
             elif not isinstance(module, (torch.nn.ReLU, torch.nn.LeakyReLU)):
                 raise ValueError(f"no integer form for {type(module).__name__}")
         self.layers = layers
+
+    @property
+    def radius(self) -> int:
+        """The receptive field's radius in input positions: the halo a tile needs."""
+        radius = 0
+        for layer in reversed(self.layers):
+            radius = layer.input_radius(radius)
+        return radius
 
     def __call__(self, z_fixed: "torch.Tensor") -> "torch.Tensor":
         """The network of a fixed-point input (float64 integers, ACT_BITS fraction bits) -> fixed-point output."""
@@ -272,6 +306,8 @@ def _run_layer(layer: IntegerLayer, x):
     import torch
     import torch.nn.functional as F
 
+    if layer.kind == "shuffle":  # an activation before it commutes with it: it is applied there
+        return F.pixel_shuffle(x, layer.stride)
     integer = not x.is_floating_point()
     w, b = (layer.weight.long(), layer.bias.long()) if integer else (layer.weight, layer.bias)
     if layer.kind == "deconv":
@@ -304,8 +340,10 @@ def _saturate(x):
 
 @dataclass
 class YUnit:
-    """One part of y coded after the parts before it: channels [lo, hi), and where the
-    checkerboard splits a slice, the positions of this pass (``mask``, (1, 1, h, w) bool)."""
+    """One part of y coded after the parts before it: channels [lo, hi), and where a context
+    splits the positions (the checkerboard's passes, an autoregressive wavefront), the
+    positions of this unit (``mask``, (1, 1, h, w) bool). Its elements are taken channel by
+    channel, each channel's positions in raster order."""
 
     lo: int
     hi: int
@@ -313,87 +351,64 @@ class YUnit:
     second_pass: bool = False
     mask: np.ndarray | None = None
 
+    @cached_property
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, columns) of the unit's positions, raster order."""
+        return np.nonzero(self.mask[0, 0])
+
     def take(self, a: np.ndarray) -> np.ndarray:
-        """This unit's elements of a (1, M, h, w) array, flat in C order."""
+        """This unit's elements of a (1, M, h, w) array, flat."""
         return self.pick(a[:, self.lo : self.hi])
 
     def pick(self, part: np.ndarray) -> np.ndarray:
         """This unit's elements of an array of its channels only, (1, hi - lo, h, w)."""
-        return part.ravel() if self.mask is None else part[np.broadcast_to(self.mask, part.shape)]
+        if self.mask is None:
+            return part.ravel()
+        rows, cols = self.positions
+        return part[0][:, rows, cols].ravel()
 
     def put(self, a: np.ndarray, values: np.ndarray) -> None:
         part = a[:, self.lo : self.hi]
         if self.mask is None:
             part[...] = values.reshape(part.shape)
         else:
-            part[np.broadcast_to(self.mask, part.shape)] = values
-
-
-class ExactContext:
-    """The channel context's slice networks as integer networks (``lrcodec.context``)."""
-
-    def __init__(self, context):
-        self.shape = context.shape
-        self.nets = [IntegerNetwork(net) for net in context.nets]
-
-    def units(self, height: int, width: int) -> list[YUnit]:
-        k = self.shape.slice_size
-        if not self.shape.checkerboard:
-            return [YUnit(s * k, (s + 1) * k, s) for s in range(self.shape.slices)]
-        from .context import anchor_mask
-
-        anchors = anchor_mask(height, width).bool().numpy()
-        return [YUnit(s * k, (s + 1) * k, s, second, ~anchors if second else anchors)
-                for s in range(self.shape.slices) for second in (False, True)]
-
-    def delta(self, unit: YUnit, hyper_fixed, y_hat_fixed, tile: int = 64):
-        """The slice network's fixed-point (d_sigma, d_mu) for a unit, each (1, k, h, w): its
-        input is the hyperprior's (sigma, mu), the y_hat of earlier slices and with the
-        checkerboard the slice's anchors and the anchor mask (zero in the first pass), all in
-        fixed point, exactly as ``ChannelContext.inputs`` lays them out in float."""
-        import torch
-
-        from .tiling import tiled
-
-        parts = [hyper_fixed, y_hat_fixed[:, : unit.lo]]
-        if self.shape.checkerboard:
-            if unit.second_pass:
-                anchors = torch.from_numpy(~unit.mask).double()
-                parts += [y_hat_fixed[:, unit.lo : unit.hi] * anchors, anchors * 2.0**ACT_BITS]
-            else:
-                height, width = y_hat_fixed.shape[2:]
-                parts.append(torch.zeros((1, unit.hi - unit.lo + 1, height, width), dtype=torch.float64))
-        out = tiled(self.nets[unit.slice_index], torch.cat(parts, 1), tile=tile, halo=3).numpy()
-        return np.split(out, 2, axis=1)
+            rows, cols = self.positions
+            part[0][:, rows, cols] = values.reshape(part.shape[1], -1)
 
 
 class ExactEntropyModel:
-    """Everything a file's symbols depend on, for one model: z tables, (sigma index, mu) from
-    z, y tables. Built once per model from its float weights (exact conversions only)."""
+    """Everything a file's symbols depend on for a Gaussian y under a hyperprior: z tables,
+    the integer h_s, y tables from (sigma index, mu). Built once per model from its float
+    weights (exact conversions only). The plain hyperprior codes all of y as one unit with
+    (sigma, mu) from h_s alone; a family with a context subclasses ``y_units`` and
+    ``unit_params`` (``lrcodec.families``)."""
 
-    def __init__(self, net, sigma_table: np.ndarray, mean_scale: bool, context=None):
+    needs_y_hat = False  # whether unit_params reads the y_hat decoded so far
+
+    def __init__(self, net, sigma_table: np.ndarray, mean_scale: bool = True):
         self.prior = FactorizedPrior.of(net.entropy_bottleneck)
         self.h_s = IntegerNetwork(net.h_s)
         self.sigma_table = sigma_table
         self.mean_scale = mean_scale
-        self.context = ExactContext(context) if context is not None else None
 
     def y_units(self, shape: tuple) -> list[YUnit]:
-        """y's coding units in coding order: all of y at once, or the context's slices (and passes)."""
-        return [YUnit(0, shape[1])] if self.context is None else self.context.units(*shape[2:])
+        """y's coding units in coding order: here all of y at once."""
+        return [YUnit(0, shape[1])]
 
-    def unit_params(self, unit: YUnit, sigma_h: np.ndarray, mu_h: np.ndarray, hyper_fixed=None,
-                    y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
-        """(sigma, mu) of a unit's channels, each (1, k, h, w), from the hyperprior's (sigma_h,
-        mu_h) and, with a context, from ``hyper_fixed`` (the same in fixed point, ``fixed``)
-        and the fixed-point y_hat decoded so far (float64 integers, ACT_BITS fraction bits):
-        sigma_h * exp(d_sigma) with this module's exp, mu_h + d_mu (multiples of 2**-ACT_BITS,
-        added exactly)."""
-        sigma, mu = sigma_h[:, unit.lo : unit.hi], mu_h[:, unit.lo : unit.hi]
-        if self.context is None:
-            return sigma, mu
-        d_sigma, d_mu = self.context.delta(unit, hyper_fixed, y_hat_fixed)
-        return sigma * exp(d_sigma * 2.0**-ACT_BITS), mu + d_mu * 2.0**-ACT_BITS
+    def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma, mu) of a unit's channels, each (1, k, h, w), from h_s's output ``hyper``
+        (sigma then mu for the mean-scale model) and, for a family with a context, the
+        fixed-point y_hat decoded so far (float64 integers, ACT_BITS fraction bits)."""
+        if not self.mean_scale:
+            return hyper[:, unit.lo : unit.hi], np.zeros_like(hyper[:, unit.lo : unit.hi])
+        M = hyper.shape[1] // 2
+        return hyper[:, unit.lo : unit.hi], hyper[:, M + unit.lo : M + unit.hi]
+
+    def unit_keys(self, unit: YUnit, shape: tuple, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
+        """(table index, mu) of each of a unit's elements, flat in the unit's order, for a y
+        of ``shape``: what its symbols are coded with (``y_tables``) and centred on."""
+        sigma, mu = self.unit_params(unit, hyper, y_hat_fixed)
+        return unit.pick(self.sigma_index(sigma)), unit.pick(mu)
 
     @staticmethod
     def fixed(*arrays: np.ndarray) -> "torch.Tensor":
@@ -410,23 +425,20 @@ class ExactEntropyModel:
     def z_tables(self, channels: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
         return quantize_pmf(self.prior.pmf(channels, offsets, lo, hi))
 
-    def y_tables(self, sigma_indices: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        return quantize_pmf(gaussian_pmf(self.sigma_table[sigma_indices], offsets, lo, hi))
+    def y_tables(self, index: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        return quantize_pmf(gaussian_pmf(self.sigma_table[index], offsets, lo, hi))
 
-    def hyper_params(self, z_symbols: np.ndarray, z_offsets: np.ndarray, tile: int = 16) -> tuple[np.ndarray, np.ndarray]:
-        """(sigma, mu) of y, float64 multiples of 2**-ACT_BITS, each (1, M, 4h, 4w), from the z
-        symbols and their dither offsets, shape (1, N, h, w). Tiled (exact: integers do not care)."""
+    def hyper(self, z_symbols: np.ndarray, z_offsets: np.ndarray, tile: int = 16) -> np.ndarray:
+        """h_s's output in real units (float64 multiples of 2**-ACT_BITS), (1, C, 4h, 4w), from
+        the z symbols and their dither offsets, shape (1, N, h, w). Tiled with a halo of h_s's
+        receptive field (exact: integers do not care)."""
         import torch
 
         from .tiling import tiled
 
         z = z_symbols.astype(np.float64) + self.medians.reshape(1, -1, 1, 1) + z_offsets
         z_fixed = torch.from_numpy(np.rint(z * 2.0**ACT_BITS))
-        out = tiled(self.h_s, z_fixed, up=4, tile=tile, halo=3).numpy() * 2.0**-ACT_BITS
-        if self.mean_scale:
-            sigma, mu = np.split(out, 2, axis=1)
-            return sigma, mu
-        return out, np.zeros_like(out)
+        return tiled(self.h_s, z_fixed, up=4, tile=tile, halo=self.h_s.radius).numpy() * 2.0**-ACT_BITS
 
     def sigma_index(self, sigma: np.ndarray) -> np.ndarray:
         """The number of table values below each sigma, clipped to the table (int32)."""

@@ -9,6 +9,8 @@ import numpy as np
 
 from . import bitstream, entropy
 from .errors import LrcodecError
+from .latents import QuantizedLatents, channel_index, dithers, latent_shapes
+from .quantization import factorized_interval_likelihood, z_medians
 
 
 NOT_HERE = ("this file has lrcodec format version 1, whose probabilities came from floating-point networks, "
@@ -18,8 +20,6 @@ NOT_HERE = ("this file has lrcodec format version 1, whose probabilities came fr
 def _float_z_tables(entropy_bottleneck, lo: int, hi: int, offsets: np.ndarray) -> np.ndarray:
     """Format 1's z tables, (C, L, K): the float CDF's interval masses rounded to 2^-24."""
     import torch
-
-    from .quantization import factorized_interval_likelihood, z_medians
 
     C = entropy_bottleneck.channels
     ks = torch.arange(lo, hi + 1, dtype=torch.float32)
@@ -38,24 +38,23 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     import constriction
     import torch
 
-    from .codec import QuantizedLatents, _channel_index, _dithers, latent_shapes
     from .kernels import native_kernels
 
     z_payload, y_payload = bitstream.payloads(data, header)
-    y_shape, z_shape = latent_shapes(header, model)
-    u_y, u_z = _dithers(y_shape, z_shape, header.uq, header.seed, header.soft_alpha)
+    y_shape, z_shape = latent_shapes(model, header.width, header.height)
+    u_y, u_z = dithers(y_shape, z_shape, header.uq, header.seed, header.soft_alpha)
     net = model.net if next(model.net.parameters()).dtype == torch.float32 else copy.deepcopy(model.net).float()
     tables = _float_z_tables(net.entropy_bottleneck, header.zmin, header.zmax, u_z.offsets)
-    groups, channels, _ = u_z.groups(_channel_index(z_shape))
+    groups, channels, _ = u_z.groups(channel_index(z_shape))
     try:
         z_symbols = entropy.decode(z_payload, groups, tables.reshape(-1, tables.shape[2])[groups.keys],
                                    header.zmin, "z").reshape(z_shape)
     except LrcodecError:
         raise LrcodecError(NOT_HERE) from None
-    medians = net.entropy_bottleneck.quantiles[:, 0, 1].detach().reshape(1, -1, 1, 1)
+    medians = z_medians(net.entropy_bottleneck)
     with torch.no_grad(), native_kernels():
         z_hat = torch.from_numpy(z_symbols).float() + medians + torch.from_numpy(u_z.values.astype(np.float32))
-        sigma, mu = model.family.hyper_synthesis(net, z_hat)
+        sigma, mu = model.family.split(model.family.hyper_synthesis(net, z_hat))
     table = model.exact.sigma_table
     sigma_index = np.clip(np.searchsorted(table, sigma.double().numpy().ravel()), 0, len(table) - 1)
     sigma_index = sigma_index.astype(np.int32).reshape(sigma.shape)

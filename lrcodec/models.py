@@ -4,8 +4,8 @@ A model can be named three ways:
 
 * a shipped model in ``models/`` (``<name>.safetensors`` + ``<name>.json`` model card),
   chosen by name or by ``--quality`` (1 = lowest rate);
-* a CompressAI zoo name (``bmshj2018-hyperprior``, ``mbt2018-mean``) with a quality 1-8,
-  loaded through ``compressai.zoo`` (needs network access the first time);
+* a CompressAI zoo name (``lrcodec.families.ZOO``) with a quality, loaded from torch's hub
+  cache, where CompressAI's own downloads go (lrcodec itself never downloads);
 * a path to a checkpoint: our safetensors file, or a CompressAI state dict (``.pth``/``.tar``),
   loaded with ``weights_only=True`` so that an untrusted file cannot execute code.
 
@@ -18,13 +18,13 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from .errors import LrcodecError
-from .families import ARCHITECTURES, FAMILIES, family_of
+from .families import ZOO, arch_of_state, family
 
-ZOO_NAMES = {"bmshj2018-hyperprior": "scale", "mbt2018-mean": "mean-scale"}
 # CompressAI's coder tables: rebuilt by ``update()``, never part of a model's identity.
 _CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 SIGMA_MIN = 0.11  # CompressAI's SCALES_MIN: lower bound of sigma in estimate and coder alike
@@ -45,9 +45,9 @@ def models_dir() -> Path:
 class LoadedModel:
     """A network in eval mode plus what the codec needs to know about it."""
 
-    net: Any  # compressai ScaleHyperprior or MeanScaleHyperprior
+    net: Any  # the family's network (a CompressAI model, with a context for "channel-context")
     name: str
-    arch: str
+    arch: str  # the architecture name, which chooses the family (``lrcodec.families``)
     card: dict = field(default_factory=dict)
     model_id: bytes = b""  # 8 bytes of SHA-256 over the weights, written into every file
     _exact: Any = field(default=None, repr=False, compare=False)
@@ -55,7 +55,12 @@ class LoadedModel:
     @property
     def family(self):
         """The object that owns this model's graph (``lrcodec.families``)."""
-        return family_of(self.net)
+        return family(self.arch)
+
+    @cached_property
+    def halos(self) -> tuple[int, int]:
+        """(g_a's tile halo in pixels, g_s's in y positions), from their receptive fields."""
+        return self.family.halos(self.net)
 
     def to(self, device) -> "LoadedModel":
         """Move the transforms to a device (the exact entropy model stays on the CPU)."""
@@ -78,12 +83,10 @@ class LoadedModel:
         return self._exact
 
 
-def build_network(arch: str, N: int, M: int, context: dict | None = None):
-    """A freshly initialised network of the given architecture (``context``: the shape of a
-    channel-context model's slice networks)."""
-    if arch not in FAMILIES:
-        raise LrcodecError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
-    return FAMILIES[arch].build(arch, N, M, context)
+def build_network(arch: str, N: int, M: int, shape: dict | None = None):
+    """A freshly initialised network of the given architecture (``shape``: more of it than
+    (N, M), such as a channel-context model's slice networks)."""
+    return family(arch).build(arch, N, M, shape)
 
 
 def weights_of(net) -> dict:
@@ -106,28 +109,17 @@ def model_id_of(net) -> bytes:
 
 
 def infer_architecture(state: dict) -> tuple[str, int, int]:
-    """(arch, N, M) from the tensor shapes of a CompressAI-format state dict."""
-    try:
-        N = state["g_a.0.weight"].shape[0]
-        M = state["g_a.6.weight"].shape[0]
-        hs_out = state["h_s.4.weight"]
-    except KeyError as e:
-        raise LrcodecError(f"not a hyperprior checkpoint: missing tensor {e.args[0]}") from None
-    if "context.nets.0.0.weight" in state:
-        return "channel-context", N, M
-    # h_s ends in a conv (mean-scale: 2M output channels) or a deconv (scale: weight is [N, M, k, k]).
-    if hs_out.shape[0] == 2 * M:
-        return "mean-scale", N, M
-    return "scale", N, M
+    """(arch, N, M) from the key patterns and tensor shapes of a CompressAI-format state dict."""
+    arch = arch_of_state(state)
+    return (arch, *family(arch).dims(state))
 
 
 def network_from_state(state: dict, arch: str | None = None):
     """Build the network a state dict describes and load it (coder tables may be absent)."""
-    inferred, N, M = infer_architecture(state)
-    arch = arch or inferred
-    if arch not in FAMILIES:
-        raise LrcodecError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
-    net = build_network(arch, N, M, FAMILIES[arch].context_shape(state, M))
+    arch = arch or arch_of_state(state)
+    chosen = family(arch)
+    N, M = chosen.dims(state)
+    net = build_network(arch, N, M, chosen.shape_of(state, M))
     state = {k: v for k, v in state.items() if not any(k.endswith(b) for b in _CODER_BUFFERS)}
     import torch
 
@@ -136,10 +128,10 @@ def network_from_state(state: dict, arch: str | None = None):
     missing = [k for k in missing if not any(k.endswith(b) for b in _CODER_BUFFERS)]
     if missing or unexpected:
         raise LrcodecError(
-            f"checkpoint does not match a {arch or inferred} N={N} M={M} model "
+            f"checkpoint does not match a {arch} N={N} M={M} model "
             f"(missing: {missing[:3]}, unexpected: {unexpected[:3]})"
         )
-    return net.eval()
+    return chosen.prepare(net.eval())
 
 
 def _finish(net, name: str, arch: str, card: dict) -> LoadedModel:
@@ -160,13 +152,13 @@ def load_safetensors(path: Path, card: dict | None = None) -> LoadedModel:
         card_path = path.with_suffix(".json")
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
     state = {k: v.float() for k, v in state.items()}
-    net = network_from_state(state, card.get("arch"))
-    arch, _, _ = infer_architecture(state)
-    return _finish(net, card.get("name", path.stem), card.get("arch", arch), card)
+    arch = card.get("arch") or arch_of_state(state)
+    return _finish(network_from_state(state, arch), card.get("name", path.stem), arch, card)
 
 
-def load_checkpoint(path: Path) -> LoadedModel:
-    """A CompressAI-style ``torch.save`` checkpoint, loaded without unpickling code."""
+def load_checkpoint(path: Path, arch: str | None = None) -> LoadedModel:
+    """A CompressAI-style ``torch.save`` checkpoint, loaded without unpickling code; the
+    architecture is ``arch`` or else read from the key patterns."""
     import torch
 
     try:
@@ -180,27 +172,41 @@ def load_checkpoint(path: Path) -> LoadedModel:
                 break
     if not isinstance(obj, dict):
         raise LrcodecError(f"{path}: checkpoint holds no state dict")
-    state = {k.removeprefix("module."): v for k, v in obj.items() if hasattr(v, "shape")}
-    arch, _, _ = infer_architecture(state)
-    return _finish(network_from_state(state), path.stem, arch, {"source": str(path)})
+    state = _compressai_keys(obj)
+    arch = arch or arch_of_state(state)
+    return _finish(network_from_state(state, arch), path.stem, arch, {"source": str(path), "arch": arch})
+
+
+def _compressai_keys(state: dict) -> dict:
+    """A state dict's tensors under today's CompressAI names (its ``load_pretrained`` renaming:
+    DataParallel's ``module.``, old entropy-bottleneck and residual-block names)."""
+    from compressai.zoo.pretrained import load_pretrained
+
+    return load_pretrained({k: v for k, v in state.items() if hasattr(v, "shape")})
+
+
+def zoo_weights_path(name: str, quality: int) -> tuple[Path, str]:
+    """(where torch's hub cache keeps CompressAI's MSE weights of a zoo model, their URL)."""
+    import torch
+    from compressai.zoo.image import model_urls
+
+    url = model_urls[name]["mse"][quality]
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1], url
 
 
 def load_zoo(name: str, quality: int) -> LoadedModel:
-    """CompressAI's pretrained weights (downloaded by compressai itself into torch's cache)."""
-    if not 1 <= quality <= 8:
-        raise LrcodecError(f"{name}: quality must be 1-8, got {quality}")
-    from compressai import zoo
-
-    factory = getattr(zoo, name.replace("-", "_"))
-    try:
-        net = factory(quality=quality, metric="mse", pretrained=True)
-    except Exception as e:
-        raise LrcodecError(
-            f"cannot get CompressAI weights for {name} quality {quality} "
-            f"(needs network access or a cached download): {str(e).splitlines()[0]}"
-        ) from None
-    card = {"name": f"{name}-q{quality}", "arch": ZOO_NAMES[name], "source": "compressai zoo"}
-    return _finish(net, card["name"], ZOO_NAMES[name], card)
+    """CompressAI's pretrained weights of a zoo model, from torch's hub cache (``$TORCH_HOME``,
+    where ``compressai.zoo`` downloads them), loaded with ``weights_only=True``."""
+    arch, qualities = ZOO[name]
+    if not 1 <= quality <= qualities:
+        raise LrcodecError(f"{name}: quality must be 1-{qualities}, got {quality}")
+    path, url = zoo_weights_path(name, quality)
+    if not path.is_file():
+        raise LrcodecError(f"{name} quality {quality} is not in torch's hub cache: download {url} to {path}")
+    model = load_checkpoint(path, arch)
+    model.name = model.card["name"] = f"{name}-q{quality}"
+    model.card.update(source="compressai zoo", zoo=name, quality=quality)
+    return model
 
 
 def shipped_models(current_only: bool = True) -> list[dict]:
@@ -221,7 +227,7 @@ DEFAULT_QUALITY = 3
 
 def load_model(name: str | None = None, quality: int | None = None) -> LoadedModel:
     """Resolve a model name, zoo name or checkpoint path (see the module docstring)."""
-    if name and name in ZOO_NAMES:
+    if name and name in ZOO:
         return load_zoo(name, quality or DEFAULT_QUALITY)
     if name and (os.sep in name or Path(name).suffix or Path(name).exists()):
         path = Path(name)
@@ -235,7 +241,7 @@ def load_model(name: str | None = None, quality: int | None = None) -> LoadedMod
         for card in shipped_models(current_only=False):
             if card["name"] == name:
                 return load_safetensors(models_dir() / f"{name}.safetensors", card)
-        known = ", ".join([c["name"] for c in cards] + list(ZOO_NAMES))
+        known = ", ".join([c["name"] for c in cards] + list(ZOO))
         raise LrcodecError(f"unknown model {name!r} (known: {known}, or a checkpoint path)")
     if not cards:
         raise LrcodecError(f"no shipped models in {models_dir()}")
@@ -260,7 +266,7 @@ def find_model_by_id(model_id: bytes) -> LoadedModel:
         "pass it with --model NAME|PATH")
 
 
-def widen_latents(net, M: int, new_scale: float = 0.01):
+def widen_latents(net, arch: str, M: int, new_scale: float = 0.01):
     """A mean-scale network with M latent channels that computes what ``net`` computes.
 
     Why: M bounds what a model can reconstruct however many bits it spends (a model with
@@ -273,8 +279,8 @@ def widen_latents(net, M: int, new_scale: float = 0.01):
     (sigma, mu) outputs are zero (sigma is clamped to its lower bound)."""
     import torch
 
-    if hasattr(net, "context") or not family_of(net).mean_scale(net):
-        raise LrcodecError("only mean-scale models can be widened")
+    if arch != "mean-scale":
+        raise LrcodecError(f"only mean-scale models can be widened, not {arch}")
     old = weights_of(net)
     N, M0 = old["g_a.0.weight"].shape[0], old["g_a.6.weight"].shape[0]
     if M < M0:

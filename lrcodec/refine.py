@@ -27,13 +27,7 @@ from .metrics import psnr_of
 from .models import LoadedModel
 from .settings import RefineSettings
 from .tiling import tiles
-from .quantization import (
-    factorized_interval_likelihood,
-    gaussian_interval_likelihood,
-    ste_round,
-    uq_dither,
-    z_medians,
-)
+from .quantization import Quantized, ste_round, uq_dither
 
 
 
@@ -162,13 +156,16 @@ def _true_loss(model, q: codec.QuantizedLatents, pixels, H, W, lmbda) -> tuple[f
     the MSE is the file's."""
     with torch.no_grad():
         mse = _squared_error(codec.synthesise(model, q.y_hat, H, W), pixels.cpu()) / (pixels.numel() * 255**2)
-        v = q.y_hat - q.mu.float()
-        bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, q.sigma.float())).sum()
-        z_hat = q.z_hat.to(model.device)
-        bits = bits - torch.log2(factorized_interval_likelihood(model.net.entropy_bottleneck, z_hat - 0.5,
-                                                                z_hat + 0.5)).sum().cpu()
+        bits = model.family.hard_bits(model.net, q)
     bpp = bits.item() / (H * W)
     return lmbda * 255**2 * mse + bpp, bpp, psnr_of(mse), mse
+
+
+def _relaxed(sampler, t: int, v, u, noise) -> Quantized:
+    """The sampler as a quantizer of a centred latent v with dither u: u + relaxed round(v - u),
+    scored on the unit interval around it."""
+    value = sampler(v - u, t, noise) + u
+    return Quantized(value, value - 0.5, value + 0.5)
 
 
 def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: LoadedModel) -> tuple[float, float]:
@@ -180,8 +177,8 @@ def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: 
 
 def refine_halo(model: LoadedModel) -> int:
     """y positions of context a tile needs so that its own pixels and bits are the untiled
-    ones: g_s's receptive field (``codec.HALO``) plus the family's y context, in whole z cells."""
-    return -(-(codec.HALO // 16 + model.family.y_context_radius(model.net)) // 4) * 4
+    ones: g_s's receptive field plus the family's y context, in whole z cells."""
+    return -(-(model.halos[1] + model.family.y_context_radius(model.net)) // 4) * 4
 
 
 def _plan(settings: RefineSettings, seconds_left: float, per_iteration: float, per_evaluation: float) -> int:
@@ -257,8 +254,6 @@ def refine_images(
 
     net, family = model.net, model.family
     g_s = copy.deepcopy(net.g_s).to(memory_format=torch.channels_last)  # the loop's; the coder keeps its own
-    eb = net.entropy_bottleneck
-    m = z_medians(eb)
     y_shape, z_shape = tuple(latents[0][0].shape), tuple(latents[0][1].shape)
     u_y = uq_dither(seed, y_shape, 0, soft_alpha).to(dev) if uq else None
     u_z = uq_dither(seed, z_shape, 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
@@ -273,22 +268,20 @@ def refine_images(
     def iteration(t: int, sampler: Sampler) -> None:
         """One Adam step on the relaxed loss. h_s runs once on the whole z;
         its outputs' gradients are gathered from the tiles and sent back through it once."""
-        z_tilde = m + u_z + sampler(z - m - u_z, t, sampler.noise(z.shape, gen))
-        bits_z = -torch.log2(factorized_interval_likelihood(eb, z_tilde - 0.5, z_tilde + 0.5)).sum()
-        sigma, mu = family.hyper_synthesis(net, z_tilde)
-        sigma_d, mu_d = (p.detach().float().requires_grad_(p.requires_grad) for p in (sigma, mu))
+        z_noise = sampler.noise(z.shape, gen)
+        z_tilde, bits_z = family.z_forward(net, z, lambda v, channels: _relaxed(sampler, t, v, u_z, z_noise))
+        hyper = family.hyper_synthesis(net, z_tilde)
+        hyper_d = None if hyper is None else hyper.detach().float().requires_grad_(hyper.requires_grad)
         noise = sampler.noise(y.shape, gen)
         for (top, bottom, left, right), (r0, r1, c0, c1) in grid:
 
-            def quantize(y_part, s, mu_part, channels):
-                """The sampler as the family's y quantizer: y~ = mu + u + relaxed round(y - mu - u)."""
+            def quantize(v, channels):
+                """The sampler on a tile's part of y (centred)."""
                 u = 0.0 if u_y is None else u_y[:, channels, r0:r1, c0:c1]
-                draw = None if noise is None else noise[:, channels, r0:r1, c0:c1]
-                v = sampler(y_part - mu_part - u, t, draw) + u
-                return mu_part + v, -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, s))
+                return _relaxed(sampler, t, v, u, None if noise is None else noise[:, channels, r0:r1, c0:c1])
 
             crop = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
-            _, _, y_tilde, bits = family.y_forward(net, y[crop], sigma_d[crop], mu_d[crop], quantize)
+            y_tilde, bits = family.y_forward(net, y[crop], None if hyper_d is None else hyper_d[crop], quantize)
             loss = bits[:, :, top - r0 : bottom - r0, left - c0 : right - c0].sum() / (H * W)
             rows, cols = (16 * top, min(16 * bottom, H)), (16 * left, min(16 * right, W))
             if rows[1] > rows[0] and cols[1] > cols[0]:  # tiles wholly in the padding have no pixels
@@ -299,8 +292,9 @@ def refine_images(
                 error = own.float() - x[:, :, rows[0] : rows[1], cols[0] : cols[1]].float().div_(255)
                 loss = loss + lmbda * 255**2 * error.square().sum() / (3 * H * W)
             loss.backward()
-        ends = [(p, q.grad) for p, q in ((sigma, sigma_d), (mu, mu_d)) if q.grad is not None]
-        torch.autograd.backward([bits_z / (H * W)] + [p for p, _ in ends], [None] + [g.to(p.dtype) for p, g in ends])
+        ends = [] if hyper_d is None or hyper_d.grad is None else [(hyper, hyper_d.grad.to(hyper.dtype))]
+        if bits_z.numel():
+            torch.autograd.backward([bits_z.sum() / (H * W)] + [p for p, _ in ends], [None] + [g for _, g in ends])
         opt.step()
         opt.zero_grad(set_to_none=True)
 

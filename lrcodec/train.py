@@ -24,7 +24,7 @@ from .devices import bf16_native, resolve_device
 from .errors import LrcodecError
 from .imageio import find_images
 from .metrics import psnr_of
-from .families import family_of
+from .families import family
 from .settings import SURROGATES
 from .models import (
     build_network,
@@ -33,12 +33,7 @@ from .models import (
     save_model,
     widen_latents,
 )
-from .quantization import (
-    factorized_interval_likelihood,
-    gaussian_interval_likelihood,
-    surrogate_quantize,
-    z_medians,
-)
+from .quantization import surrogate_quantize
 
 
 
@@ -131,40 +126,30 @@ def schedule(cfg: TrainConfig, step: int) -> dict:
     return {"lr": lr, "temperature": tau, "alpha": alpha}
 
 
-def rd_forward(net, x, surrogate: str, *, sigma_min: float = 0.11, step: int = 0,
+def rd_forward(net, arch: str, x, surrogate: str, *, sigma_min: float = 0.11, step: int = 0,
                temperature: float = 1.0, alpha: float = 16.0, autocast: bool = False,
                stop_gradient: bool = True) -> dict:
-    """One pass with a surrogate quantizer: reconstruction and bits of y and z (fp32)."""
+    """One pass of an ``arch`` network with a surrogate quantizer: reconstruction and bits of y
+    and z (fp32)."""
     amp = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else nullcontext()
     kw = dict(temperature=temperature, alpha=alpha, seed=step, stop_gradient=stop_gradient)
-    family = family_of(net)
+    graph = family(arch)
     with amp:
         y = net.g_a(x)
     y = y.float()
     with amp:
-        z = family.hyper_analysis(net, y)
+        z = graph.hyper_analysis(net, y)
     z = z.float()
-    eb = net.entropy_bottleneck
-    m = z_medians(eb)
-    qz = surrogate_quantize(z - m, surrogate, stream=1, **kw)
-    p_z = factorized_interval_likelihood(eb, qz.lower + m, qz.upper + m)
-
-    def quantize_y(y, sigma, mu, channels):
-        qy = surrogate_quantize(y - mu, surrogate, stream=0, **kw)
-        return qy.value + mu, -torch.log2(gaussian_interval_likelihood(qy.lower, qy.upper, sigma, sigma_min))
-
+    z_hat, bits_z = graph.z_forward(net, z, lambda v, channels: surrogate_quantize(v, surrogate, stream=1, **kw))
     with amp:
-        sigma, mu = family.hyper_synthesis(net, qz.value + m)
-        # The context's convolutions run in bf16 too; its outputs meet fp32 sigma and mu, so
-        # the parameters and likelihoods stay fp32.
-        _, _, y_hat, bits_y = family.y_forward(net, y, sigma.float(), mu.float(), quantize_y)
+        # The hyper-synthesis and a context's convolutions run in bf16 too; their outputs meet
+        # fp32 latents, so the parameters and likelihoods stay fp32.
+        hyper = graph.hyper_synthesis(net, z_hat)
+        y_hat, bits_y = graph.y_forward(net, y, None if hyper is None else hyper.float(),
+                                        lambda v, channels: surrogate_quantize(v, surrogate, stream=0, **kw), sigma_min)
     with amp:
         x_hat = net.g_s(y_hat)
-    return {
-        "x_hat": x_hat.float(),
-        "bits_y": bits_y.sum(),
-        "bits_z": -torch.log2(p_z).sum(),
-    }
+    return {"x_hat": x_hat.float(), "bits_y": bits_y.sum(), "bits_z": bits_z.sum()}
 
 
 def rd_loss(out: dict, x: torch.Tensor, lmbda: float) -> dict:
@@ -186,7 +171,7 @@ def validate(net, images: list[torch.Tensor], cfg: TrainConfig) -> dict:
         c = min(cfg.crop * 2, im.shape[1], im.shape[2]) // 64 * 64
         top, left = (im.shape[1] - c) // 2, (im.shape[2] - c) // 2
         x = im[None, :, top : top + c, left : left + c].to(device).float() / 255
-        out = rd_forward(net, x, "round", sigma_min=cfg.sigma_min)
+        out = rd_forward(net, cfg.arch, x, "round", sigma_min=cfg.sigma_min)
         out["x_hat"] = out["x_hat"].clamp(0, 1)
         r = rd_loss(out, x, cfg.lmbda)
         totals["loss"] += r["loss"].item()
@@ -281,11 +266,11 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         if cfg.arch not in (None, init.arch):
             raise LrcodecError(f"--init {cfg.init} is a {init.arch} model: --arch {cfg.arch} does not match")
         cfg.arch, cfg.N, cfg.M = init.arch, cfg.N or N, cfg.M or M
-        cfg.context = family_of(net).context_shape(net.state_dict(), M)
+        cfg.context = family(init.arch).shape_of(net.state_dict(), M)
         if cfg.N != N or cfg.M < M:
             raise LrcodecError(f"--init {cfg.init} has N={N} M={M}: --N must match and --M may only grow")
         if cfg.M > M:
-            net = widen_latents(net, cfg.M)
+            net = widen_latents(net, init.arch, cfg.M)
         net.requires_grad_(True)
         cfg.init_training = {k: v for k, v in init.card.get("training", {}).items() if k != "history"}
     else:
@@ -336,7 +321,7 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         x = random_batch(images, cfg.batch_size, cfg.crop, gen).to(device)
         if not cuda:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = rd_forward(net, x, cfg.surrogate, sigma_min=cfg.sigma_min, step=step,
+        out = rd_forward(net, cfg.arch, x, cfg.surrogate, sigma_min=cfg.sigma_min, step=step,
                          temperature=sched["temperature"], alpha=sched["alpha"], autocast=use_bf16,
                          stop_gradient=cfg.sua_stop_gradient)
         r = rd_loss(out, x, cfg.lmbda)

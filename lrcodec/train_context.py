@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .context import DEFAULT_SHAPE, ChannelContext, ContextShape
+from .families.channel_context import CHANNEL_CONTEXT, DEFAULT_SHAPE, ChannelContext, ContextShape
 from .quantization import gaussian_interval_likelihood, ste_round
 
 PIXELS_PER_LATENT = 256
@@ -62,9 +62,9 @@ def latent_cache(model, paths: list[Path], cache: Path) -> list[dict]:
             pixels, _ = prepare_pixels(im.convert("RGB"))
         y, z = analyse(model, pixels)
         q = quantize_latents(model, y, z)
-        sigma, mu = model.exact.hyper_params(q.z_symbols.numpy(), np.zeros(q.z_symbols.shape))
-        latents.append({"y": y[0].half(), "sigma": torch.from_numpy(sigma[0]).half(),
-                        "mu": torch.from_numpy(mu[0]).half()})
+        sigma, mu = model.family.split(torch.from_numpy(model.exact.hyper(q.z_symbols.numpy(),
+                                                                          np.zeros(q.z_symbols.shape))))
+        latents.append({"y": y[0].half(), "sigma": sigma[0].half(), "mu": mu[0].half()})
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model_id": model.model_id.hex(), "files": [p.name for p in paths], "latents": latents}, cache)
     return latents
@@ -169,7 +169,6 @@ def train_context(cfg: ContextConfig, log=print) -> ChannelContext:
 
 def assemble(model, context: ChannelContext, path: Path, cfg: ContextConfig, seconds: float) -> Path:
     """A channel-context model file: the mean-scale model's weights plus the trained context."""
-    from .families import CHANNEL_CONTEXT
     from .models import save_model, weights_of
 
     shape = {"slices": context.shape.slices, "hidden": list(context.shape.hidden),

@@ -12,6 +12,8 @@ from PIL import Image
 from lrcodec.models import build_network, load_safetensors, save_model
 
 
+# Cheng et al.'s residual transforms start with tiny outputs: more steps before y codes anything
+BRIEF_STEPS = {"cheng2020-anchor": 200, "cheng2020-attn": 200}
 TINY_CONTEXT = {"slices": 3, "hidden": [16, 8], "checkerboard": True}
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -26,12 +28,12 @@ def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0
     if not path.exists():
         torch.manual_seed(seed)
         net = build_network(arch, N, M, context)
-        _briefly_train(net, seed)
+        _briefly_train(net, arch, seed, BRIEF_STEPS.get(arch, 30))
         save_model(net, path, card, fp16=False)
     return load_safetensors(path, dict(card, name=f"tiny-{arch}-{seed}"))
 
 
-def _briefly_train(net, seed: int, steps: int = 30) -> None:
+def _briefly_train(net, arch: str, seed: int, steps: int = 30) -> None:
     """A few Adam steps on generated images, so latents and priors look like a trained
     model's (an untrained one maps every image to all-zero symbols)."""
     from lrcodec.train import rd_forward, rd_loss
@@ -42,7 +44,7 @@ def _briefly_train(net, seed: int, steps: int = 30) -> None:
     ]).float() / 255
     opt = torch.optim.Adam(net.parameters(), lr=5e-3)
     for _ in range(steps):
-        loss = rd_loss(rd_forward(net, images, "noise"), images, 0.05)["loss"]
+        loss = rd_loss(rd_forward(net, arch, images, "noise"), images, 0.05)["loss"]
         opt.zero_grad()
         (loss + net.entropy_bottleneck.loss()).backward()
         opt.step()

@@ -13,7 +13,7 @@ from conftest import TINY_CONTEXT, photo_like
 
 from lrcodec import bitstream, codec
 from lrcodec.errors import LrcodecError
-from lrcodec.families import CHANNEL_CONTEXT, family_of
+from lrcodec.families.channel_context import CHANNEL_CONTEXT
 
 
 @pytest.mark.parametrize("uq, soft_alpha", [(False, 0), (True, 0), (True, 8)])
@@ -49,10 +49,10 @@ def test_exact_parameters_are_the_float_graphs(tiny_context_model):
     x, _ = codec.prepare_image(photo_like(128, 96, seed=5))
     y, z = codec.analyse(model, x)
     q = codec.quantize_latents(model, y, z)
-    sigma_h, mu_h = model.exact.hyper_params(q.z_symbols.numpy(), np.zeros(q.z_symbols.shape))
+    sigma_h, mu_h = CHANNEL_CONTEXT.split(torch.from_numpy(model.exact.hyper(q.z_symbols.numpy(),
+                                                                               np.zeros(q.z_symbols.shape))))
     with torch.no_grad():
-        sigma, mu, y_hat, _ = model.net.context(y, torch.from_numpy(sigma_h).float(),
-                                                torch.from_numpy(mu_h).float(), hard_quantizer(0.11))
+        sigma, mu, y_hat, _ = model.net.context(y, sigma_h.float(), mu_h.float(), hard_quantizer(0.11))
     assert (mu.double() - q.mu).abs().max() < 1e-3
     assert torch.mean((torch.round(y - mu) == q.y_symbols.float()).float()) > 0.999
     table_sigma = torch.from_numpy(q.sigma_table[model.exact.sigma_index(sigma.double().numpy())])
@@ -60,7 +60,7 @@ def test_exact_parameters_are_the_float_graphs(tiny_context_model):
 
 
 def test_slice_networks_equal_their_int64_definition(tiny_context_model):
-    for net in tiny_context_model.exact.context.nets:
+    for net in tiny_context_model.exact.nets:
         inputs = net.layers[0].weight.shape[1]
         x = torch.randint(-3000, 3000, (1, inputs, 6, 5)).double() * 2**8
         x[0, 0, 0, 0] = 1e12  # saturates identically on both paths
@@ -89,7 +89,7 @@ def test_saved_model_loads_by_its_weights_alone(tiny_context_model, tmp_path):
     path = tmp_path / "ctx.safetensors"
     save_model(tiny_context_model.net, path, {"arch": "channel-context"}, fp16=False)
     loaded = load_safetensors(path, card={})
-    assert loaded.arch == "channel-context" and family_of(loaded.net) is CHANNEL_CONTEXT
+    assert loaded.arch == "channel-context" and loaded.family is CHANNEL_CONTEXT
     assert loaded.net.context.shape == tiny_context_model.net.context.shape
     assert loaded.model_id == tiny_context_model.model_id
     torch.save({"state_dict": tiny_context_model.net.state_dict()}, tmp_path / "ctx.pth")
@@ -131,7 +131,7 @@ def test_context_models_cannot_be_widened(tiny_context_model):
     from lrcodec.models import widen_latents
 
     with pytest.raises(LrcodecError, match="only mean-scale"):
-        widen_latents(tiny_context_model.net, 32)
+        widen_latents(tiny_context_model.net, "channel-context", 32)
 
 
 def test_rate_only_training_writes_a_loadable_context_model(tiny_model, tmp_path):

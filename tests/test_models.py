@@ -48,23 +48,29 @@ def test_pickled_code_is_refused(tmp_path):
         models.load_model(str(path))
 
 
-def test_zoo_offline_is_one_clear_error(monkeypatch):
-    import compressai.zoo
-
-    def offline(**kwargs):
-        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
-
-    monkeypatch.setattr(compressai.zoo, "mbt2018_mean", offline)
-    with pytest.raises(LrcodecError, match="needs network access"):
+def test_zoo_names_load_from_the_torch_hub_cache(tmp_path, monkeypatch, tiny_model):
+    """The real path, without network: a missing file is one line that says what to download
+    and where; a file placed there (a bare state dict, as CompressAI's, under DataParallel's
+    names) loads, with weights_only."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(LrcodecError, match=r"not in torch's hub cache: download https://\S+mbt2018-mean-3-\S+ to "):
         models.load_model("mbt2018-mean", quality=3)
     with pytest.raises(LrcodecError, match="1-8"):
         models.load_model("mbt2018-mean", quality=9)
+    with pytest.raises(LrcodecError, match="1-6"):
+        models.load_model("cheng2020-anchor", quality=7)
+    path, _ = models.zoo_weights_path("mbt2018-mean", 3)
+    assert path.parent == tmp_path / "hub" / "checkpoints"
+    path.parent.mkdir(parents=True)
+    torch.save({f"module.{k}": v for k, v in tiny_model.net.state_dict().items()}, path)
+    loaded = models.load_model("mbt2018-mean", quality=3)
+    assert (loaded.name, loaded.arch, loaded.model_id) == ("mbt2018-mean-q3", "mean-scale", tiny_model.model_id)
 
 
 def test_widened_model_codes_like_the_original(tiny_model, tiny_scale_model):
     """Growing M keeps the decoded image and (almost) the file size: the new channels start
     unused, so training a widened high-rate model begins where the narrow one ended."""
-    wide = models._finish(models.widen_latents(tiny_model.net, 40), "wide", "mean-scale", {})
+    wide = models._finish(models.widen_latents(tiny_model.net, "mean-scale", 40), "wide", "mean-scale", {})
     assert models.infer_architecture(models.weights_of(wide.net)) == ("mean-scale", 16, 40)
     image = photo_like(96, 64, seed=4)
     narrow_file = codec.encode_image(image, tiny_model).data
@@ -74,6 +80,6 @@ def test_widened_model_codes_like_the_original(tiny_model, tiny_scale_model):
     assert (a - b).abs().max() <= 1 and (a != b).float().mean() < 0.01  # float summation order
     assert len(wide_file) <= len(narrow_file) * 1.02 + 8
     with pytest.raises(LrcodecError, match="narrow"):
-        models.widen_latents(wide.net, 24)
+        models.widen_latents(wide.net, "mean-scale", 24)
     with pytest.raises(LrcodecError, match="mean-scale"):
-        models.widen_latents(tiny_scale_model.net, 40)
+        models.widen_latents(tiny_scale_model.net, "scale", 40)

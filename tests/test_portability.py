@@ -120,8 +120,8 @@ def test_exact_hyper_synthesis_is_the_trained_one(tiny_model):
     of a large latent is exactly the untiled one."""
     net, em = tiny_model.net, tiny_model.exact
     z = torch.randint(-6, 6, (1, 16, 40, 36)).numpy()
-    sigma, mu = em.hyper_params(z, np.zeros(z.shape))
-    sigma_tiled, mu_tiled = em.hyper_params(z, np.zeros(z.shape), tile=8)
+    sigma, mu = np.split(em.hyper(z, np.zeros(z.shape)), 2, axis=1)
+    sigma_tiled, mu_tiled = np.split(em.hyper(z, np.zeros(z.shape), tile=8), 2, axis=1)
     idx, idx_tiled = em.sigma_index(sigma), em.sigma_index(sigma_tiled)
     assert np.array_equal(idx, idx_tiled) and np.array_equal(mu, mu_tiled)
     z_hat = torch.from_numpy(z + em.medians.reshape(1, -1, 1, 1)).double()

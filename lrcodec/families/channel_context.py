@@ -1,6 +1,10 @@
 """The channel-conditional context (Minnen & Singh 2020), optionally with a checkerboard
 spatial pass (He et al. 2021), on top of a mean-scale hyperprior (``docs/algorithms.md``
-section 6).
+section 6), arch "channel-context"::
+
+    z_hat -> h_s -> (sigma, mu)
+    slice s: (d_sigma, d_mu) = c_s(sigma, mu, y_hat of slices < s [, the slice's anchors])
+             y_s -> [Q around mu + d_mu, N(., (sigma * exp(d_sigma))^2)] -> y_hat_s
 
 y's M channels are cut into equal slices coded one after another. Slice s's (sigma, mu) are
 the hyperprior's corrected by a small network that reads the hyperprior's (sigma, mu) of all
@@ -18,10 +22,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
-from .exact import ACT_LIMIT  # inputs and every layer saturate here, as in the integer network
+from ..exact import ACT_BITS, ACT_LIMIT, ExactEntropyModel, IntegerNetwork, YUnit
+from .base import SIGMA_MIN, Quantizer, gaussian_step
+from .hyperprior import Hyperprior
 
 DEFAULT_SHAPE = {"slices": 6, "hidden": [128, 64], "checkerboard": True}
 
@@ -127,3 +134,90 @@ class ChannelContext(nn.Module):
             y_hats.append(y_hat)
             extras.append(extra)
         return torch.cat(sigmas, 1), torch.cat(mus, 1), torch.cat(y_hats, 1), torch.cat(extras, 1)
+
+
+class ExactChannelContext(ExactEntropyModel):
+    """The mean-scale hyperprior's exact model with the slice networks as integer networks:
+    y is coded slice by slice (and pass by pass)."""
+
+    needs_y_hat = True
+
+    def __init__(self, net, sigma_table):
+        super().__init__(net, sigma_table, mean_scale=True)
+        self.shape = net.context.shape
+        self.nets = [IntegerNetwork(n) for n in net.context.nets]
+
+    def y_units(self, shape: tuple) -> list[YUnit]:
+        k = self.shape.slice_size
+        if not self.shape.checkerboard:
+            return [YUnit(s * k, (s + 1) * k, s) for s in range(self.shape.slices)]
+        anchors = anchor_mask(*shape[2:]).bool().numpy()
+        return [YUnit(s * k, (s + 1) * k, s, second, ~anchors if second else anchors)
+                for s in range(self.shape.slices) for second in (False, True)]
+
+    def delta(self, unit: YUnit, hyper_fixed, y_hat_fixed, tile: int = 64):
+        """The slice network's fixed-point (d_sigma, d_mu) for a unit, each (1, k, h, w): its
+        input is the hyperprior's (sigma, mu), the y_hat of earlier slices and with the
+        checkerboard the slice's anchors and the anchor mask (zero in the first pass), all in
+        fixed point, exactly as ``ChannelContext.inputs`` lays them out in float."""
+        from ..tiling import tiled
+
+        parts = [hyper_fixed, y_hat_fixed[:, : unit.lo]]
+        if self.shape.checkerboard:
+            if unit.second_pass:
+                anchors = torch.from_numpy(~unit.mask).double()
+                parts += [y_hat_fixed[:, unit.lo : unit.hi] * anchors, anchors * 2.0**ACT_BITS]
+            else:
+                height, width = y_hat_fixed.shape[2:]
+                parts.append(torch.zeros((1, unit.hi - unit.lo + 1, height, width), dtype=torch.float64))
+        net = self.nets[unit.slice_index]
+        out = tiled(net, torch.cat(parts, 1), tile=tile, halo=net.radius).numpy()
+        return np.split(out, 2, axis=1)
+
+    def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
+        """sigma_h * exp(d_sigma) with ``lrcodec.exact``'s exp, mu_h + d_mu (multiples of
+        2**-ACT_BITS, added exactly)."""
+        from ..exact import exp
+
+        sigma, mu = super().unit_params(unit, hyper)
+        d_sigma, d_mu = self.delta(unit, self.fixed(hyper), y_hat_fixed)
+        return sigma * exp(d_sigma * 2.0**-ACT_BITS), mu + d_mu * 2.0**-ACT_BITS
+
+
+class ChannelContextFamily(Hyperprior):
+    archs = ("channel-context",)
+
+    def __init__(self):
+        super().__init__(mean_scale=True)
+        self.archs = ("channel-context",)
+
+    def build(self, arch: str, N: int, M: int, shape: dict | None = None):
+        net = super().build("mean-scale", N, M)
+        shape = {**DEFAULT_SHAPE, **(shape or {})}
+        net.context = ChannelContext(ContextShape(M, shape["slices"], tuple(shape["hidden"]), shape["checkerboard"]))
+        return net
+
+    def y_forward(self, net, y, hyper, quantize: Quantizer, sigma_min: float = SIGMA_MIN) -> tuple:
+        sigma, mu = self.split(hyper)
+        _, _, y_hat, bits = net.context(y, sigma, mu, gaussian_step(quantize, sigma_min))
+        return y_hat, bits
+
+    def exact(self, net, sigma_table):
+        return ExactChannelContext(net, sigma_table)
+
+    def y_context_radius(self, net) -> int:
+        """Each pass of a slice network (its 3x3 convolutions) reaches as far as their summed
+        radii into the y_hat before it: one pass a slice, two with the checkerboard."""
+        radius = sum(layer.kernel_size[0] // 2 for layer in net.context.nets[0] if isinstance(layer, nn.Conv2d))
+        return radius * len(net.context.nets) * (2 if net.context.shape.checkerboard else 1)
+
+    def shape_of(self, state: dict, M: int) -> dict:
+        """The context's shape from its weights' shapes (a checkpoint needs no card)."""
+        slices = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("context.nets."))
+        first = state["context.nets.0.0.weight"]
+        k = state["context.nets.0.4.weight"].shape[0] // 2
+        return {"slices": slices, "hidden": [first.shape[0], state["context.nets.0.2.weight"].shape[0]],
+                "checkerboard": first.shape[1] == 2 * M + k + 1}
+
+
+CHANNEL_CONTEXT = ChannelContextFamily()

@@ -1,0 +1,114 @@
+"""Every architecture against CompressAI's own coder on the same weights, in one run.
+
+For each zoo architecture at its quality-3 size (``compressai.zoo.image.cfgs``), a network
+with seeded random weights (CompressAI's trained weights cannot be downloaded here; lrcodec's
+coder does the same work whatever the weights) encodes and decodes one image with lrcodec
+(``codec.encode_image`` / ``codec.decode_latents``, entropy coding and synthesis included)
+and with CompressAI's ``compress()`` / ``decompress()``. Sizes are compared with the ideal
+information content under each coder's own tables and under the float model.
+
+    .venv/bin/python bench/architectures.py [--data ../shared/data/kodak] [--archs a,b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import torch  # noqa: E402
+
+from lrcodec import bitstream, codec  # noqa: E402
+from lrcodec.families import ZOO  # noqa: E402
+from lrcodec.models import _finish, build_network  # noqa: E402
+from refine import machine  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def zoo_sized(name: str, seed: int):
+    """A model of the zoo architecture's quality-3 size with seeded random weights."""
+    from compressai.zoo.image import cfgs
+
+    arch = ZOO[name][0]
+    size = cfgs[name][3]
+    N, M = (size[0], size[0]) if len(size) == 1 else size
+    torch.manual_seed(seed)
+    net = build_network(arch, N, M)
+    model = _finish(net, f"{name}-random", arch, {"source": "random init", "N": N, "M": M})
+    model.family.prepare(model.net)
+    return model
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def compare(name: str, image, repeats: int, seed: int) -> dict:
+    model = zoo_sized(name, seed)
+    encode_s, result = timed(lambda: codec.encode_image(image, model), repeats)
+    decode_s, decoded = timed(lambda: codec.decode_latents(result.data, model), repeats)
+    assert torch.equal(decoded.latents.y_symbols, result.latents.y_symbols)
+    q = result.latents
+    with torch.no_grad():
+        bits_y, bits_z = (b.item() for b in model.family.float_bits(model.net, q.y_hat, q.z_hat))
+    payload_bits = 8 * (len(result.data) - bitstream.HEADER_SIZE - bitstream.TRAILER_SIZE)
+    row = {"zoo": name, "arch": model.arch, "N": model.card["N"], "M": model.card["M"],
+           "y_units": len(model.exact.y_units(tuple(q.y_symbols.shape))),
+           "lrcodec": {"encode_s": encode_s, "decode_s": decode_s, "payload_bits": payload_bits,
+                       "ideal_bits": result.bits_ideal, "float_ideal_bits": bits_y + bits_z,
+                       "overhead_vs_ideal_pct": 100 * (payload_bits / result.bits_ideal - 1)}}
+    x, _ = codec.prepare_image(image)
+    net = model.net
+    net.update(force=True)
+    with torch.no_grad():
+        c_encode_s, out = timed(lambda: net.compress(x), repeats)
+        c_decode_s, _ = timed(lambda: net.decompress(out["strings"], out["shape"]), repeats)
+    c_bits = 8 * sum(len(s[0]) for s in out["strings"])
+    row["compressai"] = {"encode_s": c_encode_s, "decode_s": c_decode_s, "payload_bits": c_bits,
+                         "overhead_vs_float_ideal_pct": 100 * (c_bits / (bits_y + bits_z) - 1)}
+    row["speedup"] = {"encode": c_encode_s / encode_s, "decode": c_decode_s / decode_s}
+    return row
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "kodak"))
+    ap.add_argument("--image", default="kodim01.png")
+    ap.add_argument("--archs", default=",".join(ZOO))
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(RESULTS / "architectures.json"))
+    args = ap.parse_args()
+    from PIL import Image
+
+    image = Image.open(Path(args.data) / args.image).convert("RGB")
+    rows = []
+    for name in args.archs.split(","):
+        rows.append(compare(name, image, args.repeats, args.seed))
+        r = rows[-1]
+        print(f"{name:26} lrcodec {r['lrcodec']['encode_s']:6.2f} / {r['lrcodec']['decode_s']:6.2f} s "
+              f"(+{r['lrcodec']['overhead_vs_ideal_pct']:.3f} %), CompressAI {r['compressai']['encode_s']:6.2f} / "
+              f"{r['compressai']['decode_s']:6.2f} s (+{r['compressai']['overhead_vs_float_ideal_pct']:.2f} %)",
+              flush=True)
+    report = {"command": "python bench/architectures.py " + " ".join(sys.argv[1:]), "image": args.image,
+              "machine": machine(),
+              "weights": "seeded random init at each zoo architecture's quality-3 size", "rows": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

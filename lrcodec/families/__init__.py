@@ -1,0 +1,69 @@
+"""Model families: one module per family owns its architecture's whole graph (``base``
+describes the protocol). A family is chosen by an explicit architecture name: the model
+card's ``arch``, a zoo name (``ZOO``), or the key patterns of a checkpoint
+(``arch_of_state``); never by the network's Python type.
+
+Modules are imported on first use, so that ``lrcodec --help`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import LrcodecError
+
+# arch -> (module, family object): the one table a new family is added to
+_REGISTRY = {
+    "mean-scale": ("hyperprior", "MEAN_SCALE"),
+    "scale": ("hyperprior", "SCALE"),
+    "channel-context": ("channel_context", "CHANNEL_CONTEXT"),
+    "factorized": ("factorized", "FACTORIZED"),
+    "factorized-relu": ("factorized", "FACTORIZED_RELU"),
+    "joint-autoregressive": ("autoregressive", "JOINT_AUTOREGRESSIVE"),
+    "cheng2020-anchor": ("autoregressive", "CHENG2020_ANCHOR"),
+    "cheng2020-attn": ("autoregressive", "CHENG2020_ATTN"),
+}
+ARCHITECTURES = tuple(_REGISTRY)
+
+# CompressAI's zoo names: (arch, highest quality); compressai.zoo.image.model_urls has the weights
+ZOO = {
+    "bmshj2018-factorized": ("factorized", 8),
+    "bmshj2018-factorized-relu": ("factorized-relu", 8),
+    "bmshj2018-hyperprior": ("scale", 8),
+    "mbt2018-mean": ("mean-scale", 8),
+    "mbt2018": ("joint-autoregressive", 8),
+    "cheng2020-anchor": ("cheng2020-anchor", 6),
+    "cheng2020-attn": ("cheng2020-attn", 6),
+}
+
+
+def family(arch: str):
+    """The family object of an architecture name."""
+    if arch not in _REGISTRY:
+        raise LrcodecError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHITECTURES)})")
+    module, name = _REGISTRY[arch]
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def arch_of_state(state: dict) -> str:
+    """The architecture a CompressAI-format state dict holds, from its key patterns."""
+    keys = list(state)
+
+    def has(prefix: str) -> bool:
+        return any(k.startswith(prefix) for k in keys)
+
+    if has("context.nets."):
+        return "channel-context"
+    if has("context_prediction."):
+        if not has("g_a.0.conv1."):
+            return "joint-autoregressive"
+        return "cheng2020-attn" if any(k.startswith("g_a.") and ".conv_a." in k for k in keys) else "cheng2020-anchor"
+    if has("entropy_bottleneck.") and has("g_a.0.weight") and not has("h_s."):
+        return "factorized" if has("g_a.1.beta") else "factorized-relu"
+    try:
+        h_s_out, M = state["h_s.4.weight"], state["g_a.6.weight"].shape[0]
+    except KeyError as e:
+        raise LrcodecError(f"not a checkpoint of an architecture lrcodec knows ({', '.join(ARCHITECTURES)}): "
+                           f"missing tensor {e.args[0]}") from None
+    # h_s ends in a conv with 2M outputs (mean-scale) or M outputs (scale).
+    return "mean-scale" if h_s_out.shape[0] == 2 * M else "scale"

@@ -1,0 +1,142 @@
+"""Joint autoregressive and hierarchical priors (Minnen, Ballé & Toderici 2018, ``mbt2018``,
+arch "joint-autoregressive") and Cheng et al. 2020's anchor and attention models
+(``cheng2020-anchor``, ``cheng2020-attn``), which keep its entropy model and change the
+transforms (residual blocks, sub-pixel convolutions, attention)::
+
+    z_hat -> h_s -> params (2M channels)
+    y_hat (causal 5x5 neighbourhood) -> context_prediction (masked convolution) -> ctx (2M)
+    entropy_parameters(params, ctx) (1x1 convolutions) -> (sigma, mu)
+    y -> [Q around mu, N(mu, sigma^2)] -> y_hat -> g_s -> x_hat
+
+The coder runs h_s, the masked convolution and entropy_parameters as integer networks. y is
+coded in wavefront order: with a causal 5x5 mask, position (i, j) depends on (i, j-1),
+(i, j-2) and on rows i-1 and i-2 up to column j+2, all of which have a smaller t = 3i + j, so
+all positions with the same t are independent and are one coding unit (141 units for a
+Kodak image instead of 1,536 positions). The arithmetic is integer, so batching positions
+cannot change a symbol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..exact import ACT_BITS, ExactEntropyModel, IntegerNetwork, YUnit, _run_layer, _saturate
+from .base import SIGMA_MIN, Family, Quantizer, gaussian_step
+
+PASSES = 2  # masked passes of the relaxed forward (docs/algorithms.md, "autoregressive models")
+
+
+def wavefront_units(M: int, height: int, width: int) -> list[YUnit]:
+    """One unit per t = 3i + j, all channels of its positions, in increasing t."""
+    t = 3 * np.arange(height).reshape(-1, 1) + np.arange(width).reshape(1, -1)
+    return [YUnit(0, M, step, mask=(t == step).reshape(1, 1, height, width)) for step in range(int(t.max()) + 1)]
+
+
+class ExactAutoregressive(ExactEntropyModel):
+    """h_s, the masked convolution and entropy_parameters as integer networks."""
+
+    needs_y_hat = True
+
+    def __init__(self, net, sigma_table):
+        super().__init__(net, sigma_table, mean_scale=True)
+        (layer,) = IntegerNetwork(net.context_prediction).layers
+        self.context = replace(layer, padding=0)  # run on gathered k x k neighbourhoods
+        self.kernel = net.context_prediction.kernel_size[0]
+        self.entropy_parameters = IntegerNetwork(net.entropy_parameters)
+
+    def y_units(self, shape: tuple) -> list[YUnit]:
+        return wavefront_units(shape[1], *shape[2:])
+
+    def neighbourhoods(self, y_hat_fixed, rows: np.ndarray, cols: np.ndarray):
+        """(P, M, k, k) fixed-point y_hat around each position, zero outside the image (as
+        the convolution's zero padding)."""
+        import torch
+
+        r = self.kernel // 2
+        _, _, h, w = y_hat_fixed.shape
+        d = np.arange(-r, r + 1)
+        ii, jj = rows[:, None, None] + d[None, :, None], cols[:, None, None] + d[None, None, :]
+        inside = torch.from_numpy(((ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)).astype(np.float64))
+        ii, jj = np.broadcast_arrays(np.clip(ii, 0, h - 1), np.clip(jj, 0, w - 1))
+        patches = y_hat_fixed[0][:, torch.from_numpy(ii), torch.from_numpy(jj)]  # (M, P, k, k)
+        return (patches * inside).permute(1, 0, 2, 3)
+
+    def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma, mu) of a unit's positions, each (1, M, P): the masked convolution of the
+        y_hat decoded so far and h_s's params through entropy_parameters, in integers."""
+        import torch
+
+        rows, cols = unit.positions
+        ctx = _run_layer(self.context, _saturate(self.neighbourhoods(y_hat_fixed, rows, cols)))
+        params = torch.from_numpy(hyper[0][:, rows, cols].T * 2.0**ACT_BITS).reshape(len(rows), -1, 1, 1)
+        out = self.entropy_parameters(torch.cat([params, ctx], 1))[:, :, 0, 0].numpy() * 2.0**-ACT_BITS
+        sigma, mu = np.split(out.T[None], 2, axis=1)
+        return sigma, mu
+
+    def unit_keys(self, unit: YUnit, shape: tuple, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
+        sigma, mu = self.unit_params(unit, hyper, y_hat_fixed)
+        return self.sigma_index(sigma).ravel(), mu.ravel()
+
+
+class JointAutoregressive(Family):
+    """The shared entropy model; ``transforms`` picks the network class."""
+
+    def __init__(self, arch: str):
+        self.archs = (arch,)
+
+    def build(self, arch: str, N: int, M: int, shape: dict | None = None):
+        from compressai.models import Cheng2020Anchor, Cheng2020Attention, JointAutoregressiveHierarchicalPriors
+
+        if self.archs[0] == "joint-autoregressive":
+            return JointAutoregressiveHierarchicalPriors(N, M)
+        if M != N:
+            raise ValueError(f"{self.archs[0]} has M = N, got N={N} M={M}")
+        return (Cheng2020Anchor if self.archs[0] == "cheng2020-anchor" else Cheng2020Attention)(N)
+
+    def dims(self, state: dict) -> tuple[int, int]:
+        if self.archs[0] == "joint-autoregressive":
+            return super().dims(state)
+        N = state["g_a.0.conv1.weight"].shape[0]
+        return N, N
+
+    def prepare(self, net):
+        """The masked convolution's weights times its mask: CompressAI applies the mask only in
+        ``forward``, so a checkpoint may hold non-zero masked taps, which must not reach the
+        coder or the model id."""
+        import torch
+
+        conv = net.context_prediction
+        with torch.no_grad():  # +0.0 under the mask, not the -0.0 that multiplying can leave
+            conv.weight.copy_(torch.where(conv.mask.bool(), conv.weight, torch.zeros_like(conv.weight)))
+        return net
+
+    def params(self, net, hyper, y_hat) -> tuple:
+        """(sigma, mu) from h_s's params and the masked convolution of y_hat."""
+        import torch
+
+        ctx = net.context_prediction(y_hat)
+        return net.entropy_parameters(torch.cat([hyper, ctx.to(hyper.dtype)], 1)).float().chunk(2, 1)
+
+    def y_forward(self, net, y, hyper, quantize: Quantizer, sigma_min: float = SIGMA_MIN) -> tuple:
+        """The relaxed forward: the context reads the relaxed y_hat of the pass before (the
+        first pass: y rounded around 0), PASSES times; the coder's ŷ is rounding around the
+        mu that its own causal ŷ gives (docs/algorithms.md)."""
+        import torch
+
+        mu = torch.zeros_like(y)
+        for _ in range(PASSES):
+            sigma, mu = self.params(net, hyper, quantize(y - mu, slice(None)).value + mu)
+        return gaussian_step(quantize, sigma_min)(y, sigma, mu, slice(None))
+
+    def y_context_radius(self, net) -> int:
+        return PASSES * (net.context_prediction.kernel_size[0] // 2)
+
+    def exact(self, net, sigma_table):
+        return ExactAutoregressive(net, sigma_table)
+
+
+JOINT_AUTOREGRESSIVE = JointAutoregressive("joint-autoregressive")
+CHENG2020_ANCHOR = JointAutoregressive("cheng2020-anchor")
+CHENG2020_ATTN = JointAutoregressive("cheng2020-attn")

@@ -1,0 +1,208 @@
+"""Every architecture, each from its family module: exact round trips at the ideal size, the
+same symbols under other CPU kernels, loading from a bare CompressAI state dict, refinement,
+and golden files (``tests/golden/families.json``, written by scripts/make_family_golden.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FIXTURES, make_model, photo_like
+from lrcodec import bitstream, codec, models
+from lrcodec.errors import LrcodecError
+from lrcodec.families import ARCHITECTURES, arch_of_state, family
+from lrcodec.probe import latent_digest, symbol_digest
+
+GOLDEN = Path(__file__).parent / "golden"
+FAMILY_GOLDEN = json.loads((GOLDEN / "families.json").read_text())
+# (arch, N, M, seed) of each architecture's small test network (tests/fixtures/)
+TINY = {
+    "mean-scale": (16, 24, 0),
+    "scale": (16, 24, 1),
+    "channel-context": (16, 24, 2),
+    "factorized": (16, 24, 4),
+    "factorized-relu": (16, 24, 5),
+    "joint-autoregressive": (16, 24, 6),
+    "cheng2020-anchor": (16, 16, 7),
+    "cheng2020-attn": (16, 16, 8),
+}
+
+
+def tiny(arch: str):
+    N, M, seed = TINY[arch]
+    return make_model(arch, N=N, M=M, seed=seed)
+
+
+def test_every_architecture_has_a_test_network():
+    assert set(TINY) == set(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("uq", [False, True])
+def test_round_trip_at_the_ideal_size(arch, uq):
+    model = tiny(arch)
+    image = photo_like(144, 80, seed=11)
+    result = codec.encode_image(image, model, uq=uq, seed=3)
+    decoded = codec.decode_latents(result.data, model)
+    assert torch.equal(decoded.latents.y_symbols, result.latents.y_symbols)
+    assert torch.equal(decoded.latents.z_symbols, result.latents.z_symbols)
+    assert torch.equal(decoded.latents.y_hat, result.latents.y_hat)
+    payload_bits = 8 * (len(result.data) - bitstream.HEADER_SIZE - bitstream.TRAILER_SIZE)
+    assert result.bits_ideal > 2000
+    # At most the two streams' flush words above the ideal, and below it by what constriction's
+    # approximate table quantization (perfect=False, the format's) gives to near-certain symbols:
+    # a tiny network has many (sigma at the table's floor); a trained one at Kodak size,
+    # bench/results/architectures.json.
+    assert 0.99 * result.bits_ideal - 8 <= payload_bits <= result.bits_ideal + 64 + 5e-4 * result.bits_ideal
+    assert decoded.image().size == image.size
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_loads_from_a_bare_state_dict(arch, tmp_path):
+    model = tiny(arch)
+    torch.save(model.net.state_dict(), tmp_path / "net.pth")
+    loaded = models.load_model(str(tmp_path / "net.pth"))
+    assert (loaded.arch, loaded.model_id) == (arch, model.model_id)
+    data = codec.encode_image(photo_like(64, 64, seed=1), model).data
+    assert torch.equal(codec.decode_latents(data, loaded).latents.y_hat, codec.decode_latents(data, model).latents.y_hat)
+
+
+def test_compressai_networks_are_recognised_by_their_keys():
+    from compressai.models import (Cheng2020Anchor, Cheng2020Attention, FactorizedPrior, FactorizedPriorReLU,
+                                   JointAutoregressiveHierarchicalPriors, MeanScaleHyperprior, ScaleHyperprior)
+
+    for cls, arch in [(FactorizedPrior, "factorized"), (FactorizedPriorReLU, "factorized-relu"),
+                      (ScaleHyperprior, "scale"), (MeanScaleHyperprior, "mean-scale"),
+                      (JointAutoregressiveHierarchicalPriors, "joint-autoregressive")]:
+        assert arch_of_state(cls(8, 12).state_dict()) == arch
+    assert arch_of_state(Cheng2020Anchor(8).state_dict()) == "cheng2020-anchor"
+    assert arch_of_state(Cheng2020Attention(8).state_dict()) == "cheng2020-attn"
+
+
+def test_an_unknown_architecture_is_one_clear_error(tmp_path):
+    from compressai.models.sensetime import Elic2022Official
+
+    torch.save(Elic2022Official(N=8, M=16, groups=[2, 2, 4, 8]).state_dict(), tmp_path / "elic.pth")
+    with pytest.raises(LrcodecError, match="not a checkpoint of an architecture lrcodec knows"):
+        models.load_model(str(tmp_path / "elic.pth"))
+
+
+def test_masked_taps_are_zeroed_at_load(tmp_path):
+    """CompressAI masks in forward only: taps a checkpoint holds under the mask never reach
+    the coder or the model id."""
+    model = tiny("joint-autoregressive")
+    state = {k: v.clone() for k, v in model.net.state_dict().items()}
+    mask = state["context_prediction.mask"]
+    state["context_prediction.weight"] += (1 - mask) * 0.5
+    torch.save(state, tmp_path / "unmasked.pth")
+    loaded = models.load_model(str(tmp_path / "unmasked.pth"))
+    assert loaded.model_id == model.model_id
+    assert torch.equal(loaded.net.context_prediction.weight * (1 - mask), torch.zeros_like(mask))
+
+
+def test_wavefront_units_cover_y_in_an_order_the_mask_allows():
+    from lrcodec.families.autoregressive import wavefront_units
+
+    units = wavefront_units(4, 32, 48)
+    assert len(units) == 141  # a Kodak image: 1,536 positions
+    step = np.zeros((32, 48), int)
+    for t, unit in enumerate(units):
+        step[unit.positions] = t
+    assert sorted(np.bincount(step.ravel(), minlength=141) > 0) == [True] * 141
+    # every tap of the causal 5x5 mask is coded in an earlier unit
+    for di, dj in [(0, -1), (0, -2), (-1, -2), (-1, 2), (-2, 2), (-2, -2), (-1, 0)]:
+        i, j = np.mgrid[2:32, 2:46]
+        assert (step[i + di, j + dj] < step[i, j]).all()
+
+
+@pytest.mark.parametrize("arch", ["joint-autoregressive", "cheng2020-anchor"])
+def test_exact_parameters_are_the_float_graphs(arch):
+    """(sigma, mu) the coder uses equal the float graph's on the decoded y_hat, up to the
+    fixed-point rounding; the symbols decided on each path agree."""
+    model = tiny(arch)
+    x, _ = codec.prepare_image(photo_like(128, 96, seed=5))
+    y, z = codec.analyse(model, x)
+    q = codec.quantize_latents(model, y, z)
+    with torch.no_grad():
+        sigma, mu = model.family.params(model.net, model.net.h_s(q.z_hat), q.y_hat)
+    assert (mu.double() - q.mu).abs().max() < 2e-3
+    assert torch.mean((torch.round(y - mu) == q.y_symbols.float()).float()) > 0.999
+
+
+@pytest.mark.parametrize("arch", ["joint-autoregressive", "cheng2020-anchor"])
+def test_integer_networks_equal_their_int64_definition(arch):
+    exact = tiny(arch).exact
+    z = torch.randint(-40, 40, (1, 16, 7, 9)).double() * 2**16
+    z[0, 0, 0, 0] = 1e9
+    assert torch.equal(exact.h_s(z), exact.h_s.reference(z))
+    p = torch.randint(-3000, 3000, (5, exact.entropy_parameters.layers[0].weight.shape[1], 1, 1)).double() * 2**8
+    assert torch.equal(exact.entropy_parameters(p), exact.entropy_parameters.reference(p))
+
+
+def test_cheng2020_halos_come_from_the_receptive_fields():
+    """The sub-pixel h_s reaches 4 z positions, more than the 3 the first families needed;
+    tiled h_s is exactly the untiled one with that halo, and not with less."""
+    exact = tiny("cheng2020-anchor").exact
+    assert exact.h_s.radius == 4
+    z = torch.randint(-6, 6, (1, 16, 24, 20)).numpy()
+    whole = exact.hyper(z, np.zeros(z.shape), tile=64)
+    assert np.array_equal(exact.hyper(z, np.zeros(z.shape), tile=8), whole)
+    from lrcodec.tiling import tiled
+
+    z_fixed = torch.from_numpy(z * 2.0**16)
+    assert not torch.equal(tiled(exact.h_s, z_fixed, up=4, tile=8, halo=2), exact.h_s(z_fixed))
+
+
+def test_cheng2020_tiled_synthesis_is_the_untiled_one(monkeypatch):
+    model = tiny("cheng2020-anchor")
+    assert model.halos[1] > 4  # wider than the hyperpriors' g_s
+    y_hat = torch.randn(1, 16, 40, 36) * 3
+    whole = codec.synthesise(model, y_hat, 640, 576)
+    monkeypatch.setattr(codec, "TILE", 256)
+    tiled = codec.synthesise(model, y_hat, 640, 576)
+    assert (whole.int() - tiled.int()).abs().max() <= 1 and (whole != tiled).float().mean() < 1e-3
+
+
+@pytest.mark.parametrize("arch", ["factorized", "joint-autoregressive", "cheng2020-attn"])
+def test_refinement_lowers_the_true_loss(arch):
+    from lrcodec.refine import refine_image
+
+    model = tiny(arch)
+    result = refine_image(photo_like(64, 64, seed=2), model, method="ssl", iterations=20, lr=0.02, lmbda=0.05,
+                          eval_every=5)
+    losses = [h[1] for h in result.history]
+    assert min(losses[1:]) < losses[0]
+    assert not result.kept_base
+    assert torch.equal(codec.decode_latents(result.encoded.data, model).latents.y_hat, result.encoded.latents.y_hat)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_GOLDEN))
+def test_golden_file_decodes_to_its_digests(name):
+    expected = FAMILY_GOLDEN[name]
+    data = (GOLDEN / name).read_bytes()
+    assert len(data) == expected["bytes"]
+    decoded = codec.decode_latents(data, tiny(expected["arch"]))
+    assert symbol_digest(decoded.latents) == expected["symbols_sha256"]
+    assert latent_digest(decoded.latents) == expected["latents_sha256"]
+
+
+@pytest.mark.parametrize("capability, onednn_isa", [("default", "SSE41"), ("avx2", "AVX2")])
+def test_golden_files_decode_the_same_under_other_kernels(capability, onednn_isa):
+    """Each family's golden files decoded in a process with PyTorch's kernels without SIMD (and
+    oneDNN's SSE4.1), or both capped at AVX2: the very same symbols and latents."""
+    script = ("import json, sys; sys.path.insert(0, 'tests'); from test_families import tiny, FAMILY_GOLDEN, GOLDEN;"
+              "from lrcodec import codec; from lrcodec.probe import latent_digest;"
+              "print(json.dumps({n: latent_digest(codec.decode_latents((GOLDEN / n).read_bytes(), tiny(e['arch'])).latents)"
+              " for n, e in FAMILY_GOLDEN.items()}))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                         cwd=Path(__file__).parent.parent,
+                         env={**os.environ, "ATEN_CPU_CAPABILITY": capability, "ONEDNN_MAX_CPU_ISA": onednn_isa})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {n: e["latents_sha256"] for n, e in FAMILY_GOLDEN.items()}
