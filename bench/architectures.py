@@ -32,15 +32,22 @@ from refine import machine  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 
 
-def zoo_sized(name: str, seed: int):
-    """A model of the zoo architecture's quality-3 size with seeded random weights."""
+def zoo_sized(name: str, seed: int, image):
+    """A model of the zoo architecture's quality-3 size with seeded random weights, g_a's last
+    convolution scaled so that y has a standard deviation of 4 on the image (a random g_a's y
+    rounds to almost all zeros, which would time a degenerate file)."""
     from compressai.zoo.image import cfgs
 
     arch = ZOO[name][0]
     size = cfgs[name][3]
     N, M = (size[0], size[0]) if len(size) == 1 else size
     torch.manual_seed(seed)
-    net = build_network(arch, N, M)
+    net = build_network(arch, N, M).eval()
+    last = next(layer for layer in reversed(net.g_a) if isinstance(layer, torch.nn.Conv2d))
+    with torch.no_grad():
+        scale = 4 / net.g_a(codec.prepare_image(image)[0]).std()
+        last.weight.mul_(scale)
+        last.bias.mul_(scale)
     model = _finish(net, f"{name}-random", arch, {"source": "random init", "N": N, "M": M})
     model.family.prepare(model.net)
     return model
@@ -56,7 +63,7 @@ def timed(fn, repeats: int) -> tuple[float, object]:
 
 
 def compare(name: str, image, repeats: int, seed: int) -> dict:
-    model = zoo_sized(name, seed)
+    model = zoo_sized(name, seed, image)
     encode_s, result = timed(lambda: codec.encode_image(image, model), repeats)
     decode_s, decoded = timed(lambda: codec.decode_latents(result.data, model), repeats)
     assert torch.equal(decoded.latents.y_symbols, result.latents.y_symbols)
@@ -104,7 +111,8 @@ def main() -> int:
               flush=True)
     report = {"command": "python bench/architectures.py " + " ".join(sys.argv[1:]), "image": args.image,
               "machine": machine(),
-              "weights": "seeded random init at each zoo architecture's quality-3 size", "rows": rows}
+              "weights": "seeded random init at each zoo architecture's quality-3 size, y scaled to std 4",
+              "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     return 0
