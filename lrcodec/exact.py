@@ -385,9 +385,10 @@ class ExactEntropyModel:
 
     needs_y_hat = False  # whether unit_params reads the y_hat decoded so far
 
-    def __init__(self, net, sigma_table: np.ndarray, mean_scale: bool = True):
-        self.prior = FactorizedPrior.of(net.entropy_bottleneck)
-        self.h_s = IntegerNetwork(net.h_s)
+    def __init__(self, hyper, sigma_table: np.ndarray, mean_scale: bool = True):
+        """``hyper``: the module with the network's entropy_bottleneck and h_s."""
+        self.prior = FactorizedPrior.of(hyper.entropy_bottleneck)
+        self.h_s = IntegerNetwork(hyper.h_s)
         self.sigma_table = sigma_table
         self.mean_scale = mean_scale
 

@@ -330,7 +330,7 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
         opt.step()
         aux_opt.zero_grad(set_to_none=True)
-        net.entropy_bottleneck.loss().backward()
+        net.aux_loss().backward()  # every entropy bottleneck's quantiles
         aux_opt.step()
         step += 1
         progress.update(step, {"loss": r["loss"].item(), "bpp": r["bpp"].item(),

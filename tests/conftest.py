@@ -13,7 +13,7 @@ from lrcodec.models import build_network, load_safetensors, save_model
 
 
 # Cheng et al.'s residual transforms start with tiny outputs: more steps before y codes anything
-BRIEF_STEPS = {"cheng2020-anchor": 200, "cheng2020-attn": 200}
+BRIEF_STEPS = {"cheng2020-anchor": 200, "cheng2020-attn": 200, "cheng2020-anchor-checkerboard": 400}
 TINY_CONTEXT = {"slices": 3, "hidden": [16, 8], "checkerboard": True}
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -46,7 +46,7 @@ def _briefly_train(net, arch: str, seed: int, steps: int = 30) -> None:
     for _ in range(steps):
         loss = rd_loss(rd_forward(net, arch, images, "noise"), images, 0.05)["loss"]
         opt.zero_grad()
-        (loss + net.entropy_bottleneck.loss()).backward()
+        (loss + net.aux_loss()).backward()
         opt.step()
 
 

@@ -32,12 +32,16 @@ TINY = {
     "joint-autoregressive": (16, 24, 6),
     "cheng2020-anchor": (16, 16, 7),
     "cheng2020-attn": (16, 16, 8),
+    "cheng2020-anchor-checkerboard": (16, 16, 9),
+    "elic2022-official": (16, 32, 10),
+    "elic2022-chandelier": (16, 32, 11),
 }
+TINY_GROUPS = {"groups": [4, 4, 8, 16]}  # ELIC's uneven channel groups, small
 
 
 def tiny(arch: str):
     N, M, seed = TINY[arch]
-    return make_model(arch, N=N, M=M, seed=seed)
+    return make_model(arch, N=N, M=M, seed=seed, context=TINY_GROUPS if arch.startswith("elic") else None)
 
 
 def test_every_architecture_has_a_test_network():
@@ -65,6 +69,20 @@ def test_round_trip_at_the_ideal_size(arch, uq):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_the_coders_parameters_are_the_float_graphs(arch):
+    """The bits of the coded latents under the coder's own (sigma index, mu) equal those under
+    the float graph run on the same y_hat (a context reads y_hat, teacher-forced), to 3 %:
+    the exact path computes what the trained network does, up to fixed point and the
+    sigma table (whose levels are 3 % apart)."""
+    model = tiny(arch)
+    q = codec.encode_image(photo_like(144, 80, seed=12), model).latents
+    with torch.no_grad():
+        float_bits = sum(model.family.float_bits(model.net, q.y_hat, q.z_hat)).item()
+        coder_bits = model.family.hard_bits(model.net, q).item()
+    assert coder_bits == pytest.approx(float_bits, rel=0.03)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_loads_from_a_bare_state_dict(arch, tmp_path):
     model = tiny(arch)
     torch.save(model.net.state_dict(), tmp_path / "net.pth")
@@ -84,14 +102,19 @@ def test_compressai_networks_are_recognised_by_their_keys():
         assert arch_of_state(cls(8, 12).state_dict()) == arch
     assert arch_of_state(Cheng2020Anchor(8).state_dict()) == "cheng2020-anchor"
     assert arch_of_state(Cheng2020Attention(8).state_dict()) == "cheng2020-attn"
+    from compressai.models.sensetime import Cheng2020AnchorCheckerboard, Elic2022Chandelier, Elic2022Official
+
+    assert arch_of_state(Cheng2020AnchorCheckerboard(8).state_dict()) == "cheng2020-anchor-checkerboard"
+    for groups in ([2, 2, 4, 8], [4, 4, 8], [16, 16, 32, 64, 192]):  # the default split too
+        M = sum(groups)
+        assert arch_of_state(Elic2022Official(8, M, groups).state_dict()) == "elic2022-official"
+        assert arch_of_state(Elic2022Chandelier(8, M, groups).state_dict()) == "elic2022-chandelier"
 
 
 def test_an_unknown_architecture_is_one_clear_error(tmp_path):
-    from compressai.models.sensetime import Elic2022Official
-
-    torch.save(Elic2022Official(N=8, M=16, groups=[2, 2, 4, 8]).state_dict(), tmp_path / "elic.pth")
+    torch.save({"conv1.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(10, 8)}, tmp_path / "other.pth")
     with pytest.raises(LrcodecError, match="not a checkpoint of an architecture lrcodec knows"):
-        models.load_model(str(tmp_path / "elic.pth"))
+        models.load_model(str(tmp_path / "other.pth"))
 
 
 def test_masked_taps_are_zeroed_at_load(tmp_path):
@@ -170,7 +193,7 @@ def test_cheng2020_tiled_synthesis_is_the_untiled_one(monkeypatch):
     assert (whole.int() - tiled.int()).abs().max() <= 1 and (whole != tiled).float().mean() < 1e-3
 
 
-@pytest.mark.parametrize("arch", ["factorized", "joint-autoregressive", "cheng2020-attn"])
+@pytest.mark.parametrize("arch", ["factorized", "joint-autoregressive", "cheng2020-attn", "elic2022-chandelier"])
 def test_refinement_lowers_the_true_loss(arch):
     from lrcodec.refine import refine_image
 

@@ -22,6 +22,9 @@ _REGISTRY = {
     "joint-autoregressive": ("autoregressive", "JOINT_AUTOREGRESSIVE"),
     "cheng2020-anchor": ("autoregressive", "CHENG2020_ANCHOR"),
     "cheng2020-attn": ("autoregressive", "CHENG2020_ATTN"),
+    "cheng2020-anchor-checkerboard": ("checkerboard", "CHENG2020_ANCHOR_CHECKERBOARD"),
+    "elic2022-official": ("checkerboard", "ELIC2022_OFFICIAL"),
+    "elic2022-chandelier": ("checkerboard", "ELIC2022_CHANDELIER"),
 }
 ARCHITECTURES = tuple(_REGISTRY)
 
@@ -54,6 +57,12 @@ def arch_of_state(state: dict) -> str:
 
     if has("context.nets."):
         return "channel-context"
+    if has("latent_codec.y.channel_context."):
+        from .checkerboard import elic_variant
+
+        return elic_variant(state)
+    if has("latent_codec.y.context_prediction."):
+        return "cheng2020-anchor-checkerboard"
     if has("context_prediction."):
         if not has("g_a.0.conv1."):
             return "joint-autoregressive"

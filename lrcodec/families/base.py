@@ -119,16 +119,21 @@ class Family:
         """What loading does to the weights before they are hashed (nothing by default)."""
         return net
 
+    def hyper(self, net):
+        """The module holding the network's h_a, h_s and z's entropy_bottleneck (the network
+        itself in CompressAI's older models; ``latent_codec["hyper"]`` in its latent-codec ones)."""
+        return net
+
     # -------------------------------------------------------------- the float graph
 
     def hyper_analysis(self, net, y):
-        return net.h_a(y)
+        return self.hyper(net).h_a(y)
 
     def z_forward(self, net, z, quantize: Quantizer) -> tuple:
-        return factorized_forward(net.entropy_bottleneck, z, quantize)
+        return factorized_forward(self.hyper(net).entropy_bottleneck, z, quantize)
 
     def hyper_synthesis(self, net, z_hat):
-        return net.h_s(z_hat)
+        return self.hyper(net).h_s(z_hat)
 
     def y_forward(self, net, y, hyper, quantize: Quantizer, sigma_min: float = SIGMA_MIN) -> tuple:
         raise NotImplementedError
@@ -155,7 +160,7 @@ class Family:
 
     def latent_shapes(self, net, height: int, width: int) -> tuple[tuple, tuple]:
         """Shapes of y and z for a padded image of height x width pixels."""
-        N, M = net.entropy_bottleneck.channels, self.latent_channels(net)
+        N, M = self.hyper(net).entropy_bottleneck.channels, self.latent_channels(net)
         return (1, M, height // 16, width // 16), (1, N, height // 64, width // 64)
 
     def latent_channels(self, net) -> int:

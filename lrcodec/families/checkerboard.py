@@ -1,0 +1,224 @@
+"""Two-pass checkerboard models from CompressAI's ``models.sensetime``, by checkpoint: Cheng
+et al. 2020's anchor with He et al. 2021's checkerboard context (arch
+"cheng2020-anchor-checkerboard"), and ELIC (He et al. 2022) with uneven channel groups, as
+CompressAI gives it ("elic2022-official") and with Chandelier's simplifications
+("elic2022-chandelier": each group's channel context reads the first and the latest group
+only, and its parameters are split means first)::
+
+    z_hat -> h_s -> side (the hyper params)
+    group k of y (one group for the checkerboard model):
+        ch_k   = g_ch,k(y_hat of earlier groups)            (k > 0; 5x5 convolutions)
+        anchors (i + j even):   (sigma, mu) = e_k(0, ch_k, side)
+        the others:             (sigma, mu) = e_k(g_sp,k(y_hat anchors), ch_k, side)
+    (g_sp,k: a 5x5 checkerboard-masked convolution; e_k: 1x1 convolutions)
+
+The coding units are each group's anchors, then its other positions. The anchor pass has no
+spatial context at all (CompressAI zeroes the masked convolution's output, bias included).
+The coder runs every network as an integer network. Training and refinement run the same two
+passes in float, so the relaxed forward is exactly the coder's graph, teacher-forced.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LrcodecError
+from ..exact import ACT_BITS, ExactEntropyModel, IntegerNetwork, YUnit
+from .base import SIGMA_MIN, Family, Quantizer, gaussian_step, receptive_radius
+from .channel_context import anchor_mask
+
+
+def _y_codec(net):
+    return net.latent_codec["y"]
+
+
+class SpaceChannel:
+    """Where a network keeps each group's parts, and how a group's inputs are laid out."""
+
+    def __init__(self, net, arch: str):
+        codec = _y_codec(net)
+        if arch == "cheng2020-anchor-checkerboard":
+            self.checkerboards, self.channel_contexts = [codec], [None]
+            self.groups = [codec.context_prediction.in_channels]
+        else:
+            self.groups = list(codec.groups)
+            self.checkerboards = [codec.latent_codec[f"y{k}"] for k in range(len(self.groups))]
+            self.channel_contexts = [None] + [codec.channel_context[f"y{k}"] for k in range(1, len(self.groups))]
+        self.bounds = np.cumsum([0, *self.groups]).tolist()
+        self.first_and_latest = arch == "elic2022-chandelier"
+        self.means_first = arch == "elic2022-chandelier"
+
+    def earlier(self, k: int, y_hat_groups: list):
+        """The channel context's input for group k: every earlier group, or (Chandelier) the
+        first and the latest."""
+        if self.first_and_latest and k > 1:
+            return [y_hat_groups[0], y_hat_groups[k - 1]]
+        return y_hat_groups[:k]
+
+    def chunk(self, params) -> tuple:
+        """(sigma, mu) of the entropy parameters' output."""
+        a, b = (params[:, : params.shape[1] // 2], params[:, params.shape[1] // 2 :])
+        return (b, a) if self.means_first else (a, b)
+
+
+class HyperState:
+    """The per-file state the exact model's units share: the hyper params in fixed point, and
+    each group's channel context once computed."""
+
+    def __init__(self, hyper: np.ndarray):
+        import torch
+
+        self.real = hyper
+        self.fixed = torch.from_numpy(hyper * 2.0**ACT_BITS)
+        self.channel_context: dict = {}
+
+
+class ExactCheckerboard(ExactEntropyModel):
+    needs_y_hat = True
+
+    def __init__(self, net, arch: str, sigma_table):
+        hyper = net.latent_codec["hyper"]
+        super().__init__(hyper, sigma_table)
+        self.layout = layout = SpaceChannel(net, arch)
+        self.spatial = [IntegerNetwork(cb.context_prediction) for cb in layout.checkerboards]
+        self.parameters = [IntegerNetwork(cb.entropy_parameters) for cb in layout.checkerboards]
+        self.channel = [None if c is None else IntegerNetwork(c) for c in layout.channel_contexts]
+
+    def hyper(self, z_symbols: np.ndarray, z_offsets: np.ndarray, tile: int = 16) -> HyperState:
+        return HyperState(super().hyper(z_symbols, z_offsets, tile))
+
+    def y_units(self, shape: tuple) -> list[YUnit]:
+        anchors = anchor_mask(*shape[2:]).bool().numpy()
+        b = self.layout.bounds
+        return [YUnit(b[k], b[k + 1], k, second, ~anchors if second else anchors)
+                for k in range(len(self.layout.groups)) for second in (False, True)]
+
+    def _run(self, net: IntegerNetwork, x):
+        from ..tiling import tiled
+
+        return tiled(net, x, tile=64, halo=net.radius)
+
+    def unit_params(self, unit: YUnit, hyper: HyperState, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        k, b = unit.slice_index, self.layout.bounds
+        side = [hyper.fixed]
+        if k > 0:
+            if k not in hyper.channel_context:
+                groups = [y_hat_fixed[:, b[j] : b[j + 1]] for j in range(k)]
+                hyper.channel_context[k] = self._run(self.channel[k], torch.cat(self.layout.earlier(k, groups), 1))
+            side.insert(0, hyper.channel_context[k])
+        _, _, h, w = y_hat_fixed.shape
+        if unit.second_pass:  # the anchors of the group, decoded in its first pass
+            spatial = self._run(self.spatial[k], y_hat_fixed[:, unit.lo : unit.hi] * torch.from_numpy(~unit.mask))
+        else:
+            spatial = torch.zeros((1, 2 * (unit.hi - unit.lo), h, w), dtype=torch.float64)
+        params = self._run(self.parameters[k], torch.cat([spatial, *side], 1)).numpy() * 2.0**-ACT_BITS
+        return self.layout.chunk(params)
+
+
+class Checkerboard(Family):
+    def __init__(self, arch: str):
+        self.archs = (arch,)
+
+    @property
+    def arch(self) -> str:
+        return self.archs[0]
+
+    def hyper(self, net):
+        return net.latent_codec["hyper"]
+
+    def build(self, arch: str, N: int, M: int, shape: dict | None = None):
+        from compressai.models.sensetime import Cheng2020AnchorCheckerboard, Elic2022Chandelier, Elic2022Official
+
+        if self.arch == "cheng2020-anchor-checkerboard":
+            if M != N:
+                raise ValueError(f"{self.arch} has M = N, got N={N} M={M}")
+            return Cheng2020AnchorCheckerboard(N)
+        groups = (shape or {}).get("groups") or [16, 16, 32, 64, M - 128]
+        return (Elic2022Official if self.arch == "elic2022-official" else Elic2022Chandelier)(N, M, groups)
+
+    def dims(self, state: dict) -> tuple[int, int]:
+        try:
+            if self.arch == "cheng2020-anchor-checkerboard":
+                N = state["g_a.0.conv1.weight"].shape[0]
+                return N, N
+            return state["g_a.0.weight"].shape[0], sum(self.shape_of(state, 0)["groups"])
+        except KeyError as e:
+            raise LrcodecError(f"not a {self.arch} checkpoint: missing tensor {e.args[0]}") from None
+
+    def shape_of(self, state: dict, M: int) -> dict | None:
+        """ELIC's channel groups, from its spatial contexts' weights."""
+        if self.arch == "cheng2020-anchor-checkerboard":
+            return None
+        return {"groups": [state[f"latent_codec.y.latent_codec.y{k}.context_prediction.weight"].shape[1]
+                           for k in range(group_count(state))]}
+
+    def latent_channels(self, net) -> int:
+        return sum(SpaceChannel(net, self.arch).groups)
+
+    def prepare(self, net):
+        """Every checkerboard convolution's weights times its mask (``autoregressive.prepare``)."""
+        import torch
+
+        with torch.no_grad():
+            for cb in SpaceChannel(net, self.arch).checkerboards:
+                conv = cb.context_prediction
+                conv.weight.copy_(torch.where(conv.mask.bool(), conv.weight, torch.zeros_like(conv.weight)))
+        return net
+
+    def y_forward(self, net, y, hyper, quantize: Quantizer, sigma_min: float = SIGMA_MIN) -> tuple:
+        """Group by group, anchors then the others, exactly as the coder (teacher-forced)."""
+        import torch
+
+        layout, step = SpaceChannel(net, self.arch), gaussian_step(quantize, sigma_min)
+        B, _, H, W = y.shape
+        first = anchor_mask(H, W, y.device)
+        y_hats, bits = [], []
+        for k, (cb, channel) in enumerate(zip(layout.checkerboards, layout.channel_contexts)):
+            lo, hi = layout.bounds[k], layout.bounds[k + 1]
+            side = hyper if channel is None else torch.cat([channel(torch.cat(layout.earlier(k, y_hats), 1)), hyper], 1)
+            part = y[:, lo:hi]
+            spatial = torch.zeros((B, 2 * (hi - lo), H, W), device=y.device, dtype=side.dtype)
+            sigma, mu = layout.chunk(cb.entropy_parameters(torch.cat([spatial, side], 1)).float())
+            y_hat1, bits1 = step(part, sigma, mu, slice(lo, hi))
+            spatial = cb.context_prediction(y_hat1 * first).to(side.dtype)
+            sigma, mu = layout.chunk(cb.entropy_parameters(torch.cat([spatial, side], 1)).float())
+            y_hat2, bits2 = step(part, sigma, mu, slice(lo, hi))
+            y_hats.append(torch.lerp(y_hat2, y_hat1, first))
+            bits.append(torch.lerp(bits2, bits1, first))
+        return torch.cat(y_hats, 1), torch.cat(bits, 1)
+
+    def y_context_radius(self, net) -> int:
+        """A group's y_hat reaches its anchors through the spatial context and earlier groups
+        through the channel context, group after group."""
+        layout = SpaceChannel(net, self.arch)
+        spatial = layout.checkerboards[0].context_prediction.kernel_size[0] // 2
+        channel = 0 if len(layout.groups) == 1 else receptive_radius(layout.channel_contexts[1])
+        return spatial + (len(layout.groups) - 1) * (channel + spatial)
+
+    def exact(self, net, sigma_table):
+        return ExactCheckerboard(net, self.arch, sigma_table)
+
+
+def group_count(state: dict) -> int:
+    return 1 + max(int(k.split(".")[3][1:]) for k in state if k.startswith("latent_codec.y.latent_codec.y")
+                   and k.endswith(".context_prediction.weight"))
+
+
+def elic_variant(state: dict) -> str:
+    """"elic2022-chandelier" when a group's channel context reads the first and the latest
+    group only, or (with three groups or fewer, where both read the same) when its first
+    parameter layer has 2M outputs; else "elic2022-official"."""
+    groups = [state[f"latent_codec.y.latent_codec.y{k}.context_prediction.weight"].shape[1]
+              for k in range(group_count(state))]
+    if len(groups) > 3:
+        inputs = state["latent_codec.y.channel_context.y3.0.weight"].shape[1]
+        return "elic2022-official" if inputs == sum(groups[:3]) else "elic2022-chandelier"
+    first = state["latent_codec.y.latent_codec.y0.entropy_parameters.0.weight"].shape[0]
+    return "elic2022-chandelier" if first == 2 * sum(groups) else "elic2022-official"
+
+
+CHENG2020_ANCHOR_CHECKERBOARD = Checkerboard("cheng2020-anchor-checkerboard")
+ELIC2022_OFFICIAL = Checkerboard("elic2022-official")
+ELIC2022_CHANDELIER = Checkerboard("elic2022-chandelier")
