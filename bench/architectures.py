@@ -1,6 +1,7 @@
 """Every architecture against CompressAI's own coder on the same weights, in one run.
 
-For each zoo architecture at its quality-3 size (``compressai.zoo.image.cfgs``), a network
+For each zoo architecture at its quality-3 size (``compressai.zoo.image.cfgs``), and each
+checkpoint-only one at its CompressAI constructor's default size, a network
 with seeded random weights (CompressAI's trained weights cannot be downloaded here; lrcodec's
 coder does the same work whatever the weights) encodes and decodes one image with lrcodec
 (``codec.encode_image`` / ``codec.decode_latents``, entropy coding and synthesis included)
@@ -25,11 +26,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import torch  # noqa: E402
 
 from lrcodec import bitstream, codec  # noqa: E402
-from lrcodec.families import ZOO  # noqa: E402
+from lrcodec.families import ZOO, family  # noqa: E402
 from lrcodec.models import _finish, build_network  # noqa: E402
 from refine import machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+
+
+CHECKPOINT_ONLY = {"cheng2020-anchor-checkerboard": (192, 192), "elic2022-official": (192, 320),
+                   "elic2022-chandelier": (192, 320)}  # compressai.models.sensetime's defaults
 
 
 def zoo_sized(name: str, seed: int, image):
@@ -38,9 +43,11 @@ def zoo_sized(name: str, seed: int, image):
     rounds to almost all zeros, which would time a degenerate file)."""
     from compressai.zoo.image import cfgs
 
-    arch = ZOO[name][0]
-    size = cfgs[name][3]
-    N, M = (size[0], size[0]) if len(size) == 1 else size
+    if name in CHECKPOINT_ONLY:
+        arch, (N, M) = name, CHECKPOINT_ONLY[name]
+    else:
+        arch, size = ZOO[name][0], cfgs[name][3]
+        N, M = (size[0], size[0]) if len(size) == 1 else size
     torch.manual_seed(seed)
     net = build_network(arch, N, M).eval()
     last = next(layer for layer in reversed(net.g_a) if isinstance(layer, torch.nn.Conv2d))
@@ -48,9 +55,7 @@ def zoo_sized(name: str, seed: int, image):
         scale = 4 / net.g_a(codec.prepare_image(image)[0]).std()
         last.weight.mul_(scale)
         last.bias.mul_(scale)
-    model = _finish(net, f"{name}-random", arch, {"source": "random init", "N": N, "M": M})
-    model.family.prepare(model.net)
-    return model
+    return _finish(family(arch).prepare(net), f"{name}-random", arch, {"source": "random init", "N": N, "M": M})
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -71,7 +76,7 @@ def compare(name: str, image, repeats: int, seed: int) -> dict:
     with torch.no_grad():
         bits_y, bits_z = (b.item() for b in model.family.float_bits(model.net, q.y_hat, q.z_hat))
     payload_bits = 8 * (len(result.data) - bitstream.HEADER_SIZE - bitstream.TRAILER_SIZE)
-    row = {"zoo": name, "arch": model.arch, "N": model.card["N"], "M": model.card["M"],
+    row = {"name": name, "arch": model.arch, "N": model.card["N"], "M": model.card["M"],
            "y_units": len(model.exact.y_units(tuple(q.y_symbols.shape))),
            "lrcodec": {"encode_s": encode_s, "decode_s": decode_s, "payload_bits": payload_bits,
                        "ideal_bits": result.bits_ideal, "float_ideal_bits": bits_y + bits_z,
@@ -93,7 +98,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "kodak"))
     ap.add_argument("--image", default="kodim01.png")
-    ap.add_argument("--archs", default=",".join(ZOO))
+    ap.add_argument("--archs", default=",".join([*ZOO, *CHECKPOINT_ONLY]))
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS / "architectures.json"))
