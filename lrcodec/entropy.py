@@ -16,13 +16,14 @@ import numpy as np
 
 from .errors import LrcodecError
 
+SIGMA_MIN = 0.11  # CompressAI's SCALES_MIN: lower bound of sigma in estimate and coder alike
 SIGMA_LEVELS = 256  # 64 levels (CompressAI) cost +0.2% over exact sigma; 256 cost ~0.01%
 SIGMA_MAX = 256.0
 SYMBOL_LIMIT = 32767  # symbol ranges are stored as int16
 ALPHABET_LIMIT = 4096  # tables are (groups x alphabet) for z and y: this bounds their memory
 
 
-def sigma_table(sigma_min: float = 0.11, levels: int = SIGMA_LEVELS, sigma_max: float = SIGMA_MAX) -> np.ndarray:
+def sigma_table(sigma_min: float = SIGMA_MIN, levels: int = SIGMA_LEVELS, sigma_max: float = SIGMA_MAX) -> np.ndarray:
     """Geometric table sigma_min * r^i, r = (sigma_max/sigma_min)^(1/(levels-1)), by repeated
     multiplication in float64 (correctly rounded, so the same on every IEEE machine)."""
     ratio = float(np.float64(sigma_max / sigma_min) ** (1.0 / (levels - 1)))

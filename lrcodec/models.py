@@ -27,7 +27,6 @@ from .families import ZOO, arch_of_state, family
 
 # CompressAI's coder tables: rebuilt by ``update()``, never part of a model's identity.
 _CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
-SIGMA_MIN = 0.11  # CompressAI's SCALES_MIN: lower bound of sigma in estimate and coder alike
 
 
 def models_dir() -> Path:
@@ -77,7 +76,7 @@ class LoadedModel:
         """The exact entropy model (``lrcodec.exact``), built on first use: the part of the
         codec that a file's symbols depend on, identical on every machine."""
         if self._exact is None:
-            from .entropy import sigma_table
+            from .entropy import SIGMA_MIN, sigma_table
 
             self._exact = self.family.exact(self.net, sigma_table(self.card.get("sigma_min", SIGMA_MIN)))
         return self._exact

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..entropy import SIGMA_MIN
 from ..quantization import Quantized
 
 Quantizer = Callable[..., Quantized]
-
-SIGMA_MIN = 0.11  # CompressAI's SCALES_MIN: lower bound of sigma in estimate and coder alike
 
 
 def hard_rounding(v, channels=None) -> Quantized:

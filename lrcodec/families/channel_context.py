@@ -185,8 +185,6 @@ class ExactChannelContext(ExactEntropyModel):
 
 
 class ChannelContextFamily(Hyperprior):
-    archs = ("channel-context",)
-
     def __init__(self):
         super().__init__(mean_scale=True)
         self.archs = ("channel-context",)

@@ -99,6 +99,8 @@ class ExactCheckerboard(ExactEntropyModel):
         return tiled(net, x, tile=64, halo=net.radius)
 
     def unit_params(self, unit: YUnit, hyper: HyperState, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
+        """(sigma, mu) of the unit's positions, each (1, k, P): the entropy parameters (1x1
+        convolutions) run at those positions only."""
         import torch
 
         k, b = unit.slice_index, self.layout.bounds
@@ -113,8 +115,14 @@ class ExactCheckerboard(ExactEntropyModel):
             spatial = self._run(self.spatial[k], y_hat_fixed[:, unit.lo : unit.hi] * torch.from_numpy(~unit.mask))
         else:
             spatial = torch.zeros((1, 2 * (unit.hi - unit.lo), h, w), dtype=torch.float64)
-        params = self._run(self.parameters[k], torch.cat([spatial, *side], 1)).numpy() * 2.0**-ACT_BITS
+        rows, cols = unit.positions
+        inputs = torch.cat([spatial, *side], 1)[:, :, torch.from_numpy(rows), torch.from_numpy(cols)]
+        params = self.parameters[k](inputs[..., None])[..., 0].numpy() * 2.0**-ACT_BITS
         return self.layout.chunk(params)
+
+    def unit_keys(self, unit: YUnit, shape: tuple, hyper: HyperState, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
+        sigma, mu = self.unit_params(unit, hyper, y_hat_fixed)
+        return self.sigma_index(sigma).ravel(), mu.ravel()
 
 
 class Checkerboard(Family):

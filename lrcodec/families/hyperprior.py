@@ -15,8 +15,6 @@ from .base import SIGMA_MIN, Family, Quantizer, gaussian_step
 
 
 class Hyperprior(Family):
-    archs = ("mean-scale", "scale")
-
     def __init__(self, mean_scale: bool):
         self.mean_scale = mean_scale
         self.archs = ("mean-scale",) if mean_scale else ("scale",)
