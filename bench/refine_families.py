@@ -33,8 +33,14 @@ def main() -> int:
     ap.add_argument("models", nargs="+")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "kodak"))
     ap.add_argument("--images", type=int, default=6)
+    ap.add_argument("--passes", type=int, default=None,
+                    help="masked passes of the autoregressive relaxed forward (a study; default: the family's)")
     ap.add_argument("--out", default=str(RESULTS / "refine-families.json"))
     args = ap.parse_args()
+    from lrcodec.families import autoregressive
+
+    if args.passes:
+        autoregressive.PASSES = args.passes
     paths = image_order(Path(args.data))[: args.images]
     rows = []
     for name in args.models:
@@ -54,6 +60,7 @@ def main() -> int:
         print(f"{name:40} {model.arch:22} gain {rows[-1]['mean_gain_pct']:.2f} % "
               f"({', '.join(f'{g:.2f}' for g in gains)})", flush=True)
     report = {"command": "python bench/refine_families.py " + " ".join(sys.argv[1:]), "effort": DEFAULT_EFFORT,
+              "autoregressive_passes": autoregressive.PASSES,
               "images": [p.name for p in paths], "machine": machine(), "rows": rows}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -343,6 +343,18 @@ def main() -> None:
               "`perfect=False`, which lrcodec's format uses) codes below the ideal under lrcodec's integer tables, "
               "and CompressAI's coder below the float model's. A trained model's file is within 0.05 % of its ideal "
               "(`tests/test_codec.py`); the times are what this benchmark is for.")
+    rf = RESULTS / "refine-families.json"
+    if rf.exists():
+        d = json.loads(rf.read_text())
+        print(f"\nFrom `{d['command']}` (effort {d['effort']}, {', '.join(d['images'])}; {d['machine']['cpu']}). "
+              f"{d['note']} Trained with `{d['models_trained_by'][0]}` and the same for mean-scale.\n")
+        print("| model | arch | training steps | R-D loss gain of refinement, mean (per image) |")
+        print("|---|---|---|---|")
+        for r in d["rows"]:
+            print(f"| {Path(r['model']).stem} | {r['arch']} | {r['training']['steps']} | {fmt(r['mean_gain_pct'])} % "
+                  f"({', '.join(fmt(g) for g in r['rd_loss_gain_pct'])}) |")
+        print("\nMasked passes of the autoregressive relaxed forward (`--passes`): "
+              + ", ".join(f"{p}: {fmt(s['mean_gain_pct'])} %" for p, s in d["passes_study"].items()) + ".")
     crops = RESULTS / "crops.json"
     if crops.exists():
         d = json.loads(crops.read_text())

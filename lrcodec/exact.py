@@ -11,7 +11,7 @@ Two kinds of arithmetic are used, and nothing else:
   layer's weights are scaled so that any partial sum stays below 2**50 in magnitude: all
   products and partial sums are then integers that float64 represents exactly, so the
   result is the integer result whatever the summation order, SIMD width, FMA use, thread
-  count or BLAS (``tests/test_exact.py`` compares it with an int64 evaluation).
+  count or BLAS (``tests/test_portability.py`` compares it with an int64 evaluation).
 * **IEEE-754 basic operations** (+ - * /, floor, rint, ldexp, frexp, comparisons) on float64
   in a fixed order, for the learned CDF of z and the Gaussian of y. IEEE 754 requires these
   to be correctly rounded, so a conforming machine cannot give another result. exp, log and
@@ -384,6 +384,7 @@ class ExactEntropyModel:
     ``unit_params`` (``lrcodec.families``)."""
 
     needs_y_hat = False  # whether unit_params reads the y_hat decoded so far
+    params_at_positions = False  # whether unit_params gives (1, k, P) at the unit's positions only
 
     def __init__(self, hyper, sigma_table: np.ndarray, mean_scale: bool = True):
         """``hyper``: the module with the network's entropy_bottleneck and h_s."""
@@ -409,6 +410,8 @@ class ExactEntropyModel:
         """(table index, mu) of each of a unit's elements, flat in the unit's order, for a y
         of ``shape``: what its symbols are coded with (``y_tables``) and centred on."""
         sigma, mu = self.unit_params(unit, hyper, y_hat_fixed)
+        if self.params_at_positions:  # already the unit's elements, channel by channel
+            return self.sigma_index(sigma).ravel(), mu.ravel()
         return unit.pick(self.sigma_index(sigma)), unit.pick(mu)
 
     @staticmethod

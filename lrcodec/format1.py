@@ -40,6 +40,8 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
 
     from .kernels import native_kernels
 
+    if model.arch not in ("mean-scale", "scale"):  # lrcodec 0.1 wrote only these
+        raise LrcodecError(f"invalid lrcodec file (format 1 with a {model.arch} model)")
     z_payload, y_payload = bitstream.payloads(data, header)
     y_shape, z_shape = latent_shapes(model, header.width, header.height)
     u_y, u_z = dithers(y_shape, z_shape, header.uq, header.seed, header.soft_alpha)

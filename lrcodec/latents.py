@@ -33,6 +33,8 @@ class QuantizedLatents:
         """The coder's sigma of each y element (the table value at its index)."""
         import torch
 
+        if self.sigma_table is None:
+            raise ValueError("a factorized model's latents have no sigma")
         return torch.from_numpy(self.sigma_table[self.sigma_index])
 
 

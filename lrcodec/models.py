@@ -1,4 +1,4 @@
-"""Hyperprior models and the registry that maps a name to an architecture and its weights.
+"""The model registry: a name -> an architecture (``lrcodec.families``) and its weights.
 
 A model can be named three ways:
 
@@ -72,13 +72,20 @@ class LoadedModel:
         return next(self.net.parameters()).device
 
     @property
+    def sigma_min(self) -> float:
+        """The lower bound of sigma the model was trained with, in its estimate and its coder."""
+        from .entropy import SIGMA_MIN
+
+        return self.card.get("sigma_min", SIGMA_MIN)
+
+    @property
     def exact(self):
         """The exact entropy model (``lrcodec.exact``), built on first use: the part of the
         codec that a file's symbols depend on, identical on every machine."""
         if self._exact is None:
-            from .entropy import SIGMA_MIN, sigma_table
+            from .entropy import sigma_table
 
-            self._exact = self.family.exact(self.net, sigma_table(self.card.get("sigma_min", SIGMA_MIN)))
+            self._exact = self.family.exact(self.net, sigma_table(self.sigma_min))
         return self._exact
 
 
@@ -117,13 +124,17 @@ def network_from_state(state: dict, arch: str | None = None):
     """Build the network a state dict describes and load it (coder tables may be absent)."""
     arch = arch or arch_of_state(state)
     chosen = family(arch)
-    N, M = chosen.dims(state)
-    net = build_network(arch, N, M, chosen.shape_of(state, M))
-    state = {k: v for k, v in state.items() if not any(k.endswith(b) for b in _CODER_BUFFERS)}
     import torch
 
-    # nn.Module's loader: CompressAI's own insists on its coder tables, which we rebuild.
-    missing, unexpected = torch.nn.Module.load_state_dict(net, state, strict=False)
+    try:
+        N, M = chosen.dims(state)
+        net = build_network(arch, N, M, chosen.shape_of(state, M))
+        state = {k: v for k, v in state.items() if not any(k.endswith(b) for b in _CODER_BUFFERS)}
+        # nn.Module's loader: CompressAI's own insists on its coder tables, which we rebuild.
+        missing, unexpected = torch.nn.Module.load_state_dict(net, state, strict=False)
+    except (KeyError, ValueError, RuntimeError, AssertionError) as e:
+        # a weight of another shape, a missing tensor, a shape CompressAI's constructor refuses
+        raise LrcodecError(f"checkpoint does not match a {arch} model: {' '.join(str(e).split())[:300]}") from None
     missing = [k for k in missing if not any(k.endswith(b) for b in _CODER_BUFFERS)]
     if missing or unexpected:
         raise LrcodecError(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .entropy import SIGMA_MIN
 from .settings import SURROGATES
 
 LIKELIHOOD_MIN = 1e-9
@@ -51,7 +52,7 @@ def _std_normal_cdf(t: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.erfc(-t * (1 / math.sqrt(2)))
 
 
-def gaussian_interval_likelihood(lower, upper, sigma, sigma_min: float = 0.11):
+def gaussian_interval_likelihood(lower, upper, sigma, sigma_min: float = SIGMA_MIN):
     """P(lower < V < upper) for V ~ N(0, max(sigma, sigma_min)^2), evaluated on the tail
     nearer the interval (as CompressAI's |v| form) so that small masses keep precision."""
     s = lower_bound(sigma, sigma_min)

@@ -156,7 +156,7 @@ def _true_loss(model, q: codec.QuantizedLatents, pixels, H, W, lmbda) -> tuple[f
     the MSE is the file's."""
     with torch.no_grad():
         mse = _squared_error(codec.synthesise(model, q.y_hat, H, W), pixels.cpu()) / (pixels.numel() * 255**2)
-        bits = model.family.hard_bits(model.net, q)
+        bits = model.family.hard_bits(model.net, q, model.sigma_min)
     bpp = bits.item() / (H * W)
     return lmbda * 255**2 * mse + bpp, bpp, psnr_of(mse), mse
 
@@ -281,7 +281,8 @@ def refine_images(
                 return _relaxed(sampler, t, v, u, None if noise is None else noise[:, channels, r0:r1, c0:c1])
 
             crop = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
-            y_tilde, bits = family.y_forward(net, y[crop], None if hyper_d is None else hyper_d[crop], quantize)
+            y_tilde, bits = family.y_forward(net, y[crop], None if hyper_d is None else hyper_d[crop], quantize,
+                                             model.sigma_min)
             loss = bits[:, :, top - r0 : bottom - r0, left - c0 : right - c0].sum() / (H * W)
             rows, cols = (16 * top, min(16 * bottom, H)), (16 * left, min(16 * right, W))
             if rows[1] > rows[0] and cols[1] > cols[0]:  # tiles wholly in the padding have no pixels

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .devices import bf16_native, resolve_device
+from .entropy import SIGMA_MIN
 from .errors import LrcodecError
 from .imageio import find_images
 from .metrics import psnr_of
@@ -45,7 +46,8 @@ class TrainConfig:
     arch: str | None = None  # None: mean-scale, or the init model's
     N: int | None = None  # None: 64, or the init model's
     M: int | None = None  # None: 96, or the init model's (a larger M widens the init model)
-    context: dict | None = None  # channel-context: the slice networks' shape (None: the family's default)
+    context: dict | None = None  # more of the architecture than N, M (channel-context: the slice networks;
+    # ELIC: its channel groups); None: the family's default
     steps: int = 10000
     batch_size: int = 8
     crop: int = 256
@@ -53,7 +55,7 @@ class TrainConfig:
     context_lr: float | None = None  # channel-context: lr of the slice networks (None: lr); new layers on trained transforms
     decay_start: float = 0.8  # fraction of steps after which the lr decays (cosine) to lr/20
     surrogate: str = "mixed"
-    sigma_min: float = 0.11
+    sigma_min: float = SIGMA_MIN
     alpha_max: float = 16.0  # soft-round: alpha rises linearly from 1 to alpha_max
     tau_end: float = 0.0  # sua: temperature held at tau_end after 90% of steps; 0 won the study (docs/training.md)
     sua_stop_gradient: bool = True  # sua: the partial stop-gradient (False: the ablation without it)
@@ -126,7 +128,7 @@ def schedule(cfg: TrainConfig, step: int) -> dict:
     return {"lr": lr, "temperature": tau, "alpha": alpha}
 
 
-def rd_forward(net, arch: str, x, surrogate: str, *, sigma_min: float = 0.11, step: int = 0,
+def rd_forward(net, arch: str, x, surrogate: str, *, sigma_min: float = SIGMA_MIN, step: int = 0,
                temperature: float = 1.0, alpha: float = 16.0, autocast: bool = False,
                stop_gradient: bool = True) -> dict:
     """One pass of an ``arch`` network with a surrogate quantizer: reconstruction and bits of y

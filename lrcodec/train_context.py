@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .entropy import SIGMA_MIN
 from .families.channel_context import CHANNEL_CONTEXT, DEFAULT_SHAPE, ChannelContext, ContextShape
 from .quantization import gaussian_interval_likelihood, ste_round
 
@@ -128,7 +129,7 @@ def train_context(cfg: ContextConfig, log=print) -> ChannelContext:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = load_model(cfg.model)
-    sigma_min = model.card.get("sigma_min", 0.11)
+    sigma_min = model.card.get("sigma_min", SIGMA_MIN)
     files = list_images(cfg.data)
     train_files, val_files = files[: -cfg.val_images], files[-cfg.val_images:]
     out = Path(cfg.out)

@@ -21,7 +21,7 @@ $PY -m lrcodec.train_context --model lrc-mshp-q3 --data "$DATA" --out runs/ctx-q
 $PY - <<'EOF'
 from pathlib import Path
 
-from lrcodec.context import ChannelContext, ContextShape
+from lrcodec.families.channel_context import ChannelContext, ContextShape
 from lrcodec.models import load_model
 from lrcodec.train_context import ContextConfig, assemble
 

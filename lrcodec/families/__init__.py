@@ -28,10 +28,11 @@ _REGISTRY = {
 }
 ARCHITECTURES = tuple(_REGISTRY)
 
-# CompressAI's zoo names: (arch, highest quality); compressai.zoo.image.model_urls has the weights
+# CompressAI's zoo names with pretrained weights (compressai.zoo.image.model_urls): (arch, highest
+# quality). Its bmshj2018-factorized-relu has none (it loads the GDN model's); ReLU checkpoints
+# load by their keys.
 ZOO = {
     "bmshj2018-factorized": ("factorized", 8),
-    "bmshj2018-factorized-relu": ("factorized-relu", 8),
     "bmshj2018-hyperprior": ("scale", 8),
     "mbt2018-mean": ("mean-scale", 8),
     "mbt2018": ("joint-autoregressive", 8),
@@ -58,9 +59,13 @@ def arch_of_state(state: dict) -> str:
     if has("context.nets."):
         return "channel-context"
     if has("latent_codec.y.channel_context."):
-        from .checkerboard import elic_variant
-
-        return elic_variant(state)
+        # h_s starts with a transposed convolution (N, N, 5, 5) in both; Chandelier's ends in a
+        # convolution (2M, 3N/2, 3, 3), CompressAI's ELIC in a transposed one (3N/2, 2N, 3, 3).
+        try:
+            N, last = state["latent_codec.hyper.h_s.0.weight"].shape[0], state["latent_codec.hyper.h_s.4.weight"]
+        except KeyError as e:
+            raise LrcodecError(f"not an ELIC checkpoint: missing tensor {e.args[0]}") from None
+        return "elic2022-chandelier" if last.shape[1] == N * 3 // 2 else "elic2022-official"
     if has("latent_codec.y.context_prediction."):
         return "cheng2020-anchor-checkerboard"
     if has("context_prediction."):
@@ -76,3 +81,13 @@ def arch_of_state(state: dict) -> str:
                            f"missing tensor {e.args[0]}") from None
     # h_s ends in a conv with 2M outputs (mean-scale) or M outputs (scale).
     return "mean-scale" if h_s_out.shape[0] == 2 * M else "scale"
+
+
+def channel_groups(state: dict) -> list[int]:
+    """ELIC's channel group sizes, from its spatial contexts' weights (y0, y1, ...)."""
+    groups = []
+    while (key := f"latent_codec.y.latent_codec.y{len(groups)}.context_prediction.weight") in state:
+        groups.append(state[key].shape[1])
+    if not groups:
+        raise LrcodecError("not an ELIC checkpoint: no channel groups (latent_codec.y.latent_codec.y0...)")
+    return groups

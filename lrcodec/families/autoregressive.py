@@ -21,9 +21,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import torch
 
+from ..errors import LrcodecError
 from ..exact import ACT_BITS, ExactEntropyModel, IntegerNetwork, YUnit, _run_layer, _saturate
-from .base import SIGMA_MIN, Family, Quantizer, gaussian_step
+from .base import SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, zero_masked_taps
 
 PASSES = 2  # masked passes of the relaxed forward (docs/algorithms.md, "autoregressive models")
 
@@ -38,12 +40,15 @@ class ExactAutoregressive(ExactEntropyModel):
     """h_s, the masked convolution and entropy_parameters as integer networks."""
 
     needs_y_hat = True
+    params_at_positions = True
 
     def __init__(self, net, sigma_table):
         super().__init__(net, sigma_table, mean_scale=True)
         (layer,) = IntegerNetwork(net.context_prediction).layers
         self.context = replace(layer, padding=0)  # run on gathered k x k neighbourhoods
         self.kernel = net.context_prediction.kernel_size[0]
+        if self.kernel > 5:  # the wavefront t = 3i + j orders a causal 5x5 neighbourhood at most
+            raise LrcodecError(f"a {self.kernel}x{self.kernel} masked context is wider than the coder's wavefront allows")
         self.entropy_parameters = IntegerNetwork(net.entropy_parameters)
 
     def y_units(self, shape: tuple) -> list[YUnit]:
@@ -52,8 +57,6 @@ class ExactAutoregressive(ExactEntropyModel):
     def neighbourhoods(self, y_hat_fixed, rows: np.ndarray, cols: np.ndarray):
         """(P, M, k, k) fixed-point y_hat around each position, zero outside the image (as
         the convolution's zero padding)."""
-        import torch
-
         r = self.kernel // 2
         _, _, h, w = y_hat_fixed.shape
         d = np.arange(-r, r + 1)
@@ -66,8 +69,6 @@ class ExactAutoregressive(ExactEntropyModel):
     def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
         """(sigma, mu) of a unit's positions, each (1, M, P): the masked convolution of the
         y_hat decoded so far and h_s's params through entropy_parameters, in integers."""
-        import torch
-
         rows, cols = unit.positions
         ctx = _run_layer(self.context, _saturate(self.neighbourhoods(y_hat_fixed, rows, cols)))
         params = torch.from_numpy(hyper[0][:, rows, cols].T * 2.0**ACT_BITS).reshape(len(rows), -1, 1, 1)
@@ -75,13 +76,9 @@ class ExactAutoregressive(ExactEntropyModel):
         sigma, mu = np.split(out.T[None], 2, axis=1)
         return sigma, mu
 
-    def unit_keys(self, unit: YUnit, shape: tuple, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
-        sigma, mu = self.unit_params(unit, hyper, y_hat_fixed)
-        return self.sigma_index(sigma).ravel(), mu.ravel()
-
 
 class JointAutoregressive(Family):
-    """The shared entropy model; ``transforms`` picks the network class."""
+    """The shared entropy model; the architecture name picks the transforms."""
 
     def __init__(self, arch: str):
         self.archs = (arch,)
@@ -91,31 +88,20 @@ class JointAutoregressive(Family):
 
         if self.archs[0] == "joint-autoregressive":
             return JointAutoregressiveHierarchicalPriors(N, M)
-        if M != N:
-            raise ValueError(f"{self.archs[0]} has M = N, got N={N} M={M}")
+        check_square(self.archs[0], N, M)
         return (Cheng2020Anchor if self.archs[0] == "cheng2020-anchor" else Cheng2020Attention)(N)
 
     def dims(self, state: dict) -> tuple[int, int]:
         if self.archs[0] == "joint-autoregressive":
             return super().dims(state)
-        N = state["g_a.0.conv1.weight"].shape[0]
-        return N, N
+        return cheng2020_dims(state, self.archs[0])
 
     def prepare(self, net):
-        """The masked convolution's weights times its mask: CompressAI applies the mask only in
-        ``forward``, so a checkpoint may hold non-zero masked taps, which must not reach the
-        coder or the model id."""
-        import torch
-
-        conv = net.context_prediction
-        with torch.no_grad():  # +0.0 under the mask, not the -0.0 that multiplying can leave
-            conv.weight.copy_(torch.where(conv.mask.bool(), conv.weight, torch.zeros_like(conv.weight)))
+        zero_masked_taps(net.context_prediction)
         return net
 
     def params(self, net, hyper, y_hat) -> tuple:
         """(sigma, mu) from h_s's params and the masked convolution of y_hat."""
-        import torch
-
         ctx = net.context_prediction(y_hat)
         return net.entropy_parameters(torch.cat([hyper, ctx.to(hyper.dtype)], 1)).float().chunk(2, 1)
 
@@ -123,8 +109,6 @@ class JointAutoregressive(Family):
         """The relaxed forward: the context reads the relaxed y_hat of the pass before (the
         first pass: y rounded around 0), PASSES times; the coder's ŷ is rounding around the
         mu that its own causal ŷ gives (docs/algorithms.md)."""
-        import torch
-
         mu = torch.zeros_like(y)
         for _ in range(PASSES):
             sigma, mu = self.params(net, hyper, quantize(y - mu, slice(None)).value + mu)

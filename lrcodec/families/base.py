@@ -23,8 +23,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
+from torch import nn
+
 from ..entropy import SIGMA_MIN
-from ..quantization import Quantized
+from ..errors import LrcodecError
+from ..quantization import Quantized, factorized_interval_likelihood, gaussian_interval_likelihood, z_medians
 
 Quantizer = Callable[..., Quantized]
 
@@ -38,10 +42,6 @@ def factorized_forward(entropy_bottleneck, v, quantize: Quantizer) -> tuple:
     """(v_hat, bits per element) of a latent under the learned factorized prior, quantized
     around its per-channel medians: the z path of every hyperprior, and y of the factorized
     model."""
-    import torch
-
-    from ..quantization import factorized_interval_likelihood, z_medians
-
     m = z_medians(entropy_bottleneck)
     with torch.autocast(v.device.type, enabled=False):  # the prior's matmuls stay fp32
         q = quantize(v.float() - m, slice(None))
@@ -52,10 +52,6 @@ def factorized_forward(entropy_bottleneck, v, quantize: Quantizer) -> tuple:
 def gaussian_step(quantize: Quantizer, sigma_min: float = SIGMA_MIN) -> Callable:
     """``step(y, sigma, mu, channels) -> (y_hat, bits per element)``: a part of y quantized
     around mu and scored under N(mu, sigma^2)."""
-    import torch
-
-    from ..quantization import gaussian_interval_likelihood
-
     def step(y, sigma, mu, channels):
         q = quantize(y - mu, channels)
         return q.value + mu, -torch.log2(gaussian_interval_likelihood(q.lower, q.upper, sigma, sigma_min))
@@ -73,8 +69,6 @@ def receptive_radius(transform, radius: int = 0) -> int:
     children too, except its parallel branches (CompressAI's residual ``skip`` and
     ``upsample``, an attention block's two branches), which take the larger reach. The tile
     halo of g_a and g_s comes from it."""
-    from torch import nn
-
     if isinstance(transform, nn.Conv2d):
         k, s, p = transform.kernel_size[0], transform.stride[0], transform.padding[0]
         return radius * s + max(p, transform.dilation[0] * (k - 1) - p)
@@ -92,19 +86,38 @@ def receptive_radius(transform, radius: int = 0) -> int:
     return max([main, *branches])
 
 
+def zero_masked_taps(conv) -> None:
+    """A masked convolution's weights times its mask, +0.0 under the mask (not the -0.0 that
+    multiplying can leave): CompressAI applies the mask only in ``forward``, so a checkpoint
+    may hold non-zero masked taps, which must not reach the coder or the model id."""
+    with torch.no_grad():
+        conv.weight.copy_(torch.where(conv.mask.bool(), conv.weight, torch.zeros_like(conv.weight)))
+
+
+def cheng2020_dims(state: dict, arch: str) -> tuple[int, int]:
+    """(N, N): Cheng et al.'s transforms have as many latent channels as hidden ones."""
+    try:
+        N = state["g_a.0.conv1.weight"].shape[0]
+    except KeyError as e:
+        raise LrcodecError(f"not a {arch} checkpoint: missing tensor {e.args[0]}") from None
+    return N, N
+
+
+def check_square(arch: str, N: int, M: int) -> None:
+    if M != N:
+        raise LrcodecError(f"{arch} has as many latent channels as hidden ones (M = N), got N={N} M={M}")
+
+
 class Family:
     """The protocol (module docstring) and what the hyperprior families share."""
 
     archs: tuple[str, ...] = ()
-    has_z = True
 
     def build(self, arch: str, N: int, M: int, shape: dict | None = None):
         raise NotImplementedError
 
     def dims(self, state: dict) -> tuple[int, int]:
         """(N, M) of a CompressAI-format state dict."""
-        from ..errors import LrcodecError
-
         try:
             return state["g_a.0.weight"].shape[0], state["g_a.6.weight"].shape[0]
         except KeyError as e:
@@ -140,10 +153,6 @@ class Family:
     def hard_bits(self, net, latents, sigma_min: float = SIGMA_MIN):
         """The information content (bits, a float scalar tensor) of the coder's latents under
         the float entropy model: y under the coder's own (sigma, mu), z under the prior."""
-        import torch
-
-        from ..quantization import gaussian_interval_likelihood
-
         v = latents.y_hat - latents.mu.float()
         bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, latents.sigma.float(), sigma_min)).sum()
         _, bits_z = self.z_forward(net, latents.z_hat.to(next(net.parameters()).device), hard_rounding)
@@ -163,7 +172,7 @@ class Family:
         return (1, M, height // 16, width // 16), (1, N, height // 64, width // 64)
 
     def latent_channels(self, net) -> int:
-        return net.M  # every CompressAI image model keeps its M
+        return net.M  # CompressAI keeps it on every model but its latent-codec ones
 
     def y_context_radius(self, net) -> int:
         """How far (in y positions) an element's y_hat and bits reach, given the hyper tensor:

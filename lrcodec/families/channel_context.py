@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..exact import ACT_BITS, ACT_LIMIT, ExactEntropyModel, IntegerNetwork, YUnit
+from ..errors import LrcodecError
+from ..exact import ACT_BITS, ACT_LIMIT, ExactEntropyModel, IntegerNetwork, YUnit, exp
+from ..tiling import tiled
 from .base import SIGMA_MIN, Quantizer, gaussian_step
 from .hyperprior import Hyperprior
 
@@ -75,13 +77,20 @@ def anchor_mask(height: int, width: int, device=None) -> torch.Tensor:
     return ((i + j) % 2 == 0).float().view(1, 1, height, width)
 
 
+def checkerboard_units(bounds: list[int], height: int, width: int) -> list[YUnit]:
+    """Two units per group of channels [bounds[s], bounds[s + 1]): its anchors, then the rest."""
+    anchors = anchor_mask(height, width).bool().numpy()
+    return [YUnit(lo, hi, s, second, ~anchors if second else anchors)
+            for s, (lo, hi) in enumerate(zip(bounds, bounds[1:])) for second in (False, True)]
+
+
 class ChannelContext(nn.Module):
     """The slice networks (float form, for training and refinement)."""
 
     def __init__(self, shape: ContextShape):
         super().__init__()
         if shape.M % shape.slices:
-            raise ValueError(f"M={shape.M} is not a multiple of {shape.slices} slices")
+            raise LrcodecError(f"M={shape.M} is not a multiple of {shape.slices} slices")
         self.shape = shape
         self.nets = nn.ModuleList(_slice_net(shape.inputs(s), shape.hidden, 2 * shape.slice_size)
                                   for s in range(shape.slices))
@@ -151,17 +160,13 @@ class ExactChannelContext(ExactEntropyModel):
         k = self.shape.slice_size
         if not self.shape.checkerboard:
             return [YUnit(s * k, (s + 1) * k, s) for s in range(self.shape.slices)]
-        anchors = anchor_mask(*shape[2:]).bool().numpy()
-        return [YUnit(s * k, (s + 1) * k, s, second, ~anchors if second else anchors)
-                for s in range(self.shape.slices) for second in (False, True)]
+        return checkerboard_units([s * k for s in range(self.shape.slices + 1)], *shape[2:])
 
     def delta(self, unit: YUnit, hyper_fixed, y_hat_fixed, tile: int = 64):
         """The slice network's fixed-point (d_sigma, d_mu) for a unit, each (1, k, h, w): its
         input is the hyperprior's (sigma, mu), the y_hat of earlier slices and with the
         checkerboard the slice's anchors and the anchor mask (zero in the first pass), all in
         fixed point, exactly as ``ChannelContext.inputs`` lays them out in float."""
-        from ..tiling import tiled
-
         parts = [hyper_fixed, y_hat_fixed[:, : unit.lo]]
         if self.shape.checkerboard:
             if unit.second_pass:
@@ -177,8 +182,6 @@ class ExactChannelContext(ExactEntropyModel):
     def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
         """sigma_h * exp(d_sigma) with ``lrcodec.exact``'s exp, mu_h + d_mu (multiples of
         2**-ACT_BITS, added exactly)."""
-        from ..exact import exp
-
         sigma, mu = super().unit_params(unit, hyper)
         d_sigma, d_mu = self.delta(unit, self.fixed(hyper), y_hat_fixed)
         return sigma * exp(d_sigma * 2.0**-ACT_BITS), mu + d_mu * 2.0**-ACT_BITS

@@ -21,11 +21,15 @@ passes in float, so the relaxed forward is exactly the coder's graph, teacher-fo
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..errors import LrcodecError
 from ..exact import ACT_BITS, ExactEntropyModel, IntegerNetwork, YUnit
-from .base import SIGMA_MIN, Family, Quantizer, gaussian_step, receptive_radius
-from .channel_context import anchor_mask
+from ..tiling import tiled
+from . import channel_groups
+from .base import (SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, receptive_radius,
+                   zero_masked_taps)
+from .channel_context import anchor_mask, checkerboard_units
 
 
 def _y_codec(net):
@@ -62,19 +66,17 @@ class SpaceChannel:
 
 
 class HyperState:
-    """The per-file state the exact model's units share: the hyper params in fixed point, and
-    each group's channel context once computed."""
+    """The state one file's units share (one walk over y, never reused): the hyper params in
+    fixed point, and each group's channel context once computed."""
 
     def __init__(self, hyper: np.ndarray):
-        import torch
-
-        self.real = hyper
         self.fixed = torch.from_numpy(hyper * 2.0**ACT_BITS)
         self.channel_context: dict = {}
 
 
 class ExactCheckerboard(ExactEntropyModel):
     needs_y_hat = True
+    params_at_positions = True
 
     def __init__(self, net, arch: str, sigma_table):
         hyper = net.latent_codec["hyper"]
@@ -88,21 +90,15 @@ class ExactCheckerboard(ExactEntropyModel):
         return HyperState(super().hyper(z_symbols, z_offsets, tile))
 
     def y_units(self, shape: tuple) -> list[YUnit]:
-        anchors = anchor_mask(*shape[2:]).bool().numpy()
-        b = self.layout.bounds
-        return [YUnit(b[k], b[k + 1], k, second, ~anchors if second else anchors)
-                for k in range(len(self.layout.groups)) for second in (False, True)]
+        return checkerboard_units(self.layout.bounds, *shape[2:])
 
-    def _run(self, net: IntegerNetwork, x):
-        from ..tiling import tiled
-
+    @staticmethod
+    def _run(net: IntegerNetwork, x):
         return tiled(net, x, tile=64, halo=net.radius)
 
     def unit_params(self, unit: YUnit, hyper: HyperState, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
         """(sigma, mu) of the unit's positions, each (1, k, P): the entropy parameters (1x1
         convolutions) run at those positions only."""
-        import torch
-
         k, b = unit.slice_index, self.layout.bounds
         side = [hyper.fixed]
         if k > 0:
@@ -120,10 +116,6 @@ class ExactCheckerboard(ExactEntropyModel):
         params = self.parameters[k](inputs[..., None])[..., 0].numpy() * 2.0**-ACT_BITS
         return self.layout.chunk(params)
 
-    def unit_keys(self, unit: YUnit, shape: tuple, hyper: HyperState, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
-        sigma, mu = self.unit_params(unit, hyper, y_hat_fixed)
-        return self.sigma_index(sigma).ravel(), mu.ravel()
-
 
 class Checkerboard(Family):
     def __init__(self, arch: str):
@@ -140,45 +132,33 @@ class Checkerboard(Family):
         from compressai.models.sensetime import Cheng2020AnchorCheckerboard, Elic2022Chandelier, Elic2022Official
 
         if self.arch == "cheng2020-anchor-checkerboard":
-            if M != N:
-                raise ValueError(f"{self.arch} has M = N, got N={N} M={M}")
+            check_square(self.arch, N, M)
             return Cheng2020AnchorCheckerboard(N)
-        groups = (shape or {}).get("groups") or [16, 16, 32, 64, M - 128]
+        groups = (shape or {}).get("groups")  # None: CompressAI's, 16, 16, 32, 64 and the rest
+        if (sum(groups) != M) if groups else M <= 128:
+            raise LrcodecError(f"{self.arch}: channel groups {groups or [16, 16, 32, 64, '...']} do not split M={M}")
         return (Elic2022Official if self.arch == "elic2022-official" else Elic2022Chandelier)(N, M, groups)
 
     def dims(self, state: dict) -> tuple[int, int]:
-        try:
-            if self.arch == "cheng2020-anchor-checkerboard":
-                N = state["g_a.0.conv1.weight"].shape[0]
-                return N, N
-            return state["g_a.0.weight"].shape[0], sum(self.shape_of(state, 0)["groups"])
-        except KeyError as e:
-            raise LrcodecError(f"not a {self.arch} checkpoint: missing tensor {e.args[0]}") from None
+        if self.arch == "cheng2020-anchor-checkerboard":
+            return cheng2020_dims(state, self.arch)
+        if "g_a.0.weight" not in state:
+            raise LrcodecError(f"not a {self.arch} checkpoint: missing tensor g_a.0.weight")
+        return state["g_a.0.weight"].shape[0], sum(channel_groups(state))
 
     def shape_of(self, state: dict, M: int) -> dict | None:
-        """ELIC's channel groups, from its spatial contexts' weights."""
-        if self.arch == "cheng2020-anchor-checkerboard":
-            return None
-        return {"groups": [state[f"latent_codec.y.latent_codec.y{k}.context_prediction.weight"].shape[1]
-                           for k in range(group_count(state))]}
+        return None if self.arch == "cheng2020-anchor-checkerboard" else {"groups": channel_groups(state)}
 
     def latent_channels(self, net) -> int:
         return sum(SpaceChannel(net, self.arch).groups)
 
     def prepare(self, net):
-        """Every checkerboard convolution's weights times its mask (``autoregressive.prepare``)."""
-        import torch
-
-        with torch.no_grad():
-            for cb in SpaceChannel(net, self.arch).checkerboards:
-                conv = cb.context_prediction
-                conv.weight.copy_(torch.where(conv.mask.bool(), conv.weight, torch.zeros_like(conv.weight)))
+        for cb in SpaceChannel(net, self.arch).checkerboards:
+            zero_masked_taps(cb.context_prediction)
         return net
 
     def y_forward(self, net, y, hyper, quantize: Quantizer, sigma_min: float = SIGMA_MIN) -> tuple:
         """Group by group, anchors then the others, exactly as the coder (teacher-forced)."""
-        import torch
-
         layout, step = SpaceChannel(net, self.arch), gaussian_step(quantize, sigma_min)
         B, _, H, W = y.shape
         first = anchor_mask(H, W, y.device)
@@ -207,24 +187,6 @@ class Checkerboard(Family):
 
     def exact(self, net, sigma_table):
         return ExactCheckerboard(net, self.arch, sigma_table)
-
-
-def group_count(state: dict) -> int:
-    return 1 + max(int(k.split(".")[3][1:]) for k in state if k.startswith("latent_codec.y.latent_codec.y")
-                   and k.endswith(".context_prediction.weight"))
-
-
-def elic_variant(state: dict) -> str:
-    """"elic2022-chandelier" when a group's channel context reads the first and the latest
-    group only, or (with three groups or fewer, where both read the same) when its first
-    parameter layer has 2M outputs; else "elic2022-official"."""
-    groups = [state[f"latent_codec.y.latent_codec.y{k}.context_prediction.weight"].shape[1]
-              for k in range(group_count(state))]
-    if len(groups) > 3:
-        inputs = state["latent_codec.y.channel_context.y3.0.weight"].shape[1]
-        return "elic2022-official" if inputs == sum(groups[:3]) else "elic2022-chandelier"
-    first = state["latent_codec.y.latent_codec.y0.entropy_parameters.0.weight"].shape[0]
-    return "elic2022-chandelier" if first == 2 * sum(groups) else "elic2022-official"
 
 
 CHENG2020_ANCHOR_CHECKERBOARD = Checkerboard("cheng2020-anchor-checkerboard")

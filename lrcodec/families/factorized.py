@@ -47,8 +47,6 @@ class ExactFactorized:
 
 
 class Factorized(Family):
-    has_z = False
-
     def __init__(self, relu: bool):
         self.relu = relu
         self.archs = ("factorized-relu",) if relu else ("factorized",)
