@@ -33,8 +33,9 @@ from refine import machine  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 
 
-CHECKPOINT_ONLY = {"cheng2020-anchor-checkerboard": (192, 192), "elic2022-official": (192, 320),
-                   "elic2022-chandelier": (192, 320)}  # compressai.models.sensetime's defaults
+# compressai.models.sensetime's defaults, and the factorized prior's quality-3 size
+CHECKPOINT_ONLY = {"factorized-relu": (128, 192), "cheng2020-anchor-checkerboard": (192, 192),
+                   "elic2022-official": (192, 320), "elic2022-chandelier": (192, 320)}
 
 
 def zoo_sized(name: str, seed: int, image):
