@@ -72,6 +72,8 @@ def compare(name: str, image, repeats: int, seed: int) -> dict:
     model = zoo_sized(name, seed, image)
     encode_s, result = timed(lambda: codec.encode_image(image, model), repeats)
     decode_s, decoded = timed(lambda: codec.decode_latents(result.data, model), repeats)
+    header = bitstream.parse_header(result.data)  # the entropy decoding alone, without g_s
+    symbols_s, _ = timed(lambda: codec._decode_symbols(result.data, header, model), repeats)
     assert torch.equal(decoded.latents.y_symbols, result.latents.y_symbols)
     q = result.latents
     with torch.no_grad():
@@ -79,7 +81,7 @@ def compare(name: str, image, repeats: int, seed: int) -> dict:
     payload_bits = 8 * (len(result.data) - bitstream.HEADER_SIZE - bitstream.TRAILER_SIZE)
     row = {"name": name, "arch": model.arch, "N": model.card["N"], "M": model.card["M"],
            "y_units": len(model.exact.y_units(tuple(q.y_symbols.shape))),
-           "lrcodec": {"encode_s": encode_s, "decode_s": decode_s, "payload_bits": payload_bits,
+           "lrcodec": {"encode_s": encode_s, "decode_s": decode_s, "symbols_s": symbols_s, "payload_bits": payload_bits,
                        "ideal_bits": result.bits_ideal, "float_ideal_bits": bits_y + bits_z,
                        "overhead_vs_ideal_pct": 100 * (payload_bits / result.bits_ideal - 1)}}
     x, _ = codec.prepare_image(image)

@@ -330,13 +330,13 @@ def main() -> None:
         d = json.loads(archs.read_text())
         print(f"\nFrom `{d['command']}` ({d['image']}; {d['weights']}; {d['machine']['cpu']}, "
               f"{d['machine']['threads']} threads):\n")
-        print("| model (zoo name, or architecture of a checkpoint) | N, M | y units | lrcodec encode / decode s | over ideal | "
-              "CompressAI compress / decompress s | over float ideal |")
+        print("| model (zoo name, or architecture of a checkpoint) | N, M | y units | lrcodec encode / decode s "
+              "(of which entropy decoding) | over ideal | CompressAI compress / decompress s | over float ideal |")
         print("|---|---|---|---|---|---|---|")
         for r in d["rows"]:
             ours, theirs = r["lrcodec"], r["compressai"]
             print(f"| {r['name']} | {r['N']}, {r['M']} | {r['y_units']} | {fmt(ours['encode_s'])} / "
-                  f"{fmt(ours['decode_s'])} | {ours['overhead_vs_ideal_pct']:+.3f} % | {fmt(theirs['encode_s'])} / "
+                  f"{fmt(ours['decode_s'])} ({fmt(ours['symbols_s'])}) | {ours['overhead_vs_ideal_pct']:+.3f} % | {fmt(theirs['encode_s'])} / "
                   f"{fmt(theirs['decode_s'])} | {theirs['overhead_vs_float_ideal_pct']:+.2f} % |")
         print("\nThe weights are random, so the sizes describe a degenerate model: many y lie far in the tails "
               "of a σ that is too small, where the range coder's own re-quantization of the tables (constriction's "
