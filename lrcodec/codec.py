@@ -141,7 +141,7 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
 
 
 def _walk_y(model: LoadedModel, shape: tuple, hyper, u_y: Dither, symbols_of) -> tuple:
-    """y's coding units in order (the family's ``y_units``): each unit's (table index, mu)
+    """y's coding units in order (``LoadedModel.y_units``): each unit's (table index, mu)
     from the hyper tensor and the units before it, then ``symbols_of(unit, index, mu)`` -> the
     unit's symbols (flat): quantized by the encoder, decoded by the decoder. Returns (y
     symbols, table index, mu), each of y's ``shape``."""
@@ -150,7 +150,7 @@ def _walk_y(model: LoadedModel, shape: tuple, hyper, u_y: Dither, symbols_of) ->
     exact = model.exact
     y_symbols, index, mu = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape)
     y_hat_fixed = torch.zeros(shape, dtype=torch.float64) if exact.needs_y_hat else None
-    for unit in exact.y_units(shape):
+    for unit in model.y_units(shape):
         index_u, mu_u = exact.unit_keys(unit, shape, hyper, y_hat_fixed)
         unit.put(index, index_u)
         unit.put(mu, mu_u)
@@ -209,7 +209,7 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
     coded_z = entropy.encode(z_symbols, z_groups, z_tables, zlo) if z_symbols.size else entropy.Coded(b"", 0.0)
     ylo, yhi = entropy.symbol_range(y_symbols)
     y_coder = entropy.PayloadEncoder()
-    for unit in model.exact.y_units(y_symbols.shape):
+    for unit in model.y_units(y_symbols.shape):
         groups, sigma_levels, offsets = _y_unit_groups(unit, unit.take(q.sigma_index), u_y)
         y_coder.add(unit.take(y_symbols), groups, model.exact.y_tables(sigma_levels, offsets, ylo, yhi), ylo)
     coded_y = y_coder.finish()
@@ -310,7 +310,7 @@ def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> Quantize
     tables_error = LrcodecError("invalid lrcodec file (the probability tables its z payload implies differ from "
                                 "the encoder's: a damaged payload, or an incompatible lrcodec build wrote it)")
 
-    one_unit = len(model.exact.y_units(y_shape)) == 1
+    one_unit = len(model.y_units(y_shape)) == 1
 
     def decode(unit, index, mu):
         if one_unit and entropy.crc(index, z_tables) != header.tables_crc:

@@ -50,6 +50,7 @@ class LoadedModel:
     card: dict = field(default_factory=dict)
     model_id: bytes = b""  # 8 bytes of SHA-256 over the weights, written into every file
     _exact: Any = field(default=None, repr=False, compare=False)
+    _units: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def family(self):
@@ -70,6 +71,13 @@ class LoadedModel:
     def device(self):
         """Where the transforms run (the exact entropy model always runs on the CPU)."""
         return next(self.net.parameters()).device
+
+    def y_units(self, shape: tuple) -> list:
+        """The exact model's coding units of a y of this shape, in coding order; those of the
+        last shape are kept (a file's encoder or decoder walks them several times)."""
+        if not self._units or self._units[0] != tuple(shape):
+            self._units = (tuple(shape), self.exact.y_units(tuple(shape)))
+        return self._units[1]
 
     @property
     def sigma_min(self) -> float:
