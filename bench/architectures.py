@@ -43,17 +43,22 @@ def zoo_sized(name: str, seed: int, image):
     convolution scaled so that y has a standard deviation of 4 on the image (a random g_a's y
     rounds to almost all zeros, which would time a degenerate file)."""
     from compressai.zoo.image import cfgs
+    from compressai.zoo.image_vbr import cfgs as vbr_cfgs
 
     if name in CHECKPOINT_ONLY:
         arch, (N, M) = name, CHECKPOINT_ONLY[name]
+    elif name in vbr_cfgs:  # one size for every rate; coded at quality 3, y scaled to std 4 in steps
+        arch, (N, M) = ZOO[name][0], vbr_cfgs[name]
     else:
         arch, size = ZOO[name][0], cfgs[name][3]
         N, M = (size[0], size[0]) if len(size) == 1 else size
     torch.manual_seed(seed)
     net = build_network(arch, N, M).eval()
+    chosen = family(arch)
+    gain = chosen.gain(net) if chosen.rate_levels(net) else 1.0
     last = next(layer for layer in reversed(net.g_a) if isinstance(layer, torch.nn.Conv2d))
     with torch.no_grad():
-        scale = 4 / net.g_a(codec.prepare_image(image)[0]).std()
+        scale = 4 / (gain * net.g_a(codec.prepare_image(image)[0]).std())
         last.weight.mul_(scale)
         last.bias.mul_(scale)
     return _finish(family(arch).prepare(net), f"{name}-random", arch, {"source": "random init", "N": N, "M": M})
@@ -85,11 +90,16 @@ def compare(name: str, image, repeats: int, seed: int) -> dict:
                        "ideal_bits": result.bits_ideal, "float_ideal_bits": bits_y + bits_z,
                        "overhead_vs_ideal_pct": 100 * (payload_bits / result.bits_ideal - 1)}}
     x, _ = codec.prepare_image(image)
-    net = model.net
-    net.update(force=True)
+    net, rate = model.net, {}
+    if model.family.rate_levels(net):  # CompressAI's variable-rate path at the same level
+        rate = {"stage": 2, "s": model.card["level"]}
+    if rate and model.arch != "joint-autoregressive-vbr":
+        net.update(force=True, scale=net.Gain[rate["s"]].abs())  # its z tables at the level's step
+    else:
+        net.update(force=True)
     with torch.no_grad():
-        c_encode_s, out = timed(lambda: net.compress(x), repeats)
-        c_decode_s, _ = timed(lambda: net.decompress(out["strings"], out["shape"]), repeats)
+        c_encode_s, out = timed(lambda: net.compress(x, **rate), repeats)
+        c_decode_s, _ = timed(lambda: net.decompress(out["strings"], out["shape"], **rate), repeats)
     c_bits = 8 * sum(len(s[0]) for s in out["strings"])
     row["compressai"] = {"encode_s": c_encode_s, "decode_s": c_decode_s, "payload_bits": c_bits,
                          "overhead_vs_float_ideal_pct": 100 * (c_bits / (bits_y + bits_z) - 1)}
@@ -109,20 +119,28 @@ def main() -> int:
     from PIL import Image
 
     image = Image.open(Path(args.data) / args.image).convert("RGB")
+    command, names = "python bench/architectures.py " + " ".join(sys.argv[1:]), args.archs.split(",")
+    out = Path(args.out)
+    # the rows of other architectures stay, each with the command and machine that measured it
+    previous = json.loads(out.read_text()) if out.exists() else {"rows": []}
+    kept = [{"command": previous.get("command"), "machine": previous.get("machine"), **r}
+            for r in previous["rows"] if r["name"] not in names]
     rows = []
-    for name in args.archs.split(","):
-        rows.append(compare(name, image, args.repeats, args.seed))
+    for name in names:
+        rows.append({"command": command, "machine": machine(), **compare(name, image, args.repeats, args.seed)})
         r = rows[-1]
         print(f"{name:26} lrcodec {r['lrcodec']['encode_s']:6.2f} / {r['lrcodec']['decode_s']:6.2f} s "
               f"(+{r['lrcodec']['overhead_vs_ideal_pct']:.3f} %), CompressAI {r['compressai']['encode_s']:6.2f} / "
               f"{r['compressai']['decode_s']:6.2f} s (+{r['compressai']['overhead_vs_float_ideal_pct']:.2f} %)",
               flush=True)
-    report = {"command": "python bench/architectures.py " + " ".join(sys.argv[1:]), "image": args.image,
-              "machine": machine(),
-              "weights": "seeded random init at each zoo architecture's quality-3 size, y scaled to std 4",
+    order = [*ZOO, *CHECKPOINT_ONLY]
+    rows = sorted(kept + rows, key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
+    report = {"image": args.image,
+              "weights": "seeded random init at each zoo architecture's quality-3 size, y scaled to std 4 "
+                         "(variable-rate models: in steps of their quality-3 level)",
               "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

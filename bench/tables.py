@@ -328,16 +328,19 @@ def main() -> None:
     archs = RESULTS / "architectures.json"
     if archs.exists():
         d = json.loads(archs.read_text())
-        print(f"\nFrom `{d['command']}` ({d['image']}; {d['weights']}; {d['machine']['cpu']}, "
-              f"{d['machine']['threads']} threads):\n")
+        run_of = lambda r: (r["command"], f"{r['machine']['cpu']}, {r['machine']['threads']} threads")  # noqa: E731
+        runs = list(dict.fromkeys(map(run_of, d["rows"])))
+        print(f"\nFrom {' and '.join(f'`{c}` ({m})' for c, m in runs)}; {d['image']}; {d['weights']}. "
+              "Each row is one run's (column run):\n")
         print("| model (zoo name, or architecture of a checkpoint) | N, M | y units | lrcodec encode / decode s "
-              "(of which entropy decoding) | over ideal | CompressAI compress / decompress s | over float ideal |")
-        print("|---|---|---|---|---|---|---|")
+              "(of which entropy decoding) | over ideal | CompressAI compress / decompress s | over float ideal | run |")
+        print("|---|---|---|---|---|---|---|---|")
         for r in d["rows"]:
             ours, theirs = r["lrcodec"], r["compressai"]
+            run = 1 + runs.index(run_of(r))
             print(f"| {r['name']} | {r['N']}, {r['M']} | {r['y_units']} | {fmt(ours['encode_s'])} / "
                   f"{fmt(ours['decode_s'])} ({fmt(ours['symbols_s'])}) | {ours['overhead_vs_ideal_pct']:+.3f} % | {fmt(theirs['encode_s'])} / "
-                  f"{fmt(theirs['decode_s'])} | {theirs['overhead_vs_float_ideal_pct']:+.2f} % |")
+                  f"{fmt(theirs['decode_s'])} | {theirs['overhead_vs_float_ideal_pct']:+.2f} % | {run} |")
         print("\nThe weights are random, so the sizes describe a degenerate model: many y lie far in the tails "
               "of a σ that is too small, where the range coder's own re-quantization of the tables (constriction's "
               "`perfect=False`, which lrcodec's format uses) codes below the ideal under lrcodec's integer tables, "

@@ -47,7 +47,8 @@ def model_options(f):
     """--model / --quality, shared by every command that picks a model."""
     f = click.option("--quality", "-q", type=int, default=None,
                      help="Rate point: 1 (smallest files) up to the number of shipped models; "
-                          "1-8 for CompressAI zoo names.")(f)
+                          "for CompressAI zoo names their range (lrcodec models), for a variable-rate "
+                          "network its rate level 1-8.")(f)
     f = click.option("--model", "-m", "model_name", default=None, metavar="NAME|PATH",
                      help="Shipped model name, CompressAI zoo name (bmshj2018-hyperprior, "
                           "mbt2018-mean) or checkpoint file. Default: shipped model of --quality.")(f)
@@ -457,7 +458,7 @@ def models(as_json):
         click.echo("-: retired (decodes its files; not chosen by --quality)")
     click.echo("CompressAI zoo, from torch's hub cache ($TORCH_HOME; --model NAME -q Q):")
     for name, (arch, qualities) in ZOO.items():
-        click.echo(f"   {name:26} {arch:21} -q 1..{qualities}")
+        click.echo(f"   {name:26} {arch:25} -q 1..{qualities}")
 
 
 @main.command()

@@ -157,7 +157,8 @@ def _walk_y(model: LoadedModel, shape: tuple, hyper, u_y: Dither, symbols_of) ->
         symbols = symbols_of(unit, index_u, mu_u)
         unit.put(y_symbols, symbols)
         if y_hat_fixed is not None:
-            unit.put(y_hat_fixed.numpy(), np.rint((symbols + unit.take(u_y.values)) * 2.0**ACT_BITS) + mu_u * 2.0**ACT_BITS)
+            y_centred = exact.restore(symbols, index_u) + unit.take(u_y.values) / exact.y_gain
+            unit.put(y_hat_fixed.numpy(), np.rint(y_centred * 2.0**ACT_BITS) + mu_u * 2.0**ACT_BITS)
     return y_symbols, index, mu
 
 
@@ -166,12 +167,13 @@ def _quantize(model: LoadedModel, y, z, uq: bool, seed: int, soft_alpha: int) ->
     if not (np.isfinite(y64).all() and np.isfinite(z64).all()):
         raise LrcodecError("the model produced non-finite latents; cannot code this image")
     u_y, u_z = dithers(y64.shape, z64.shape, uq, seed, soft_alpha)
-    z_symbols = np.rint(z64 - model.exact.medians.reshape(1, -1, 1, 1) - u_z.values)
+    exact = model.exact
+    z_symbols = np.rint((z64 - exact.medians.reshape(1, -1, 1, 1)) / exact.z_step - u_z.values)
     entropy.check_symbols(z_symbols, "z", entropy.ALPHABET_LIMIT)
-    hyper = model.exact.hyper(z_symbols, u_z.values)
+    hyper = exact.hyper(z_symbols, u_z.values)
 
     def quantize(unit, index, mu):
-        return np.rint(unit.take(y64) - mu - unit.take(u_y.values)).clip(-2**31, 2**31 - 1)
+        return np.rint((unit.take(y64) - mu) * exact.y_gain - unit.take(u_y.values)).clip(-2**31, 2**31 - 1)
 
     y_symbols, index, mu = _walk_y(model, y64.shape, hyper, u_y, quantize)
     entropy.check_symbols(y_symbols, "y", entropy.ALPHABET_LIMIT)
@@ -179,13 +181,15 @@ def _quantize(model: LoadedModel, y, z, uq: bool, seed: int, soft_alpha: int) ->
 
 
 def _latents(model: LoadedModel, y_symbols, z_symbols, sigma_index, mu, u_y: Dither, u_z: Dither) -> QuantizedLatents:
-    """The decoder's view of integer symbols: y_hat = k + mu + u (float64, then float32), z_hat."""
+    """The decoder's view of integer symbols: y_hat = k + mu + u (float64, then float32; a
+    variable-rate model's steps and offsets in ``ExactEntropyModel.restore``), z_hat."""
     import torch
 
-    medians = model.exact.medians.reshape(1, -1, 1, 1)
+    exact = model.exact
+    y_hat = exact.restore(y_symbols, sigma_index) + mu + u_y.values / exact.y_gain
     return QuantizedLatents(
         torch.from_numpy(y_symbols), torch.from_numpy(z_symbols),
-        torch.from_numpy(y_symbols + mu + u_y.values).float(), torch.from_numpy(z_symbols + medians + u_z.values).float(),
+        torch.from_numpy(y_hat).float(), torch.from_numpy(exact.z_hat(z_symbols, u_z.values)).float(),
         sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values.astype(np.float32)), model.exact.sigma_table)
 
 
@@ -268,6 +272,11 @@ def _model_for(header: Header, model: LoadedModel | None) -> LoadedModel:
 
     if model is None:
         return find_model_by_id(header.model_id)
+    # a variable-rate network: the file's id names its rate level
+    for level in range(model.family.rate_levels(model.net)):
+        if model.model_id == header.model_id:
+            break
+        model.set_level(level)
     if model.model_id != header.model_id:
         raise LrcodecError(
             f"file was made with model {header.model_id.hex()}, not with {model.name} ({model.model_id.hex()})")

@@ -152,10 +152,15 @@ class FactorizedPrior:
         eb = entropy_bottleneck
         n = len(eb.filters) + 1
         layers = []
+        if "matrices" in dict(eb.named_children()):
+            matrices, biases, factors = eb.matrices, eb.biases, eb.factors
+        else:  # CompressAI's variable-rate bottleneck: _matrix0, _bias0, _factor0, ...
+            matrices, biases = ([getattr(eb, f"_{kind}{i}") for i in range(n)] for kind in ("matrix", "bias"))
+            factors = [getattr(eb, f"_factor{i}") for i in range(n - 1)]
         for i in range(n):
-            matrix = softplus(_f64(eb.matrices[i]))
-            bias = _f64(eb.biases[i])[..., 0]
-            factor = tanh(_f64(eb.factors[i]))[..., 0] if i < n - 1 else None
+            matrix = softplus(_f64(matrices[i]))
+            bias = _f64(biases[i])[..., 0]
+            factor = tanh(_f64(factors[i]))[..., 0] if i < n - 1 else None
             layers.append((matrix, bias, factor))
         return cls(layers, _f64(eb.quantiles[:, 0, 1]))
 
@@ -174,11 +179,11 @@ class FactorizedPrior:
             x = out
         return x[:, 0, :]
 
-    def pmf(self, channels: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        """P(k) = c(m + k + o + 1/2) - c(m + k + o - 1/2) for k in lo..hi, one row per
-        (channel, offset) pair; shape (len(channels), hi-lo+1)."""
-        edges = np.arange(lo, hi + 2, dtype=np.float64) - 0.5
-        t = (self.medians[channels] + np.asarray(offsets, np.float64))[:, None] + edges[None, :]
+    def pmf(self, channels: np.ndarray, offsets: np.ndarray, lo: int, hi: int, step: float = 1.0) -> np.ndarray:
+        """P(k) = c(m + (k + o + 1/2) s) - c(m + (k + o - 1/2) s) for k in lo..hi, s the
+        quantization step, one row per (channel, offset) pair; shape (len(channels), hi-lo+1)."""
+        edges = (np.arange(lo, hi + 2, dtype=np.float64) - 0.5) * step
+        t = (self.medians[channels] + np.asarray(offsets, np.float64) * step)[:, None] + edges[None, :]
         logits = self.logits(t, channels)
         lower, upper = logits[:, :-1], logits[:, 1:]
         flip = np.where(lower + upper > 0, -1.0, 1.0)  # use the tail nearer the bin
@@ -385,6 +390,13 @@ class ExactEntropyModel:
 
     needs_y_hat = False  # whether unit_params reads the y_hat decoded so far
     params_at_positions = False  # whether unit_params gives (1, k, P) at the unit's positions only
+    # Variable-rate models (``lrcodec.families.vbr``) quantize in other steps: z symbols count
+    # steps of ``z_step``, y symbols steps of 1 / ``y_gain`` (sigma is scaled by the gain before
+    # its table index is taken), and a decoded non-zero y symbol k is restored to k + sign(k) o_i,
+    # o_i = ``y_offsets[sigma index]`` (multiples of 2**-ACT_BITS). The defaults change nothing.
+    z_step = 1.0
+    y_gain = 1.0
+    y_offsets: np.ndarray | None = None
 
     def __init__(self, hyper, sigma_table: np.ndarray, mean_scale: bool = True):
         """``hyper``: the module with the network's entropy_bottleneck and h_s."""
@@ -427,7 +439,20 @@ class ExactEntropyModel:
         return self.prior.medians
 
     def z_tables(self, channels: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        return quantize_pmf(self.prior.pmf(channels, offsets, lo, hi))
+        return quantize_pmf(self.prior.pmf(channels, offsets, lo, hi, self.z_step))
+
+    def z_hat(self, z_symbols: np.ndarray, z_offsets: np.ndarray) -> np.ndarray:
+        """The decoded z (float64): k s + m + u s, s the step (in this order, so that a unit
+        step gives the same floats as k + m + u)."""
+        return z_symbols.astype(np.float64) * self.z_step + self.medians.reshape(1, -1, 1, 1) + z_offsets * self.z_step
+
+    def restore(self, y_symbols: np.ndarray, sigma_index: np.ndarray) -> np.ndarray:
+        """A decoded y symbol in latent units, before mu and the dither: (k + sign(k) o_i) / gain
+        (float64; k itself for a unit step without offsets)."""
+        k = np.asarray(y_symbols, dtype=np.float64)
+        if self.y_offsets is not None:
+            k = k + np.sign(k) * self.y_offsets[sigma_index]
+        return k / self.y_gain
 
     def y_tables(self, index: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> np.ndarray:
         return quantize_pmf(gaussian_pmf(self.sigma_table[index], offsets, lo, hi))
@@ -440,11 +465,10 @@ class ExactEntropyModel:
 
         from .tiling import tiled
 
-        z = z_symbols.astype(np.float64) + self.medians.reshape(1, -1, 1, 1) + z_offsets
-        z_fixed = torch.from_numpy(np.rint(z * 2.0**ACT_BITS))
+        z_fixed = torch.from_numpy(np.rint(self.z_hat(z_symbols, z_offsets) * 2.0**ACT_BITS))
         return tiled(self.h_s, z_fixed, up=4, tile=tile, halo=self.h_s.radius).numpy() * 2.0**-ACT_BITS
 
     def sigma_index(self, sigma: np.ndarray) -> np.ndarray:
-        """The number of table values below each sigma, clipped to the table (int32)."""
-        idx = np.searchsorted(self.sigma_table, sigma.ravel(), side="left")
+        """The number of table values below each sigma (times the gain), clipped to the table (int32)."""
+        idx = np.searchsorted(self.sigma_table, sigma.ravel() * self.y_gain, side="left")
         return np.clip(idx, 0, len(self.sigma_table) - 1).astype(np.int32).reshape(sigma.shape)

@@ -8,11 +8,20 @@ AVX-512, AVX2 and SSE4.1 kernels with 1-4 threads). A stride-s transposed convol
 same linear map as a convolution with s*s times the output channels followed by a pixel
 shuffle (sub-pixel convolution), so g_s runs as that, every convolution's output channels are
 padded to a multiple of 16, and GDN's 1x1 convolution runs natively. The results equal the
-plain layers' up to float summation order (about 1e-6)."""
+plain layers' up to float summation order (about 1e-6).
+
+Small inputs are the exception: PyTorch hands a batch-1 convolution of at most 20,480 input
+values with kernels up to 3x3 to its native im2col kernel, which splits its sums by thread
+count, and oneDNN's direct kernel too summed a 4x8 input in another order at 1 and 2 threads
+on an Intel Xeon (1e-6 apart, a pixel level in a 48x80 image), where a Kodak image's decode
+was the same at 1, 2 and 3 threads. Convolutions of inputs that small run on one thread: the
+same kernel and order at any thread count, at a cost of microseconds."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+
+SMALL_INPUT = 20480  # input values up to which a convolution runs on one thread (module docstring)
 
 
 def stable_forward(transform, x):
@@ -50,6 +59,9 @@ def _conv(x, weight, bias, stride=1, padding=0):
         extra = 16 - channels % 16
         weight = torch.cat([weight, weight.new_zeros(extra, *weight.shape[1:])])
         bias = None if bias is None else torch.cat([bias, bias.new_zeros(extra)])
+    if x.device.type == "cpu" and x.numel() <= SMALL_INPUT:
+        with one_thread():
+            return F.conv2d(x, weight, bias, stride, padding)[:, :channels]
     return F.conv2d(x, weight, bias, stride, padding)[:, :channels]
 
 
@@ -78,6 +90,18 @@ def _subpixel(deconv, x):
     if -j_lo == j_hi:
         return F.pixel_shuffle(_conv(x, weight, bias, padding=j_hi), s)
     return F.pixel_shuffle(_conv(F.pad(x, (-j_lo, j_hi, -j_lo, j_hi)), weight, bias), s)
+
+
+@contextmanager
+def one_thread():
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @contextmanager

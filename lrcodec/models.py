@@ -25,8 +25,9 @@ from typing import Any
 from .errors import LrcodecError
 from .families import ZOO, arch_of_state, family
 
-# CompressAI's coder tables: rebuilt by ``update()``, never part of a model's identity.
-_CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+# CompressAI's coder tables: rebuilt by ``update()``, never part of a model's identity; and
+# its variable-rate checkpoints' unused QuantOffset, which its own loader drops too.
+_CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table", "QuantOffset")
 
 
 def models_dir() -> Path:
@@ -61,6 +62,14 @@ class LoadedModel:
     def halos(self) -> tuple[int, int]:
         """(g_a's tile halo in pixels, g_s's in y positions), from their receptive fields."""
         return self.family.halos(self.net)
+
+    def set_level(self, level: int) -> "LoadedModel":
+        """Code at another rate level of a variable-rate network (``lrcodec.families.vbr``)."""
+        self.family.set_level(self.net, level)
+        self.model_id, self._exact, self._units = model_id_of(self.net, self.family.identity(self.net)), None, ()
+        self.card.update(level=level, quality=level + 1, lmbda=self.family.lmbda(self.net))
+        self.name = self.card["name"] = f"{self.card.get('base_name', self.name)}-q{level + 1}"
+        return self
 
     def to(self, device) -> "LoadedModel":
         """Move the transforms to a device (the exact entropy model stays on the CPU)."""
@@ -112,13 +121,15 @@ def weights_of(net) -> dict:
     }
 
 
-def model_id_of(net) -> bytes:
-    """8-byte identifier of the weights (SHA-256 over sorted names, shapes and fp32 bytes)."""
+def model_id_of(net, identity: bytes = b"") -> bytes:
+    """8-byte identifier of the weights (SHA-256 over sorted names, shapes and fp32 bytes, then
+    what else the family says the model is: a variable-rate network's level)."""
     h = hashlib.sha256()
     for k, v in sorted(weights_of(net).items()):
         h.update(k.encode())
         h.update(str(tuple(v.shape)).encode())
         h.update(v.numpy().tobytes())
+    h.update(identity)
     return h.digest()[:8]
 
 
@@ -152,11 +163,18 @@ def network_from_state(state: dict, arch: str | None = None):
     return chosen.prepare(net.eval())
 
 
-def _finish(net, name: str, arch: str, card: dict) -> LoadedModel:
+def _finish(net, name: str, arch: str, card: dict, quality: int | None = None) -> LoadedModel:
+    """The loaded model; a variable-rate one at rate level ``quality`` - 1 (else the card's
+    level, else quality 3)."""
     net = net.float().eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    return LoadedModel(net=net, name=name, arch=arch, card=card, model_id=model_id_of(net))
+    model = LoadedModel(net=net, name=name, arch=arch, card=card, model_id=model_id_of(net))
+    if model.family.rate_levels(net):
+        level = quality - 1 if quality is not None else card.get("level", DEFAULT_QUALITY - 1)
+        card.setdefault("base_name", name)
+        model.set_level(level)
+    return model
 
 
 def load_safetensors(path: Path, card: dict | None = None) -> LoadedModel:
@@ -174,9 +192,10 @@ def load_safetensors(path: Path, card: dict | None = None) -> LoadedModel:
     return _finish(network_from_state(state, arch), card.get("name", path.stem), arch, card)
 
 
-def load_checkpoint(path: Path, arch: str | None = None) -> LoadedModel:
+def load_checkpoint(path: Path, arch: str | None = None, quality: int | None = None) -> LoadedModel:
     """A CompressAI-style ``torch.save`` checkpoint, loaded without unpickling code; the
-    architecture is ``arch`` or else read from the key patterns."""
+    architecture is ``arch`` or else read from the key patterns (``quality``: the rate level of
+    a variable-rate network)."""
     import torch
 
     try:
@@ -192,7 +211,7 @@ def load_checkpoint(path: Path, arch: str | None = None) -> LoadedModel:
         raise LrcodecError(f"{path}: checkpoint holds no state dict")
     state = _compressai_keys(obj)
     arch = arch or arch_of_state(state)
-    return _finish(network_from_state(state, arch), path.stem, arch, {"source": str(path), "arch": arch})
+    return _finish(network_from_state(state, arch), path.stem, arch, {"source": str(path), "arch": arch}, quality)
 
 
 def _compressai_keys(state: dict) -> dict:
@@ -207,8 +226,9 @@ def zoo_weights_path(name: str, quality: int) -> tuple[Path, str]:
     """(where torch's hub cache keeps CompressAI's MSE weights of a zoo model, their URL)."""
     import torch
     from compressai.zoo.image import model_urls
+    from compressai.zoo.image_vbr import model_urls as vbr_urls
 
-    url = model_urls[name]["mse"][quality]
+    url = vbr_urls[name]["mse"] if name in vbr_urls else model_urls[name]["mse"][quality]
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1], url
 
 
@@ -221,9 +241,9 @@ def load_zoo(name: str, quality: int) -> LoadedModel:
     path, url = zoo_weights_path(name, quality)
     if not path.is_file():
         raise LrcodecError(f"{name} quality {quality} is not in torch's hub cache: download {url} to {path}")
-    model = load_checkpoint(path, arch)
+    model = load_checkpoint(path, arch, quality)
     model.name = model.card["name"] = f"{name}-q{quality}"
-    model.card.update(source="compressai zoo", zoo=name, quality=quality)
+    model.card.update(source="compressai zoo", zoo=name, quality=quality, base_name=name)
     return model
 
 
@@ -253,7 +273,7 @@ def load_model(name: str | None = None, quality: int | None = None) -> LoadedMod
             raise LrcodecError(f"model file not found: {name}")
         if path.suffix == ".safetensors":
             return load_safetensors(path)
-        return load_checkpoint(path)
+        return load_checkpoint(path, quality=quality)
     cards = shipped_models()
     if name:
         for card in shipped_models(current_only=False):

@@ -1,5 +1,6 @@
-"""Write each architecture's golden files (tests/golden/<arch>-{plain,uq}.lrc) with its small
-test network, and tests/golden/families.json with the digests they must decode to.
+"""Write each architecture's golden files (tests/golden/<arch>-{plain,uq}.lrc, and for a
+variable-rate one <arch>-q5.lrc at rate level 4 of a larger image too) with its small test network, and
+tests/golden/families.json with the digests they must decode to.
 
 Run once when a family is added; never rewrite an existing entry (a failing golden test means
 files already written would decode differently):
@@ -28,11 +29,16 @@ def main(archs: list[str]) -> None:
     manifest = json.loads(path.read_text()) if path.exists() else {}
     for arch in archs:
         model = tiny(arch)
-        for option, uq in (("plain", False), ("uq", True)):
+        options = [("plain", False, None, (80, 48)), ("uq", True, None, (80, 48))]
+        if model.family.rate_levels(model.net):
+            options.append(("q5", False, 4, (192, 128)))
+        for option, uq, level, size in options:
             name = f"{arch}-{option}.lrc"
             if name in manifest:
                 raise SystemExit(f"{name} exists: golden files are never rewritten")
-            data = codec.encode_image(photo_like(80, 48, seed=21), model, uq=uq, seed=5).data
+            if level is not None:
+                model.set_level(level)
+            data = codec.encode_image(photo_like(*size, seed=21), model, uq=uq, seed=5).data
             latents = codec.decode_latents(data, model).latents
             (GOLDEN / name).write_bytes(data)
             manifest[name] = {"arch": arch, "model_id": model.model_id.hex(), "option": option, "bytes": len(data),

@@ -9,13 +9,16 @@ import pytest
 import torch
 from PIL import Image
 
+from lrcodec.families import family
 from lrcodec.models import build_network, load_safetensors, save_model
 
 
 # Cheng et al.'s residual transforms start with tiny outputs: more steps before y codes anything
-BRIEF_STEPS = {"cheng2020-anchor": 200, "cheng2020-attn": 200, "cheng2020-anchor-checkerboard": 400}
+BRIEF_STEPS = {"cheng2020-anchor": 200, "cheng2020-attn": 200, "cheng2020-anchor-checkerboard": 400, "scale-vbr": 200,
+               "mean-scale-vbr": 200, "joint-autoregressive-vbr": 200}
 TINY_CONTEXT = {"slices": 3, "hidden": [16, 8], "checkerboard": True}
 FIXTURES = Path(__file__).parent / "fixtures"
+VBR_LEVEL = 7  # the variable-rate test networks are trained and coded at their finest step (gain 1)
 
 
 def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0, context: dict | None = None):
@@ -23,11 +26,14 @@ def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0
     tests/fixtures/ (training is float arithmetic, so the same seed trains other weights on
     another CPU); a new (arch, N, M, seed) is trained once and saved there, to be committed."""
     context = context or (TINY_CONTEXT if arch == "channel-context" else None)
-    card = {"arch": arch, "N": N, "M": M, "sigma_min": 0.11, **({"context": context} if context else {})}
+    card = {"arch": arch, "N": N, "M": M, "sigma_min": 0.11, **({"context": context} if context else {}),
+            **({"level": VBR_LEVEL} if arch.endswith("-vbr") else {})}
     path = FIXTURES / f"tiny-{arch}-N{N}-M{M}-{seed}.safetensors"
     if not path.exists():
         torch.manual_seed(seed)
         net = build_network(arch, N, M, context)
+        if arch.endswith("-vbr"):
+            family(arch).set_level(net, VBR_LEVEL)
         _briefly_train(net, arch, seed, BRIEF_STEPS.get(arch, 30))
         # fp16 loads back exactly, so it is as machine-independent; ELIC's fixed-width channel
         # contexts (224 and 128 channels of 5x5) would make its fp32 file 11 MB

@@ -172,7 +172,8 @@ def test_retired_models_are_listed_and_still_decode(models_dir, tmp_path, tiny_s
     assert lines == {"tiny": "1", "old": "-"} and "retired" in listing.output
     zoo = {line.split()[0]: line.split()[-1] for line in listing.output.splitlines() if line.startswith("   ")}
     assert zoo == {"bmshj2018-factorized": "1..8", "bmshj2018-hyperprior": "1..8",
-                   "mbt2018-mean": "1..8", "mbt2018": "1..8", "cheng2020-anchor": "1..6", "cheng2020-attn": "1..6"}
+                   "mbt2018-mean": "1..8", "mbt2018": "1..8", "cheng2020-anchor": "1..6", "cheng2020-attn": "1..6",
+                   "bmshj2018-hyperprior-vbr": "1..8", "mbt2018-mean-vbr": "1..8", "mbt2018-vbr": "1..8"}
     assert models.load_model(quality=1).name == "tiny"
     r = run("decode", str(tmp_path / "old.lrc"), "-o", str(tmp_path / "old.png"))
     assert r.returncode == 0, r.stderr

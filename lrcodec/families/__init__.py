@@ -25,6 +25,9 @@ _REGISTRY = {
     "cheng2020-anchor-checkerboard": ("checkerboard", "CHENG2020_ANCHOR_CHECKERBOARD"),
     "elic2022-official": ("checkerboard", "ELIC2022_OFFICIAL"),
     "elic2022-chandelier": ("checkerboard", "ELIC2022_CHANDELIER"),
+    "scale-vbr": ("vbr", "SCALE_VBR"),
+    "mean-scale-vbr": ("vbr", "MEAN_SCALE_VBR"),
+    "joint-autoregressive-vbr": ("vbr", "JOINT_AUTOREGRESSIVE_VBR"),
 }
 ARCHITECTURES = tuple(_REGISTRY)
 
@@ -38,6 +41,10 @@ ZOO = {
     "mbt2018": ("joint-autoregressive", 8),
     "cheng2020-anchor": ("cheng2020-anchor", 6),
     "cheng2020-attn": ("cheng2020-attn", 6),
+    # compressai.zoo.image_vbr: one network, its 8 rate levels as qualities
+    "bmshj2018-hyperprior-vbr": ("scale-vbr", 8),
+    "mbt2018-mean-vbr": ("mean-scale-vbr", 8),
+    "mbt2018-vbr": ("joint-autoregressive-vbr", 8),
 }
 
 
@@ -56,6 +63,10 @@ def arch_of_state(state: dict) -> str:
     def has(prefix: str) -> bool:
         return any(k.startswith(prefix) for k in keys)
 
+    if has("QuantABCD."):  # the variable-rate models' restoration offsets
+        if has("scale_to_context."):
+            return "joint-autoregressive-vbr"
+        return arch_of_state({k: v for k, v in state.items() if not k.startswith("QuantABCD.")}) + "-vbr"
     if has("context.nets."):
         return "channel-context"
     if has("latent_codec.y.channel_context."):

@@ -42,9 +42,10 @@ class ExactAutoregressive(ExactEntropyModel):
     needs_y_hat = True
     params_at_positions = True
 
-    def __init__(self, net, sigma_table):
+    def __init__(self, net, sigma_table, context_prediction=None):
+        """``context_prediction``: the masked convolution, if not the network's own."""
         super().__init__(net, sigma_table, mean_scale=True)
-        (layer,) = IntegerNetwork(net.context_prediction).layers
+        (layer,) = IntegerNetwork(context_prediction or net.context_prediction).layers
         self.context = replace(layer, padding=0)  # run on gathered k x k neighbourhoods
         self.kernel = net.context_prediction.kernel_size[0]
         if self.kernel > 5:  # the wavefront t = 3i + j orders a causal 5x5 neighbourhood at most

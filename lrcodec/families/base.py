@@ -38,15 +38,15 @@ def hard_rounding(v, channels=None) -> Quantized:
     return Quantized(v, v - 0.5, v + 0.5)
 
 
-def factorized_forward(entropy_bottleneck, v, quantize: Quantizer) -> tuple:
-    """(v_hat, bits per element) of a latent under the learned factorized prior, quantized
-    around its per-channel medians: the z path of every hyperprior, and y of the factorized
-    model."""
+def factorized_forward(entropy_bottleneck, v, quantize: Quantizer, step: float = 1.0) -> tuple:
+    """(v_hat, bits per element) of a latent under the learned factorized prior, quantized in
+    steps of ``step`` around its per-channel medians: the z path of every hyperprior, and y of
+    the factorized model."""
     m = z_medians(entropy_bottleneck)
     with torch.autocast(v.device.type, enabled=False):  # the prior's matmuls stay fp32
-        q = quantize(v.float() - m, slice(None))
-        bits = -torch.log2(factorized_interval_likelihood(entropy_bottleneck, q.lower + m, q.upper + m))
-    return q.value + m, bits
+        q = quantize((v.float() - m) / step, slice(None))
+        bits = -torch.log2(factorized_interval_likelihood(entropy_bottleneck, q.lower * step + m, q.upper * step + m))
+    return q.value * step + m, bits
 
 
 def gaussian_step(quantize: Quantizer, sigma_min: float = SIGMA_MIN) -> Callable:
@@ -130,6 +130,17 @@ class Family:
     def prepare(self, net):
         """What loading does to the weights before they are hashed (nothing by default)."""
         return net
+
+    def rate_levels(self, net) -> int:
+        """How many rates one network codes at (``lrcodec.families.vbr``); 0: one rate."""
+        return 0
+
+    def set_level(self, net, level: int) -> None:
+        raise LrcodecError(f"{self.archs[0]} models code at one rate: they have no rate levels")
+
+    def identity(self, net) -> bytes:
+        """What the model id hashes besides the weights (a variable-rate model's level)."""
+        return b""
 
     def hyper(self, net):
         """The module holding the network's h_a, h_s and z's entropy_bottleneck (the network

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..exact import FactorizedPrior, YUnit, quantize_pmf
+from ..exact import ExactEntropyModel, FactorizedPrior, YUnit, quantize_pmf
 from .base import SIGMA_MIN, Family, Quantizer, factorized_forward
 
 
-class ExactFactorized:
+class ExactFactorized(ExactEntropyModel):
     """The exact model of a y under a factorized prior: one unit, each element's table its
-    channel's, centred on the channel's median."""
+    channel's, centred on the channel's median (no z, no h_s: only the steps and ``restore``
+    are inherited)."""
 
     needs_y_hat = False
     medians = np.zeros(0)  # z has no channels
