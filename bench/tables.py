@@ -331,7 +331,7 @@ def main() -> None:
         run_of = lambda r: (r["command"], f"{r['machine']['cpu']}, {r['machine']['threads']} threads")  # noqa: E731
         runs = list(dict.fromkeys(map(run_of, d["rows"])))
         print(f"\nFrom {' and '.join(f'`{c}` ({m})' for c, m in runs)}; {d['image']}; {d['weights']}. "
-              "Each row is one run's (column run):\n")
+              "The last column says which run measured the row:\n")
         print("| model (zoo name, or architecture of a checkpoint) | N, M | y units | lrcodec encode / decode s "
               "(of which entropy decoding) | over ideal | CompressAI compress / decompress s | over float ideal | run |")
         print("|---|---|---|---|---|---|---|---|")

@@ -9,6 +9,9 @@ A model can be named three ways:
 * a path to a checkpoint: our safetensors file, or a CompressAI state dict (``.pth``/``.tar``),
   loaded with ``weights_only=True`` so that an untrusted file cannot execute code.
 
+A variable-rate network (``lrcodec.families.vbr``) is loaded at a rate level: ``--quality``
+minus one, else its card's ``level``, else quality 3; each level has its own model id.
+
 The architectures and their graphs are in ``lrcodec.families``.
 """
 
@@ -177,7 +180,7 @@ def _finish(net, name: str, arch: str, card: dict, quality: int | None = None) -
     return model
 
 
-def load_safetensors(path: Path, card: dict | None = None) -> LoadedModel:
+def load_safetensors(path: Path, card: dict | None = None, quality: int | None = None) -> LoadedModel:
     from safetensors.torch import load_file
 
     try:
@@ -189,7 +192,7 @@ def load_safetensors(path: Path, card: dict | None = None) -> LoadedModel:
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
     state = {k: v.float() for k, v in state.items()}
     arch = card.get("arch") or arch_of_state(state)
-    return _finish(network_from_state(state, arch), card.get("name", path.stem), arch, card)
+    return _finish(network_from_state(state, arch), card.get("name", path.stem), arch, card, quality)
 
 
 def load_checkpoint(path: Path, arch: str | None = None, quality: int | None = None) -> LoadedModel:
@@ -272,7 +275,7 @@ def load_model(name: str | None = None, quality: int | None = None) -> LoadedMod
         if not path.is_file():
             raise LrcodecError(f"model file not found: {name}")
         if path.suffix == ".safetensors":
-            return load_safetensors(path)
+            return load_safetensors(path, quality=quality)
         return load_checkpoint(path, quality=quality)
     cards = shipped_models()
     if name:
