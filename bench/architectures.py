@@ -1,7 +1,8 @@
 """Every architecture against CompressAI's own coder on the same weights, in one run.
 
-For each zoo architecture at its quality-3 size (``compressai.zoo.image.cfgs``), and each
-checkpoint-only one at its CompressAI constructor's default size, a network
+For each zoo architecture at its quality-3 size (``compressai.zoo.image.cfgs``), each
+checkpoint-only one at its CompressAI constructor's default size, and the mean-scale
+hyperprior at ELIC's size (the reference for the checkerboard models' decode), a network
 with seeded random weights (CompressAI's trained weights cannot be downloaded here; lrcodec's
 coder does the same work whatever the weights) encodes and decodes one image with lrcodec
 (``codec.encode_image`` / ``codec.decode_latents``, entropy coding and synthesis included)
@@ -33,9 +34,10 @@ from refine import machine  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 
 
-# compressai.models.sensetime's defaults, and the factorized prior's quality-3 size
-CHECKPOINT_ONLY = {"factorized-relu": (128, 192), "cheng2020-anchor-checkerboard": (192, 192),
-                   "elic2022-official": (192, 320), "elic2022-chandelier": (192, 320)}
+# compressai.models.sensetime's defaults, the factorized prior's quality-3 size, and the
+# mean-scale hyperprior at ELIC's size: the reference of the checkerboard models' decode time
+BY_ARCH = {"factorized-relu": (128, 192), "cheng2020-anchor-checkerboard": (192, 192),
+           "elic2022-official": (192, 320), "elic2022-chandelier": (192, 320), "mean-scale": (192, 320)}
 
 
 def zoo_sized(name: str, seed: int, image):
@@ -45,8 +47,8 @@ def zoo_sized(name: str, seed: int, image):
     from compressai.zoo.image import cfgs
     from compressai.zoo.image_vbr import cfgs as vbr_cfgs
 
-    if name in CHECKPOINT_ONLY:
-        arch, (N, M) = name, CHECKPOINT_ONLY[name]
+    if name in BY_ARCH:
+        arch, (N, M) = name, BY_ARCH[name]
     elif name in vbr_cfgs:  # one size for every rate; coded at quality 3, y scaled to std 4 in steps
         arch, (N, M) = ZOO[name][0], vbr_cfgs[name]
     else:
@@ -111,7 +113,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "kodak"))
     ap.add_argument("--image", default="kodim01.png")
-    ap.add_argument("--archs", default=",".join([*ZOO, *CHECKPOINT_ONLY]))
+    ap.add_argument("--archs", default=",".join([*ZOO, *BY_ARCH]))
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS / "architectures.json"))
@@ -133,7 +135,7 @@ def main() -> int:
               f"(+{r['lrcodec']['overhead_vs_ideal_pct']:.3f} %), CompressAI {r['compressai']['encode_s']:6.2f} / "
               f"{r['compressai']['decode_s']:6.2f} s (+{r['compressai']['overhead_vs_float_ideal_pct']:.2f} %)",
               flush=True)
-    order = [*ZOO, *CHECKPOINT_ONLY]
+    order = [*ZOO, *BY_ARCH]
     rows = sorted(kept + rows, key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
     report = {"image": args.image,
               "weights": "seeded random init at each zoo architecture's quality-3 size, y scaled to std 4 "

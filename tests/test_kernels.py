@@ -40,3 +40,27 @@ def test_stable_transforms_equal_the_plain_ones_at_every_thread_count(tiny_model
                 assert (outputs[0] - plain).abs().max() <= 1e-5 * plain.abs().max()
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("arch", ["cheng2020-anchor", "elic2022-official"])
+def test_block_transforms_are_the_same_at_every_thread_count(arch):
+    """Residual and attention blocks (channels last): one result at 1, 2 and 3 threads, the
+    plain layers' up to summation order."""
+    from test_families import tiny
+
+    model = tiny(arch)
+    net = model.net
+    torch.manual_seed(2)
+    y = torch.randn(1, model.card["M"], 24, 32) * 3  # small blocks at first (one thread), then larger
+    threads = torch.get_num_threads()
+    try:
+        with torch.no_grad():
+            outputs = []
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                outputs.append(stable_forward(net.g_s, y))
+            assert all(torch.equal(outputs[0], o) for o in outputs[1:])
+            plain = net.g_s(y)
+            assert (outputs[0] - plain).abs().max() <= 1e-5 * plain.abs().max()
+    finally:
+        torch.set_num_threads(threads)
