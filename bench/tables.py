@@ -341,6 +341,12 @@ def main() -> None:
             print(f"| {r['name']} | {r['N']}, {r['M']} | {r['y_units']} | {fmt(ours['encode_s'])} / "
                   f"{fmt(ours['decode_s'])} ({fmt(ours['symbols_s'])}) | {ours['overhead_vs_ideal_pct']:+.3f} % | {fmt(theirs['encode_s'])} / "
                   f"{fmt(theirs['decode_s'])} | {theirs['overhead_vs_float_ideal_pct']:+.2f} % | {run} |")
+        by_name = {r["name"]: r for r in d["rows"]}
+        if "mean-scale" in by_name:
+            ref = by_name["mean-scale"]["lrcodec"]["decode_s"]
+            ratios = [f"{n} {by_name[n]['lrcodec']['decode_s'] / ref:.1f}×" for n in
+                      ("cheng2020-anchor-checkerboard", "elic2022-official", "elic2022-chandelier") if n in by_name]
+            print(f"\nDecode time against the mean-scale hyperprior of the same size (192, 320): {', '.join(ratios)}.")
         print("\nThe weights are random, so the sizes describe a degenerate model: many y lie far in the tails "
               "of a σ that is too small, where the range coder's own re-quantization of the tables (constriction's "
               "`perfect=False`, which lrcodec's format uses) codes below the ideal under lrcodec's integer tables, "
