@@ -104,6 +104,7 @@ def _subpixel(deconv, x):
 
 @contextmanager
 def one_thread():
+    """PyTorch's intra-op thread count set to 1 (process-wide, as ``native_kernels``)."""
     import torch
 
     previous = torch.get_num_threads()
