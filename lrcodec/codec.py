@@ -16,7 +16,7 @@ import numpy as np
 from . import bitstream, entropy
 from .bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError
-from .exact import ACT_BITS
+from .exact import ACT_BITS, YTables
 from .format1 import decode_latents_v1
 from .kernels import stable_forward
 from .latents import STRIDE, Dither, QuantizedLatents, channel_index, dithers, latent_shapes
@@ -34,6 +34,7 @@ class EncodeResult:
     header: Header
     latents: QuantizedLatents
     bits_ideal: float  # -sum log2 P of all coded symbols under the coded model
+    bits_coder: float  # the same under the range coder's weights (``entropy.coder_weights``)
     info: dict = field(default_factory=dict)
 
     @property
@@ -210,19 +211,19 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
     zlo, zhi = entropy.symbol_range(z_symbols)
     z_groups, channels, z_offsets = u_z.groups(channel_index(z_symbols.shape))
     z_tables = model.exact.z_tables(channels, z_offsets, zlo, zhi)
-    coded_z = entropy.encode(z_symbols, z_groups, z_tables, zlo) if z_symbols.size else entropy.Coded(b"", 0.0)
+    coded_z = entropy.encode(z_symbols, z_groups, z_tables, zlo) if z_symbols.size else entropy.Coded(b"", 0.0, 0.0)
     ylo, yhi = entropy.symbol_range(y_symbols)
-    y_coder = entropy.PayloadEncoder()
+    y_coder, y_tables = entropy.PayloadEncoder(), YTables(model.exact, ylo, yhi)
     for unit in model.y_units(y_symbols.shape):
         groups, sigma_levels, offsets = _y_unit_groups(unit, unit.take(q.sigma_index), u_y)
-        y_coder.add(unit.take(y_symbols), groups, model.exact.y_tables(sigma_levels, offsets, ylo, yhi), ylo)
+        y_coder.add(unit.take(y_symbols), groups, y_tables(sigma_levels, offsets), ylo)
     coded_y = y_coder.finish()
     flags = (FLAG_UQ if uq else 0) | (FLAG_REFINED if refined_method else 0) | (FLAG_SOFT_MEAN if soft_alpha else 0)
     method = bitstream.REFINE_METHODS.index(refined_method) if refined_method else 0
     header = Header(model.model_id, width, height, mode, flags, method, seed if uq else 0,
                     zlo, zhi, ylo, yhi, entropy.crc(q.sigma_index, z_tables), soft_alpha=soft_alpha)
     data = bitstream.pack(header, coded_z.payload, coded_y.payload)
-    return EncodeResult(data, header, q, coded_z.bits_ideal + coded_y.bits_ideal,
+    return EncodeResult(data, header, q, coded_z.bits_ideal + coded_y.bits_ideal, coded_z.bits_coder + coded_y.bits_coder,
                         {"bits_z": coded_z.bits_ideal, "bits_y": coded_y.bits_ideal})
 
 
@@ -315,7 +316,7 @@ def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> Quantize
     else:
         z_symbols = entropy.decode(z_payload, z_groups, z_tables, header.zmin, "z").reshape(z_shape)
     hyper = model.exact.hyper(z_symbols, u_z.values)
-    y_decoder = entropy.PayloadDecoder(y_payload, "y")
+    y_decoder, y_tables = entropy.PayloadDecoder(y_payload, "y"), YTables(model.exact, header.ymin, header.ymax)
     tables_error = LrcodecError("invalid lrcodec file (the probability tables its z payload implies differ from "
                                 "the encoder's: a damaged payload, or an incompatible lrcodec build wrote it)")
 
@@ -325,7 +326,7 @@ def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> Quantize
         if one_unit and entropy.crc(index, z_tables) != header.tables_crc:
             raise tables_error  # known before any y symbol: say so rather than fail decoding y
         groups, levels, offsets = _y_unit_groups(unit, index, u_y)
-        return y_decoder.take(groups, model.exact.y_tables(levels, offsets, header.ymin, header.ymax), header.ymin)
+        return y_decoder.take(groups, y_tables(levels, offsets), header.ymin)
 
     y_symbols, sigma_index, mu = _walk_y(model, y_shape, hyper, u_y, decode)
     y_decoder.finish()

@@ -75,10 +75,26 @@ class Groups:
         return cls(order, present, counts[present])
 
 
+CODER_PRECISION = 24  # constriction's default range coder: probabilities out of 2**24
+
+
 @dataclass
 class Coded:
     payload: bytes
     bits_ideal: float  # -sum log2 P of the coded symbols under the coded tables
+    bits_coder: float  # the same under the range coder's own weights (``coder_weights``)
+
+
+def coder_weights(tables: np.ndarray) -> np.ndarray:
+    """The integer weights out of 2**CODER_PRECISION that the range coder gives each row of
+    ``tables`` (groups, K): constriction's fast quantization (``perfect=False``): each symbol
+    weight 1 plus its floored share of the rest. It favours rare symbols over lrcodec's
+    tables, so a file full of them codes below its ideal under the tables, never below this."""
+    K = tables.shape[1]
+    scale = (2.0**CODER_PRECISION - K) / tables.sum(axis=1, keepdims=True)
+    before = np.cumsum(tables, axis=1) - tables  # integers below 2**53: exact in float64
+    left = np.floor(before * scale) + np.arange(K)
+    return np.diff(left, axis=1, append=2.0**CODER_PRECISION)
 
 
 def _models(tables: np.ndarray) -> list:
@@ -103,18 +119,20 @@ class PayloadEncoder:
         self.runs: list[np.ndarray] = []
         self.models: list = []
         self.bits_ideal = 0.0
+        self.bits_coder = 0.0
 
     def add(self, symbols: np.ndarray, groups: Groups, tables: np.ndarray, lo: int) -> None:
         """Code symbols (flat, values in lo..lo+K-1) with ``tables[g]``, shape (groups, K)."""
         stream = (symbols.ravel()[groups.order] - lo).astype(np.int32)
         runs = np.split(stream, np.cumsum(groups.counts)[:-1])
-        for run, table in zip(runs, tables):
+        for run, table, weights in zip(runs, tables, coder_weights(tables)):
             self.bits_ideal -= float(np.log2(table[run] / table.sum()).sum())
+            self.bits_coder -= float(np.log2(weights[run] / 2.0**CODER_PRECISION).sum())
         self.runs += runs
         self.models += _models(tables)
 
     def finish(self) -> Coded:
-        return Coded(_encode_runs(self.runs, self.models).astype("<u4").tobytes(), self.bits_ideal)
+        return Coded(_encode_runs(self.runs, self.models).astype("<u4").tobytes(), self.bits_ideal, self.bits_coder)
 
 
 class PayloadDecoder:

@@ -8,7 +8,8 @@ import torch
 from conftest import make_model, photo_like
 from PIL import Image
 
-from lrcodec import bitstream, codec
+from lrcodec import bitstream, codec, entropy
+from lrcodec.exact import gaussian_pmf, quantize_pmf
 from lrcodec.errors import LrcodecError
 
 
@@ -40,8 +41,23 @@ def test_file_size_is_the_ideal_information_content(tiny_model, uq, soft_alpha):
     payload_bits = 8 * (len(result.data) - bitstream.HEADER_SIZE - bitstream.TRAILER_SIZE)
     assert result.bits_ideal > 20000
     # Two range-coder streams, each flushed and padded to whole 32-bit words (at most 64 bits
-    # together), plus constriction's 24-bit quantization of the tables (a few bits per 10^4).
+    # together) above the ideal under the coder's weights, which are lrcodec's tables
+    # re-quantized to 24 bits (a few bits per 10^4).
+    assert result.bits_coder - 1 <= payload_bits <= result.bits_coder + 64
     assert result.bits_ideal - 8 <= payload_bits <= result.bits_ideal + 64 + 5e-4 * result.bits_ideal
+
+
+def test_the_coders_weights_are_what_it_codes_with():
+    """A rare symbol costs what the range coder's re-quantized weight says, which is less than
+    lrcodec's table says: the coder gives every symbol weight 1 on top of its share."""
+    tables = quantize_pmf(gaussian_pmf(np.array([0.3, 0.11, 4.0]), np.zeros(3), -20, 20))
+    weights = entropy.coder_weights(tables)
+    assert np.all(weights >= 1) and np.all(weights.sum(axis=1) == 2**entropy.CODER_PRECISION)
+    symbols = np.full(4000, 2, dtype=np.int32)  # 2 under sigma 0.11: a table weight of 1
+    coded = entropy.encode(symbols, entropy.Groups.of(np.ones(4000, dtype=np.int64)), tables[1:2], -20)
+    payload_bits = 8 * len(coded.payload)
+    assert coded.bits_coder - 1 <= payload_bits <= coded.bits_coder + 32
+    assert payload_bits < coded.bits_ideal - 3000  # 23 bits a symbol, not the table's 24
 
 
 def test_ideal_bits_match_the_models_likelihood(tiny_model):
