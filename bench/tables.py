@@ -343,6 +343,8 @@ def main() -> None:
                   f"{fmt(ours['decode_s'])} ({fmt(ours['symbols_s'])}) | {ours['overhead_vs_coder_ideal_pct']:+.4f} % | "
                   f"{ours['overhead_vs_ideal_pct']:+.3f} % | {fmt(theirs['encode_s'])} / "
                   f"{fmt(theirs['decode_s'])} | {theirs['overhead_vs_float_ideal_pct']:+.2f} % | {run} |")
+        for name, why in d.get("not_measured", {}).items():
+            print("| " + " | ".join([name, f"not measured: {why}", *[""] * 7]) + " |")
         by_name = {r["name"]: r for r in d["rows"]}
         if "mean-scale" in by_name:
             ref = by_name["mean-scale"]["lrcodec"]["decode_s"]

@@ -46,8 +46,8 @@ def _say(message: str, quiet: bool = False) -> None:
 def model_options(f):
     """--model / --quality, shared by every command that picks a model."""
     f = click.option("--quality", "-q", type=int, default=None,
-                     help="Rate point: 1 (smallest files) up to the number of shipped models; "
-                          "for CompressAI zoo names their range (lrcodec models), for a variable-rate "
+                     help="Rate point: 1 (smallest files) up to the number of shipped models; for a "
+                          "CompressAI zoo name its quality (ranges: lrcodec models); for a variable-rate "
                           "network its rate level 1-8.")(f)
     f = click.option("--model", "-m", "model_name", default=None, metavar="NAME|PATH",
                      help="Shipped model name, CompressAI zoo name (bmshj2018-hyperprior, "

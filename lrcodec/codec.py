@@ -273,11 +273,14 @@ def _model_for(header: Header, model: LoadedModel | None) -> LoadedModel:
 
     if model is None:
         return find_model_by_id(header.model_id)
-    # a variable-rate network: the file's id names its rate level
-    for level in range(model.family.rate_levels(model.net)):
-        if model.model_id == header.model_id:
-            break
-        model.set_level(level)
+    levels = model.family.rate_levels(model.net)
+    if levels and model.model_id != header.model_id:  # a variable-rate network: the id names its level
+        start = model.card["level"]
+        for level in range(levels):
+            if model.set_level(level).model_id == header.model_id:
+                break
+        else:
+            model.set_level(start)
     if model.model_id != header.model_id:
         raise LrcodecError(
             f"file was made with model {header.model_id.hex()}, not with {model.name} ({model.model_id.hex()})")

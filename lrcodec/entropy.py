@@ -87,9 +87,10 @@ class Coded:
 
 def coder_weights(tables: np.ndarray) -> np.ndarray:
     """The integer weights out of 2**CODER_PRECISION that the range coder gives each row of
-    ``tables`` (groups, K): constriction's fast quantization (``perfect=False``): each symbol
-    weight 1 plus its floored share of the rest. It favours rare symbols over lrcodec's
-    tables, so a file full of them codes below its ideal under the tables, never below this."""
+    ``tables`` (groups, K): constriction's fast quantization (``perfect=False``), where a
+    symbol's weight is 1 plus the difference of its floored cumulative shares of the rest. It
+    favours rare symbols over lrcodec's tables, so a file full of them codes below its ideal
+    under the tables, never below this."""
     K = tables.shape[1]
     scale = (2.0**CODER_PRECISION - K) / tables.sum(axis=1, keepdims=True)
     before = np.cumsum(tables, axis=1) - tables  # integers below 2**53: exact in float64

@@ -158,11 +158,11 @@ class FactorizedPrior:
             matrices, biases = ([getattr(eb, f"_{kind}{i}") for i in range(n)] for kind in ("matrix", "bias"))
             factors = [getattr(eb, f"_factor{i}") for i in range(n - 1)]
         for i in range(n):
-            matrix = softplus(_f64(matrices[i]))
-            bias = _f64(biases[i])[..., 0]
-            factor = tanh(_f64(factors[i]))[..., 0] if i < n - 1 else None
+            matrix = softplus(as_f64(matrices[i]))
+            bias = as_f64(biases[i])[..., 0]
+            factor = tanh(as_f64(factors[i]))[..., 0] if i < n - 1 else None
             layers.append((matrix, bias, factor))
-        return cls(layers, _f64(eb.quantiles[:, 0, 1]))
+        return cls(layers, as_f64(eb.quantiles[:, 0, 1]))
 
     def logits(self, t: np.ndarray, channels: np.ndarray) -> np.ndarray:
         """Logit of the CDF at t, shape (R, n), row r under channel ``channels[r]``; sums are
@@ -190,7 +190,7 @@ class FactorizedPrior:
         return np.abs(sigmoid(flip * upper) - sigmoid(flip * lower))
 
 
-def _f64(t) -> np.ndarray:
+def as_f64(t) -> np.ndarray:
     return t.detach().cpu().double().numpy()
 
 

@@ -55,6 +55,7 @@ class LoadedModel:
     model_id: bytes = b""  # 8 bytes of SHA-256 over the weights, written into every file
     _exact: Any = field(default=None, repr=False, compare=False)
     _units: tuple = field(default=(), repr=False, compare=False)
+    _weights: Any = field(default=None, repr=False, compare=False)  # weights_hash(net): ids at other levels
 
     @property
     def family(self):
@@ -69,7 +70,8 @@ class LoadedModel:
     def set_level(self, level: int) -> "LoadedModel":
         """Code at another rate level of a variable-rate network (``lrcodec.families.vbr``)."""
         self.family.set_level(self.net, level)
-        self.model_id, self._exact, self._units = model_id_of(self.net, self.family.identity(self.net)), None, ()
+        self.model_id = model_id_of(self.net, self.family.identity(self.net), self._weights)
+        self._exact, self._units = None, ()
         self.card.update(level=level, quality=level + 1, lmbda=self.family.lmbda(self.net))
         self.name = self.card["name"] = f"{self.card.get('base_name', self.name)}-q{level + 1}"
         return self
@@ -124,14 +126,20 @@ def weights_of(net) -> dict:
     }
 
 
-def model_id_of(net, identity: bytes = b"") -> bytes:
-    """8-byte identifier of the weights (SHA-256 over sorted names, shapes and fp32 bytes, then
-    what else the family says the model is: a variable-rate network's level)."""
+def weights_hash(net):
+    """SHA-256 over the weights' sorted names, shapes and fp32 bytes (not yet finished)."""
     h = hashlib.sha256()
     for k, v in sorted(weights_of(net).items()):
         h.update(k.encode())
         h.update(str(tuple(v.shape)).encode())
         h.update(v.numpy().tobytes())
+    return h
+
+
+def model_id_of(net, identity: bytes = b"", weights=None) -> bytes:
+    """8-byte identifier of the weights (``weights_hash``, or ``weights`` when it is known),
+    then of what else the family says the model is: a variable-rate network's level."""
+    h = (weights_hash(net) if weights is None else weights).copy()
     h.update(identity)
     return h.digest()[:8]
 
@@ -168,15 +176,16 @@ def network_from_state(state: dict, arch: str | None = None):
 
 def _finish(net, name: str, arch: str, card: dict, quality: int | None = None) -> LoadedModel:
     """The loaded model; a variable-rate one at rate level ``quality`` - 1 (else the card's
-    level, else quality 3)."""
+    level, else the family's default)."""
     net = net.float().eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    model = LoadedModel(net=net, name=name, arch=arch, card=card, model_id=model_id_of(net))
+    weights = weights_hash(net)
+    model = LoadedModel(net=net, name=name, arch=arch, card=card, model_id=model_id_of(net, weights=weights),
+                        _weights=weights)
     if model.family.rate_levels(net):
-        level = quality - 1 if quality is not None else card.get("level", DEFAULT_QUALITY - 1)
         card.setdefault("base_name", name)
-        model.set_level(level)
+        model.set_level(quality - 1 if quality is not None else card.get("level", model.family.level(net)))
     return model
 
 

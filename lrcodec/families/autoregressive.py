@@ -45,7 +45,7 @@ class ExactAutoregressive(ExactEntropyModel):
     def __init__(self, net, sigma_table, context_prediction=None):
         """``context_prediction``: the masked convolution, if not the network's own."""
         super().__init__(net, sigma_table, mean_scale=True)
-        (layer,) = IntegerNetwork(context_prediction or net.context_prediction).layers
+        (layer,) = IntegerNetwork(net.context_prediction if context_prediction is None else context_prediction).layers
         self.context = replace(layer, padding=0)  # run on gathered k x k neighbourhoods
         self.kernel = net.context_prediction.kernel_size[0]
         if self.kernel > 5:  # the wavefront t = 3i + j orders a causal 5x5 neighbourhood at most

@@ -18,8 +18,9 @@ given the network finds the level. qs and the offsets are small MLPs, evaluated 
 in float64 with IEEE basic operations in a fixed order and lrcodec's own softplus
 (``lrcodec.exact``), so every machine gets the same numbers. The offsets are evaluated at the
 coder's sigma (the table value at its index, at most one table step, 3 %, above CompressAI's
-continuous one) and rounded to multiples of 2**-16, which keeps mbt2018-vbr's context, reading
-the restored y_hat, in integers. scale_to_context(g) is added to the context's bias before it
+continuous one) and rounded to multiples of 2**-16; mbt2018-vbr's context reads the restored
+y_hat rounded to fixed point (multiples of 2**-16), as the fixed-rate context reads its y_hat.
+scale_to_context(g) is added to the context's bias before it
 becomes an integer network.
 """
 
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, ExactEntropyModel, softplus
+from ..exact import ACT_BITS, ExactEntropyModel, as_f64, softplus
 from ..quantization import gaussian_interval_likelihood, lower_bound
 from .autoregressive import PASSES, ExactAutoregressive, JointAutoregressive
 from .base import SIGMA_MIN, Family, Quantizer, factorized_forward, hard_rounding
@@ -45,7 +46,7 @@ def exact_mlp(sequential, x: np.ndarray) -> np.ndarray:
     written out term by term (``lrcodec.exact``'s rules): the same result on every machine."""
     for layer in sequential:
         if isinstance(layer, torch.nn.Linear):
-            w, b = layer.weight.detach().double().numpy(), layer.bias.detach().double().numpy()
+            w, b = as_f64(layer.weight), as_f64(layer.bias)
             out = x[:, 0:1] * w[None, :, 0]
             for j in range(1, w.shape[1]):
                 out = out + x[:, j : j + 1] * w[None, :, j]
