@@ -36,6 +36,10 @@ from refine import machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 FIT_STEPS = 150
+# mbt2018-vbr's context reads y_hat in steps of 1/g, five times the fixed-rate models' unit at
+# quality 3: at 3e-3 Adam's first steps blew its (sigma, mu) up to ~1e5 and the file to 10 bpp
+# (y's float rate 24 -> 26 bits per element after 50 steps; 3.0 at 3e-4 after 20)
+FIT_LR, FIT_LR_OF = 3e-3, {"mbt2018-vbr": 3e-4}
 
 
 # compressai.models.sensetime's defaults, the factorized prior's quality-3 size, and the
@@ -71,11 +75,11 @@ def zoo_sized(name: str, seed: int, image, fit_steps: int = FIT_STEPS):
             last.weight.mul_(scale)
             last.bias.mul_(scale)
         y = net.g_a(x)
-    fit_entropy_model(net, chosen, y, fit_steps)
+    fit_entropy_model(net, chosen, y, fit_steps, FIT_LR_OF.get(name, FIT_LR))
     return _finish(family(arch).prepare(net), f"{name}-random", arch, {"source": "random init", "N": N, "M": M})
 
 
-def fit_entropy_model(net, chosen, y, steps: int, lr: float = 3e-3) -> None:
+def fit_entropy_model(net, chosen, y, steps: int, lr: float = FIT_LR) -> None:
     """Fit the entropy model (h_s, the prior of z, a context and its parameter network) to the
     image's y by Adam on the noise-relaxed rate, g_a, h_a and g_s frozen: a random h_s predicts
     a sigma far below y's spread, which puts most of y in tails that no trained model codes."""
@@ -179,7 +183,8 @@ def main() -> int:
         report = {"image": args.image,
                   "weights": "seeded random transforms at each zoo architecture's quality-3 size, y scaled to std 4 "
                              "(variable-rate models: in steps of their quality-3 level), the entropy model fitted "
-                             f"to the image's y in {args.fit_steps} Adam steps",
+                             f"to the image's y in {args.fit_steps} Adam steps (learning rate {FIT_LR:g}; "
+                             + ", ".join(f"{k} {v:g}" for k, v in FIT_LR_OF.items()) + ")",
                   "rows": sorted(kept + rows, key=lambda r: order.index(r["name"]) if r["name"] in order else len(order)),
                   # architectures a run could not measure, and why (kept until a run measures them)
                   "not_measured": {k: v for k, v in previous.get("not_measured", {}).items() if k not in names}}

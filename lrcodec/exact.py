@@ -276,6 +276,20 @@ class IntegerNetwork:
             x = _run_layer(layer, x)
         return x
 
+    @cached_property
+    def matrices(self) -> list:
+        """Each layer's weights as a (in, out) matrix, for a stack of 1x1 convolutions."""
+        if any(layer.kind != "conv" or layer.weight.shape[-2:] != (1, 1) for layer in self.layers):
+            raise ValueError("not a stack of 1x1 convolutions")
+        return [layer.weight[:, :, 0, 0].T.contiguous() for layer in self.layers]
+
+    def on_vectors(self, x: "torch.Tensor") -> "torch.Tensor":
+        """A stack of 1x1 convolutions on (P, C) fixed-point vectors -> (P, C_out)."""
+        x = _saturate(x)
+        for layer, matrix in zip(self.layers, self.matrices):
+            x = dense(layer, x, matrix)
+        return x
+
     def reference(self, z_fixed: "torch.Tensor") -> "torch.Tensor":
         """The same network in int64 arithmetic (slower): the definition the float64 path must equal."""
         x = _saturate(z_fixed).long()
@@ -320,7 +334,55 @@ def _run_layer(layer: IntegerLayer, x):
                                  output_padding=layer.output_padding)
     else:
         acc = F.conv2d(x, w, b, stride=layer.stride, padding=layer.padding)
-    if integer:
+    return _requantize(layer, acc)
+
+
+def dense(layer: IntegerLayer, x, matrix):
+    """A layer whose kernel covers its whole input, on P flattened inputs (P, K) with the
+    weights as a (K, out) ``matrix``: one matrix product where PyTorch's float64 convolution
+    runs one matrix-vector product per input (an autoregressive model's few positions per
+    step). The same integers as ``_run_layer``: exact sums do not depend on their order."""
+    import torch
+
+    if not x.is_floating_point():
+        matrix, bias = matrix.long(), layer.bias.long()
+    else:
+        bias = layer.bias
+    return _requantize(layer, torch.addmm(bias, x, matrix))
+
+
+class PositionConvolution:
+    """A one-layer network (a stride-1 convolution padded to keep its size) at chosen positions
+    only, from the taps its weights use: an autoregressive context at a wavefront's few
+    positions, a checkerboard's at its second pass's half, the taps a mask leaves (zeroed at
+    load time) and nothing else. The same integers as the whole convolution at those
+    positions: zero padding is zero input, and exact sums do not depend on their order."""
+
+    def __init__(self, network: IntegerNetwork):
+        (layer,) = network.layers
+        out, channels, k, _ = layer.weight.shape
+        if layer.kind != "conv" or layer.stride != 1 or 2 * layer.padding != k - 1:
+            raise ValueError("not a size-keeping stride-1 convolution")
+        taps = np.flatnonzero(layer.weight.abs().sum((0, 1)).numpy().ravel())
+        self.layer, self.offsets = layer, (taps // k - k // 2, taps % k - k // 2)
+        self.matrix = layer.weight.reshape(out, channels, -1)[:, :, taps].reshape(out, -1).T.contiguous()
+
+    def __call__(self, x: "torch.Tensor", rows: np.ndarray, cols: np.ndarray) -> "torch.Tensor":
+        """The output at positions (rows, cols) of a fixed-point (1, C, h, w) input, (P, out)."""
+        import torch
+
+        _, _, h, w = x.shape
+        ii, jj = rows[:, None] + self.offsets[0], cols[:, None] + self.offsets[1]
+        inside = (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
+        patches = x.numpy()[0][:, np.clip(ii, 0, h - 1), np.clip(jj, 0, w - 1)] * inside  # (C, P, taps)
+        return dense(self.layer, _saturate(torch.from_numpy(patches.transpose(1, 0, 2).reshape(len(rows), -1))), self.matrix)
+
+
+def _requantize(layer: IntegerLayer, acc):
+    """An accumulator (weights times inputs plus bias) back to activations."""
+    import torch
+
+    if not acc.is_floating_point():
         out = _saturate(torch.div(acc, 2**layer.weight_bits, rounding_mode="floor"))
         if layer.activation == "leaky":
             out = torch.where(out < 0, torch.div(out * layer.slope, 2**SLOPE_BITS, rounding_mode="floor"), out)

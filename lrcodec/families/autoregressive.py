@@ -18,13 +18,11 @@ cannot change a symbol.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, ExactEntropyModel, IntegerNetwork, YUnit, _run_layer, _saturate
+from ..exact import ACT_BITS, ExactEntropyModel, IntegerNetwork, PositionConvolution, YUnit
 from .base import SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, zero_masked_taps
 
 PASSES = 2  # masked passes of the relaxed forward (docs/algorithms.md, "autoregressive models")
@@ -45,8 +43,8 @@ class ExactAutoregressive(ExactEntropyModel):
     def __init__(self, net, sigma_table, context_prediction=None):
         """``context_prediction``: the masked convolution, if not the network's own."""
         super().__init__(net, sigma_table, mean_scale=True)
-        (layer,) = IntegerNetwork(net.context_prediction if context_prediction is None else context_prediction).layers
-        self.context = replace(layer, padding=0)  # run on gathered k x k neighbourhoods
+        context = net.context_prediction if context_prediction is None else context_prediction
+        self.context = PositionConvolution(IntegerNetwork(context))
         self.kernel = net.context_prediction.kernel_size[0]
         if self.kernel > 5:  # the wavefront t = 3i + j orders a causal 5x5 neighbourhood at most
             raise LrcodecError(f"a {self.kernel}x{self.kernel} masked context is wider than the coder's wavefront allows")
@@ -55,25 +53,14 @@ class ExactAutoregressive(ExactEntropyModel):
     def y_units(self, shape: tuple) -> list[YUnit]:
         return wavefront_units(shape[1], *shape[2:])
 
-    def neighbourhoods(self, y_hat_fixed, rows: np.ndarray, cols: np.ndarray):
-        """(P, M, k, k) fixed-point y_hat around each position, zero outside the image (as
-        the convolution's zero padding)."""
-        r = self.kernel // 2
-        _, _, h, w = y_hat_fixed.shape
-        d = np.arange(-r, r + 1)
-        ii, jj = rows[:, None, None] + d[None, :, None], cols[:, None, None] + d[None, None, :]
-        inside = torch.from_numpy(((ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)).astype(np.float64))
-        ii, jj = np.broadcast_arrays(np.clip(ii, 0, h - 1), np.clip(jj, 0, w - 1))
-        patches = y_hat_fixed[0][:, torch.from_numpy(ii), torch.from_numpy(jj)]  # (M, P, k, k)
-        return (patches * inside).permute(1, 0, 2, 3)
-
     def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
         """(sigma, mu) of a unit's positions, each (1, M, P): the masked convolution of the
-        y_hat decoded so far and h_s's params through entropy_parameters, in integers."""
+        y_hat decoded so far and h_s's params through entropy_parameters, in integers, as
+        matrix products over the unit's positions."""
         rows, cols = unit.positions
-        ctx = _run_layer(self.context, _saturate(self.neighbourhoods(y_hat_fixed, rows, cols)))
-        params = torch.from_numpy(hyper[0][:, rows, cols].T * 2.0**ACT_BITS).reshape(len(rows), -1, 1, 1)
-        out = self.entropy_parameters(torch.cat([params, ctx], 1))[:, :, 0, 0].numpy() * 2.0**-ACT_BITS
+        params = torch.from_numpy(hyper[0][:, rows, cols].T * 2.0**ACT_BITS)
+        inputs = torch.cat([params, self.context(y_hat_fixed, rows, cols)], 1)
+        out = self.entropy_parameters.on_vectors(inputs).numpy() * 2.0**-ACT_BITS
         sigma, mu = np.split(out.T[None], 2, axis=1)
         return sigma, mu
 

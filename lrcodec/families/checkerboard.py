@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, ExactEntropyModel, IntegerNetwork, YUnit
+from ..exact import ACT_BITS, ExactEntropyModel, IntegerNetwork, PositionConvolution, YUnit
 from ..tiling import tiled
 from . import channel_groups
 from .base import (SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, receptive_radius,
@@ -82,7 +82,7 @@ class ExactCheckerboard(ExactEntropyModel):
         hyper = net.latent_codec["hyper"]
         super().__init__(hyper, sigma_table)
         self.layout = layout = SpaceChannel(net, arch)
-        self.spatial = [IntegerNetwork(cb.context_prediction) for cb in layout.checkerboards]
+        self.spatial = [PositionConvolution(IntegerNetwork(cb.context_prediction)) for cb in layout.checkerboards]
         self.parameters = [IntegerNetwork(cb.entropy_parameters) for cb in layout.checkerboards]
         self.channel = [None if c is None else IntegerNetwork(c) for c in layout.channel_contexts]
 
@@ -97,8 +97,8 @@ class ExactCheckerboard(ExactEntropyModel):
         return tiled(net, x, tile=64, halo=net.radius)
 
     def unit_params(self, unit: YUnit, hyper: HyperState, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
-        """(sigma, mu) of the unit's positions, each (1, k, P): the entropy parameters (1x1
-        convolutions) run at those positions only."""
+        """(sigma, mu) of the unit's positions, each (1, k, P): the spatial context and the
+        entropy parameters (1x1 convolutions) run at those positions only."""
         k, b = unit.slice_index, self.layout.bounds
         side = [hyper.fixed]
         if k > 0:
@@ -106,15 +106,14 @@ class ExactCheckerboard(ExactEntropyModel):
                 groups = [y_hat_fixed[:, b[j] : b[j + 1]] for j in range(k)]
                 hyper.channel_context[k] = self._run(self.channel[k], torch.cat(self.layout.earlier(k, groups), 1))
             side.insert(0, hyper.channel_context[k])
-        _, _, h, w = y_hat_fixed.shape
-        if unit.second_pass:  # the anchors of the group, decoded in its first pass
-            spatial = self._run(self.spatial[k], y_hat_fixed[:, unit.lo : unit.hi] * torch.from_numpy(~unit.mask))
-        else:
-            spatial = torch.zeros((1, 2 * (unit.hi - unit.lo), h, w), dtype=torch.float64)
         rows, cols = unit.positions
-        inputs = torch.cat([spatial, *side], 1)[:, :, torch.from_numpy(rows), torch.from_numpy(cols)]
-        params = self.parameters[k](inputs[..., None])[..., 0].numpy() * 2.0**-ACT_BITS
-        return self.layout.chunk(params)
+        if unit.second_pass:  # the anchors of the group, decoded in its first pass
+            spatial = self.spatial[k](y_hat_fixed[:, unit.lo : unit.hi] * torch.from_numpy(~unit.mask), rows, cols)
+        else:
+            spatial = torch.zeros((len(rows), 2 * (unit.hi - unit.lo)), dtype=torch.float64)
+        at_positions = [s[0][:, torch.from_numpy(rows), torch.from_numpy(cols)].T for s in side]
+        params = self.parameters[k].on_vectors(torch.cat([spatial, *at_positions], 1)).numpy() * 2.0**-ACT_BITS
+        return self.layout.chunk(params.T[None])
 
 
 class Checkerboard(Family):
