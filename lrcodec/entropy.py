@@ -125,11 +125,10 @@ class PayloadEncoder:
     def add(self, symbols: np.ndarray, groups: Groups, tables: np.ndarray, lo: int) -> None:
         """Code symbols (flat, values in lo..lo+K-1) with ``tables[g]``, shape (groups, K)."""
         stream = (symbols.ravel()[groups.order] - lo).astype(np.int32)
-        runs = np.split(stream, np.cumsum(groups.counts)[:-1])
-        for run, table, weights in zip(runs, tables, coder_weights(tables)):
-            self.bits_ideal -= float(np.log2(table[run] / table.sum()).sum())
-            self.bits_coder -= float(np.log2(weights[run] / 2.0**CODER_PRECISION).sum())
-        self.runs += runs
+        group = np.repeat(np.arange(len(groups.counts)), groups.counts)  # each coded symbol's table
+        self.bits_ideal -= float(np.log2(tables[group, stream] / tables.sum(axis=1)[group]).sum())
+        self.bits_coder -= float(np.log2(coder_weights(tables)[group, stream] / 2.0**CODER_PRECISION).sum())
+        self.runs += np.split(stream, np.cumsum(groups.counts)[:-1])
         self.models += _models(tables)
 
     def finish(self) -> Coded:
