@@ -287,7 +287,7 @@ class IntegerNetwork:
         """A stack of 1x1 convolutions on (P, C) fixed-point vectors -> (P, C_out)."""
         x = _saturate(x)
         for layer, matrix in zip(self.layers, self.matrices):
-            x = dense(layer, x, matrix)
+            x = _dense(layer, x, matrix)
         return x
 
     def reference(self, z_fixed: "torch.Tensor") -> "torch.Tensor":
@@ -337,18 +337,14 @@ def _run_layer(layer: IntegerLayer, x):
     return _requantize(layer, acc)
 
 
-def dense(layer: IntegerLayer, x, matrix):
-    """A layer whose kernel covers its whole input, on P flattened inputs (P, K) with the
-    weights as a (K, out) ``matrix``: one matrix product where PyTorch's float64 convolution
+def _dense(layer: IntegerLayer, x, matrix):
+    """A layer whose kernel covers its whole input, on P flattened float64 inputs (P, K) with
+    the weights as a (K, out) ``matrix``: one matrix product where PyTorch's float64 convolution
     runs one matrix-vector product per input (an autoregressive model's few positions per
     step). The same integers as ``_run_layer``: exact sums do not depend on their order."""
     import torch
 
-    if not x.is_floating_point():
-        matrix, bias = matrix.long(), layer.bias.long()
-    else:
-        bias = layer.bias
-    return _requantize(layer, torch.addmm(bias, x, matrix))
+    return _requantize(layer, torch.addmm(layer.bias, x, matrix))
 
 
 class PositionConvolution:
@@ -375,7 +371,7 @@ class PositionConvolution:
         ii, jj = rows[:, None] + self.offsets[0], cols[:, None] + self.offsets[1]
         inside = (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
         patches = x.numpy()[0][:, np.clip(ii, 0, h - 1), np.clip(jj, 0, w - 1)] * inside  # (C, P, taps)
-        return dense(self.layer, _saturate(torch.from_numpy(patches.transpose(1, 0, 2).reshape(len(rows), -1))), self.matrix)
+        return _dense(self.layer, _saturate(torch.from_numpy(patches.transpose(1, 0, 2).reshape(len(rows), -1))), self.matrix)
 
 
 def _requantize(layer: IntegerLayer, acc):
