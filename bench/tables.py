@@ -217,12 +217,16 @@ def main() -> None:
     if threads.exists():
         d = json.loads(threads.read_text())
         t, m = d["summary"], d["machine"]
-        print(f"\nFrom `{d['command']}` ({d['date']}; {m['cpu']}, {m['capability']}): the same files decoded with "
-              f"1 and 2 threads, {t['files']} files ({t['values']:,} pixel values): CompressAI's g_s on oneDNN "
-              f"differs in {t['plain']['values_differing']} values ({t['plain']['files_differing']} files), "
-              f"lrcodec's (`lrcodec/kernels.py`) in {t['stable']['values_differing']} "
-              f"({t['stable']['files_differing']} files); its g_s time is {t['time_ratio_2_threads']:.2f}x "
-              f"({fmt(t['stable']['g_s_s_2_threads'])} against {fmt(t['plain']['g_s_s_2_threads'])} s in all, 2 threads).")
+        print(f"\nFrom `{d['command']}` ({d['date']}; {m['cpu']}, {m['capability']}): the same latents synthesised "
+              f"with {', '.join(map(str, t['threads_compared']))} threads, {t['files']} files ({t['values']:,} pixel "
+              f"values), against the 2-thread result: lrcodec's g_s (channels-last) differs in "
+              f"{t['lrcodec']['values_differing']} values, at most {t['lrcodec']['max_difference']} level(s) and "
+              f"{fmt(100 * t['lrcodec']['max_fraction_differing_in_a_file'], 4)} % of one file's values "
+              f"(CompressAI's NCHW layers: {t['plain']['values_differing']} values); its g_s takes "
+              f"{t['time_ratio_2_threads']:.2f}x CompressAI's time ({fmt(t['lrcodec']['g_s_s_2_threads'])} against "
+              f"{fmt(t['plain']['g_s_s_2_threads'])} s in all, 2 threads). {t['thread_pool']['decodes']} decodes from a "
+              f"pool of {t['thread_pool']['workers']} threads in one process: "
+              f"{t['thread_pool']['differing_from_one_by_one']} differ from the same decodes one by one.")
     efforts = RESULTS / "refine.json"
     if efforts.exists():
         d = json.loads(efforts.read_text())

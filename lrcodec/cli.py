@@ -16,7 +16,7 @@ import click
 from . import JSON_SCHEMA_VERSION, __version__
 from .devices import DEVICES
 from .errors import LrcodecError
-from .families import ARCHITECTURES
+from .families import ARCHITECTURES, ZOO
 from .settings import (
     DEFAULT_EFFORT,
     EFFORTS,
@@ -50,8 +50,9 @@ def model_options(f):
                           "CompressAI zoo name its quality (ranges: lrcodec models); for a variable-rate "
                           "network its rate level 1-8.")(f)
     f = click.option("--model", "-m", "model_name", default=None, metavar="NAME|PATH",
-                     help="Shipped model name, CompressAI zoo name (bmshj2018-hyperprior, "
-                          "mbt2018-mean) or checkpoint file. Default: shipped model of --quality.")(f)
+                     help=f"Shipped model name, CompressAI zoo name ({', '.join(ZOO)}) or checkpoint file "
+                          f"(.safetensors, or a CompressAI state dict of any architecture: {', '.join(ARCHITECTURES)}). "
+                          "Default: shipped model of --quality.")(f)
     return f
 
 
@@ -243,6 +244,12 @@ def _effort_help() -> str:
             f"The default is {DEFAULT_EFFORT}; README's effort table gives what each level buys.")
 
 
+lambda_option = click.option(
+    "--lmbda", type=click.FloatRange(0, min_open=True), default=None,
+    help="Rate-distortion trade-off the refinement optimizes (default: the model's; for a checkpoint without one, "
+         "the lambda of the CompressAI zoo quality whose Kodak rate is nearest this image's plain encode).")
+
+
 def time_limit_option(default_help: str):
     return click.option("--time-limit", type=click.FloatRange(0), default=None, metavar="SECONDS",
                         help=f"Seconds one image's refinement may take: fewer iterations where they do not fit "
@@ -256,11 +263,12 @@ def time_limit_option(default_help: str):
 @click.option("--effort", "-e", type=click.IntRange(0, max(EFFORTS)), default=DEFAULT_EFFORT, show_default=True,
               help=_effort_help())
 @time_limit_option("the effort's")
+@lambda_option
 @quantizer_cli_options
 @batch_options
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
-def encode(inputs, output, force, model_name, quality, effort, time_limit, uq, seed, reconstruction, soft_alpha,
-           drop_alpha, max_pixels, device, jobs, executor, address, summary, quiet):
+def encode(inputs, output, force, model_name, quality, effort, time_limit, lmbda, uq, seed, reconstruction,
+           soft_alpha, drop_alpha, max_pixels, device, jobs, executor, address, summary, quiet):
     """Encode images into lrcodec files: one file, or files and folders into -o DIR.
 
     \b
@@ -271,7 +279,7 @@ def encode(inputs, output, force, model_name, quality, effort, time_limit, uq, s
     """
     settings = EncodeSettings(model=model_name, quality=quality, effort=effort, uq=uq, seed=seed,
                               reconstruction=reconstruction, soft_alpha=soft_alpha, drop_alpha=drop_alpha,
-                              max_pixels=max_pixels, device=device, time_limit=time_limit)
+                              max_pixels=max_pixels, device=device, time_limit=time_limit, lmbda=lmbda)
     _encode(inputs, output, settings, force, jobs, executor, address, summary, quiet)
 
 
@@ -330,7 +338,7 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
               help="Stop after this many true-loss evaluations (every 10 iterations) without a better one.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
               help="Synthesis inside the loop (auto: bfloat16 where the hardware has it natively).")
-@click.option("--lmbda", type=float, default=None, help="Rate-distortion trade-off (default: the model's).")
+@lambda_option
 @click.option("--target-bpp", type=float, default=None, help="Search lambda for this rate (several refinements).")
 @time_limit_option("none")
 @quantizer_cli_options
@@ -425,7 +433,8 @@ def info(input, as_json):
     d = {"schema_version": JSON_SCHEMA_VERSION, **header.describe()}
     d["file_bytes"] = len(data)
     d["bpp"] = 8 * len(data) / (header.width * header.height)
-    d["model"] = next((c["name"] for c in shipped_models() if c.get("model_id") == d["model_id"]), None)
+    # current or retired: a retired model still decodes its files
+    d["model"] = next((c["name"] for c in shipped_models(current_only=False) if c.get("model_id") == d["model_id"]), None)
     if as_json:
         click.echo(json.dumps(d, indent=2))
     else:

@@ -18,7 +18,6 @@ from .bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError
 from .exact import ACT_BITS, YTables
 from .format1 import decode_latents_v1
-from .kernels import stable_forward
 from .latents import STRIDE, Dither, QuantizedLatents, channel_index, dithers, latent_shapes
 from .models import LoadedModel
 from .settings import RECONSTRUCTIONS
@@ -67,6 +66,19 @@ def tensor_to_image(x, mode: str = "RGB"):
     return image.convert(mode) if mode != "RGB" else image
 
 
+def run_transform(layers, x):
+    """``layers(x)`` for g_a or g_s; on the CPU with channels-last activations, whose oneDNN
+    kernels run these transforms fastest (``bench/threads.py``). Float arithmetic: results may
+    differ in the last bits between thread counts, CPUs and kernels (README, "What a file
+    needs to decode elsewhere"), never between calls with the same thread count in one process,
+    whatever other threads run at the time (nothing process-wide is changed)."""
+    import torch
+
+    if x.device.type == "cpu" and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return layers(x)
+
+
 def _stage(progress, stage: str):
     """``progress`` as a tiler's ``on_tile`` for one stage (None stays None)."""
     return None if progress is None else lambda done, total: progress(stage, done, total)
@@ -82,7 +94,7 @@ def analyse(model: LoadedModel, x, progress=None):
 
     def g_a(tile):
         tile = tile.to(device)
-        return stable_forward(model.net.g_a, tile if tile.is_floating_point() else tile.float().div_(255))
+        return run_transform(model.net.g_a, tile if tile.is_floating_point() else tile.float().div_(255))
 
     with torch.no_grad():
         y = tiled(g_a, x, down=16, tile=TILE, halo=model.halos[0], on_tile=_stage(progress, "analysis"))
@@ -92,15 +104,15 @@ def analyse(model: LoadedModel, x, progress=None):
 def synthesise(model: LoadedModel, y_hat, height: int, width: int, progress=None):
     """8-bit pixels (uint8, (1, 3, height, width)) from y_hat; g_s runs tile by tile.
 
-    The one float step of decoding: its pixels may differ by a level between machines or
-    kernels (bench/portability.py measures how often), never the latents; on one machine they
-    do not depend on the thread count (``lrcodec.kernels``)."""
+    The one float step of decoding: its pixels may differ by a level between machines, kernels
+    or thread counts (bench/portability.py and bench/threads.py measure how often), never the
+    latents."""
     import torch
 
     net = model.net
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
-        pixels = tiled(lambda t: to_pixels(stable_forward(net.g_s, t.to(model.device, dtype))).cpu(), y_hat, up=16,
+        pixels = tiled(lambda t: to_pixels(run_transform(net.g_s, t.to(model.device, dtype))).cpu(), y_hat, up=16,
                        tile=TILE // 16, halo=model.halos[1], on_tile=_stage(progress, "synthesis"))
     return pixels[:, :, :height, :width]
 
@@ -275,12 +287,7 @@ def _model_for(header: Header, model: LoadedModel | None) -> LoadedModel:
         return find_model_by_id(header.model_id)
     levels = model.family.rate_levels(model.net)
     if levels and model.model_id != header.model_id:  # a variable-rate network: the id names its level
-        start = model.card["level"]
-        for level in range(levels):
-            if model.set_level(level).model_id == header.model_id:
-                break
-        else:
-            model.set_level(start)
+        model = next((m for m in map(model.at_level, range(levels)) if m.model_id == header.model_id), model)
     if model.model_id != header.model_id:
         raise LrcodecError(
             f"file was made with model {header.model_id.hex()}, not with {model.name} ({model.model_id.hex()})")

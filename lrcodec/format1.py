@@ -32,13 +32,29 @@ def _float_z_tables(entropy_bottleneck, lo: int, hi: int, offsets: np.ndarray) -
     return np.maximum(np.round(p * 2.0**24), 1.0) / 2.0**24
 
 
+def _native_forward(layers, x):
+    """``layers(x)`` on PyTorch's native (non-oneDNN) convolution kernels, which lrcodec 0.1's
+    encoder ran h_s on, by calling those kernels directly: switching oneDNN off would change
+    every other thread's arithmetic too."""
+    import torch
+
+    aten = torch.ops.aten
+    for layer in layers:
+        if isinstance(layer, torch.nn.ConvTranspose2d):
+            x = aten.slow_conv_transpose2d(x, layer.weight, layer.kernel_size, layer.bias, layer.stride, layer.padding,
+                                           layer.output_padding, layer.dilation)
+        elif isinstance(layer, torch.nn.Conv2d):
+            x = aten._slow_conv2d_forward(x, layer.weight, layer.kernel_size, layer.bias, layer.stride, layer.padding)
+        else:
+            x = layer(x)
+    return x
+
+
 def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     import copy
 
     import constriction
     import torch
-
-    from .kernels import native_kernels
 
     if model.arch not in ("mean-scale", "scale"):  # lrcodec 0.1 wrote only these
         raise LrcodecError(f"invalid lrcodec file (format 1 with a {model.arch} model)")
@@ -54,9 +70,9 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     except LrcodecError:
         raise LrcodecError(NOT_HERE) from None
     medians = z_medians(net.entropy_bottleneck)
-    with torch.no_grad(), native_kernels():
+    with torch.no_grad():
         z_hat = torch.from_numpy(z_symbols).float() + medians + torch.from_numpy(u_z.values.astype(np.float32))
-        sigma, mu = model.family.split(model.family.hyper_synthesis(net, z_hat))
+        sigma, mu = model.family.split(_native_forward(model.family.hyper(net).h_s, z_hat))
     table = model.exact.sigma_table
     sigma_index = np.clip(np.searchsorted(table, sigma.double().numpy().ravel()), 0, len(table) - 1)
     sigma_index = sigma_index.astype(np.int32).reshape(sigma.shape)

@@ -17,6 +17,7 @@ The architectures and their graphs are in ``lrcodec.families``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LrcodecError
-from .families import ZOO, arch_of_state, family
+from .families import ZOO, ZOO_LAMBDAS, arch_of_state, family
 
 # CompressAI's coder tables: rebuilt by ``update()``, never part of a model's identity; and
 # its variable-rate checkpoints' unused QuantOffset, which its own loader drops too.
@@ -76,6 +77,13 @@ class LoadedModel:
         self.name = self.card["name"] = f"{self.card.get('base_name', self.name)}-q{level + 1}"
         return self
 
+    def at_level(self, level: int) -> "LoadedModel":
+        """This variable-rate network at another rate level, as a new model that shares the
+        weights: this one is left as it is, so that threads may code several levels at once."""
+        other = copy.copy(self)
+        other.net, other.card = copy.copy(self.net), dict(self.card)  # a shallow module copy: own level
+        return other.set_level(level)
+
     def to(self, device) -> "LoadedModel":
         """Move the transforms to a device (the exact entropy model stays on the CPU)."""
         self.net.to(device)
@@ -88,10 +96,12 @@ class LoadedModel:
 
     def y_units(self, shape: tuple) -> list:
         """The exact model's coding units of a y of this shape, in coding order; those of the
-        last shape are kept (a file's encoder or decoder walks them several times)."""
-        if not self._units or self._units[0] != tuple(shape):
-            self._units = (tuple(shape), self.exact.y_units(tuple(shape)))
-        return self._units[1]
+        last shape are kept (a file's encoder or decoder walks them several times; read once,
+        so that a thread coding another shape at the same time cannot swap them)."""
+        units = self._units
+        if not units or units[0] != tuple(shape):
+            units = self._units = (tuple(shape), self.exact.y_units(tuple(shape)))
+        return units[1]
 
     @property
     def sigma_min(self) -> float:
@@ -256,6 +266,7 @@ def load_zoo(name: str, quality: int) -> LoadedModel:
     model = load_checkpoint(path, arch, quality)
     model.name = model.card["name"] = f"{name}-q{quality}"
     model.card.update(source="compressai zoo", zoo=name, quality=quality, base_name=name)
+    model.card.setdefault("lmbda", ZOO_LAMBDAS[quality - 1])  # a variable-rate network's level has it already
     return model
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from . import codec
 from .devices import bf16_native
 from .errors import LrcodecError
+from .families import ZOO_KODAK_BPP, ZOO_LAMBDAS
 from .metrics import psnr_of
 from .models import LoadedModel
 from .settings import RefineSettings
@@ -140,6 +141,7 @@ class RefineResult:
     base_psnr: float = 0.0  # from the real decoded 8-bit pixels
     psnr: float = 0.0
     iterations: int = 0  # run (fewer than asked when early stopping or the time limit ended the loop)
+    lmbda: float = 0.0  # the R-D trade-off refined for (``lambda_for``)
 
 
 def _squared_error(a: torch.Tensor, b: torch.Tensor, rows: int = 256) -> int:
@@ -173,6 +175,19 @@ def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: 
     decoded = codec.synthesise(model, result.latents.y_hat, x.shape[2], x.shape[3]).float() / 255
     mse = F.mse_loss(decoded, x.cpu()).item()
     return lmbda * 255**2 * mse + result.bpp, psnr_of(mse)
+
+
+def lambda_for(model: LoadedModel, base_bpp: float, lmbda: float | None = None) -> float:
+    """The R-D trade-off to refine an image for: ``lmbda``, else the model card's, else (a bare
+    checkpoint) the lambda of CompressAI's zoo quality whose published Kodak rate is nearest, in
+    log rate, the image's plain encode (``ZOO_LAMBDAS``, ``ZOO_KODAK_BPP``)."""
+    if lmbda is None:
+        lmbda = model.card.get("lmbda")
+    if lmbda is None:
+        return min(zip(ZOO_LAMBDAS, ZOO_KODAK_BPP), key=lambda q: abs(math.log(q[1] / max(base_bpp, 1e-9))))[0]
+    if not lmbda > 0:
+        raise LrcodecError(f"lambda must be positive, got {lmbda}")
+    return float(lmbda)
 
 
 def refine_halo(model: LoadedModel) -> int:
@@ -231,9 +246,6 @@ def refine_images(
     settings.check()
     if tile is not None and (tile < 4 or tile % 4):
         raise LrcodecError(f"refinement tiles must be a positive multiple of 4 y positions, got {tile}")
-    lmbda = settings.lmbda if settings.lmbda is not None else model.card.get("lmbda")
-    if lmbda is None:
-        raise LrcodecError(f"model {model.name} has no lambda in its card; pass --lmbda")
     if len({im.size for im in images}) != 1:
         raise LrcodecError("images refined as one batch must have one size")
     dev = model.device
@@ -248,6 +260,8 @@ def refine_images(
     bases = [codec.encode_latents(model, y0, z0, W, H, mode, **quantizer)
              for (y0, z0), (_, mode) in zip(latents, prepared)]
     t_code = time.perf_counter() - t_code
+    lmbdas = [lambda_for(model, base.bpp, settings.lmbda) for base in bases]
+    weights = torch.tensor(lmbdas, device=dev) * 255**2 / (3 * H * W)  # each image's distortion weight
     # uint8 (floats a tile at a time); one image's is a view of its padded pixels
     x = torch.cat([pixels[:, :, :H, :W] for pixels, _ in prepared]) if len(prepared) > 1 else prepared[0][0][:, :, :H, :W]
     x = x.to(dev)
@@ -291,7 +305,7 @@ def refine_images(
                 own = x_hat[:, :, rows[0] - 16 * r0 : rows[1] - 16 * r0, cols[0] - 16 * c0 : cols[1] - 16 * c0]
                 # The sum over the batch: each image's latents get their own loss's gradient.
                 error = own.float() - x[:, :, rows[0] : rows[1], cols[0] : cols[1]].float().div_(255)
-                loss = loss + lmbda * 255**2 * error.square().sum() / (3 * H * W)
+                loss = loss + (error.square().sum((1, 2, 3)) * weights).sum()
             loss.backward()
         ends = [] if hyper_d is None or hyper_d.grad is None else [(hyper, hyper_d.grad.to(hyper.dtype))]
         if bits_z.numel():
@@ -301,12 +315,12 @@ def refine_images(
 
     def true_losses(t: int, elapsed: float) -> list[tuple]:
         return [(t, *_true_loss(model, codec.quantize_latents(model, y[i : i + 1].detach(), z[i : i + 1].detach(),
-                                                              **quantizer), x[i : i + 1], H, W, lmbda), elapsed)
+                                                              **quantizer), x[i : i + 1], H, W, lmbdas[i]), elapsed)
                 for i in range(len(images))]
 
     # Iteration 0 is the plain encode, whose latents are already quantized.
     t_eval = time.perf_counter()
-    histories = [[(0, *_true_loss(model, base.latents, x[i : i + 1], H, W, lmbda), 0.0)]
+    histories = [[(0, *_true_loss(model, base.latents, x[i : i + 1], H, W, lmbdas[i]), 0.0)]
                  for i, base in enumerate(bases)]
     t_eval = time.perf_counter() - t_eval + t_code  # one true-loss evaluation: quantize and synthesise
     if settings.time_limit:  # an iteration costs at least a synthesis: is there room for one?
@@ -349,11 +363,12 @@ def refine_images(
         refined = base if at == 0 else codec.encode_latents(model, y_best, z_best, W, H, mode, **quantizer,
                                                             refined_method=settings.label)
         refined_mse = histories[i][at][4]
-        kept_base = lmbda * 255**2 * refined_mse + refined.bpp >= lmbda * 255**2 * base_mse + base.bpp
+        kept_base = lmbdas[i] * 255**2 * refined_mse + refined.bpp >= lmbdas[i] * 255**2 * base_mse + base.bpp
         # ties (e.g. latents that never improved) keep the plain file
         results.append(RefineResult(base if kept_base else refined, base,
                                     [(h[0], h[1], h[2], h[3], h[5]) for h in histories[i]], kept_base,
-                                    seconds_per_iteration, psnr_of(base_mse), psnr_of(base_mse if kept_base else refined_mse), t))
+                                    seconds_per_iteration, psnr_of(base_mse), psnr_of(base_mse if kept_base else refined_mse), t,
+                                    lmbdas[i]))
     return results
 
 

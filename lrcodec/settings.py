@@ -103,10 +103,17 @@ class EncodeSettings:
     max_pixels: int = 100_000_000
     device: str = "auto"  # where the transforms run: auto (CUDA if present), cpu or cuda
     time_limit: float | None = None  # seconds for one image's refinement (None: the effort's; 0: no limit)
+    lmbda: float | None = None  # the refinement's R-D trade-off (None: the refinement's, else ``refine.lambda_for``)
 
     def refine_settings(self) -> RefineSettings | None:
         """The refinement to run, or None for a plain encode."""
         refinement = self.refine if self.refine is not None else effort_settings(self.effort)
-        if refinement is None or self.time_limit is None:
-            return refinement
-        return replace(refinement, time_limit=self.time_limit or None)
+        if refinement is None:
+            if self.lmbda is not None:
+                raise LrcodecError("--lmbda steers refinement: it needs an effort above 0")
+            return None
+        if self.lmbda is not None:
+            refinement = replace(refinement, lmbda=self.lmbda)
+        if self.time_limit is not None:
+            refinement = replace(refinement, time_limit=self.time_limit or None)
+        return refinement

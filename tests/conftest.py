@@ -58,6 +58,19 @@ def _briefly_train(net, arch: str, seed: int, steps: int = 30) -> None:
         opt.step()
 
 
+# What lrcodec promises of decoded pixels between thread counts, CPU kernels, tilings and
+# machines: g_s is float, its sums split differently, so a value may differ by one level, and
+# rarely (README, "What a file needs to decode elsewhere"; bench/threads.py measures how rarely).
+PIXEL_LEVELS, PIXEL_FRACTION = 1, 1e-3
+
+
+def assert_pixels_close(a, b, what: str = "") -> None:
+    """8-bit pixels (arrays or tensors of one shape) within the float bound of each other."""
+    a, b = np.asarray(a, dtype=np.int16), np.asarray(b, dtype=np.int16)
+    assert a.shape == b.shape, what
+    assert np.abs(a - b).max(initial=0) <= PIXEL_LEVELS and np.mean(a != b) < PIXEL_FRACTION, what
+
+
 def photo_like(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
     """A smooth image with edges and mild noise: gradients, discs and texture."""
     rng = np.random.default_rng(seed)

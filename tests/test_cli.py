@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -177,6 +178,8 @@ def test_retired_models_are_listed_and_still_decode(models_dir, tmp_path, tiny_s
     assert models.load_model(quality=1).name == "tiny"
     r = run("decode", str(tmp_path / "old.lrc"), "-o", str(tmp_path / "old.png"))
     assert r.returncode == 0, r.stderr
+    info = CliRunner().invoke(main, ["info", str(tmp_path / "old.lrc"), "--json"])
+    assert info.exit_code == 0 and json.loads(info.output)["model"] == "old"
 
 
 def test_json_outputs_keep_their_schemas(models_dir, tmp_path):
@@ -211,3 +214,28 @@ def test_json_outputs_keep_their_schemas(models_dir, tmp_path):
     assert {"image", "bytes", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s"} <= set(report["images"][0])
     assert set(report["mean"]) == {"bpp", "psnr", "ms_ssim", "encode_s", "decode_s"}
     assert set(report["options"]) == {"method", "iterations", "uq", "reconstruction", "soft_alpha"}
+
+
+def test_a_checkpoint_encodes_at_the_default_effort_and_lmbda_steers_it(tmp_path, tiny_model):
+    """`lrcodec encode photo.png --model ckpt.pth.tar` at the default effort: a CompressAI state
+    dict carries no lambda, so the refinement gets the documented default; --lmbda sets it, and
+    without refinement it is refused in one line."""
+    import torch
+
+    ckpt = tmp_path / "ckpt.pth.tar"
+    torch.save({"state_dict": tiny_model.net.state_dict()}, ckpt)
+    src = tmp_path / "photo.png"
+    photo_like(96, 64, seed=2).save(src)
+    r = CliRunner().invoke(main, ["encode", str(src), "--model", str(ckpt), "-o", str(tmp_path / "a.lrc")])
+    assert r.exit_code == 0, r.output
+    assert "iterations" in r.output
+    r = CliRunner().invoke(main, ["encode", str(src), "--model", str(ckpt), "--lmbda", "0.5", "-o", str(tmp_path / "b.lrc")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["decode", str(tmp_path / "b.lrc"), "--model", str(ckpt), "-o", str(tmp_path / "b.png")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["encode", str(src), "--model", str(ckpt), "--effort", "0", "--lmbda", "0.5",
+                                  "-o", str(tmp_path / "c.lrc")])
+    assert r.exit_code == 1 and r.output.strip().splitlines()[-1] == "Error: --lmbda steers refinement: it needs an effort above 0"
+    assert not (tmp_path / "c.lrc").exists()
+    r = CliRunner().invoke(main, ["encode", str(src), "--lmbda", "0", "-o", str(tmp_path / "d.lrc")])
+    assert r.exit_code == 2 and "0.0 is not in the range x>0" in r.output

@@ -31,7 +31,7 @@ def test_psnr_and_ms_ssim_on_known_pairs():
     b = a.copy()
     b[..., 0] += 3  # MSE = 3 over one of three channels: 3
     assert psnr(a, b) == pytest.approx(10 * math.log10(255**2 / 3))
-    assert psnr(a, a) == math.inf
+    assert psnr(a, a) == 120.0  # metrics.PSNR_MAX (test_one_psnr_definition)
     img = np.asarray(photo_like(200, 200))
     assert ms_ssim(img, img) == pytest.approx(1.0)
     noisy = np.clip(img + np.random.default_rng(0).normal(0, 20, img.shape), 0, 255).astype(np.uint8)
@@ -62,3 +62,16 @@ def test_eval_json_schema(models_dir, tmp_path):
         assert row["bpp"] == pytest.approx(8 * row["bytes"] / (64 * 48))
     assert d["mean"]["bpp"] == pytest.approx(np.mean([row["bpp"] for row in d["images"]]))
     assert (tmp_path / "r.csv").read_text().startswith("image,codec")
+
+
+def test_one_psnr_definition():
+    """Evaluation's PSNR of 8-bit arrays is ``metrics.psnr_of`` of their MSE on [0, 1]: a known
+    value, and the same finite cap for a perfect match (JSON results stay numbers)."""
+    from lrcodec.metrics import PSNR_MAX, psnr_of
+
+    a = np.full((4, 4, 3), 100, np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 110  # MSE 100 / 48 levels^2
+    assert psnr(a, b) == pytest.approx(10 * math.log10(255**2 * 48 / 100), abs=1e-12)
+    assert psnr(a, b) == psnr_of(100 / 48 / 255**2)
+    assert psnr(a, a) == psnr_of(0.0) == PSNR_MAX

@@ -65,6 +65,7 @@ def test_zoo_names_load_from_the_torch_hub_cache(tmp_path, monkeypatch, tiny_mod
     torch.save({f"module.{k}": v for k, v in tiny_model.net.state_dict().items()}, path)
     loaded = models.load_model("mbt2018-mean", quality=3)
     assert (loaded.name, loaded.arch, loaded.model_id) == ("mbt2018-mean-q3", "mean-scale", tiny_model.model_id)
+    assert loaded.card["lmbda"] == 0.0067  # the lambda CompressAI trained quality 3 for
 
 
 def test_widened_model_codes_like_the_original(tiny_model, tiny_scale_model):

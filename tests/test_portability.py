@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_pixels_close, photo_like
+from PIL import Image
 
 from lrcodec import bitstream, codec, exact, models
 from lrcodec.errors import LrcodecError
 from lrcodec.format1 import NOT_HERE
 from lrcodec.probe import latent_digest, symbol_digest
-from PIL import Image
 
 GOLDEN = Path(__file__).parent / "golden"
 MANIFEST = json.loads((GOLDEN / "golden.json").read_text())
@@ -41,11 +42,8 @@ def check_digests(name: str, symbols: str | None, latents: str | None, error: st
 
 
 def check_pixels(name: str, pixels) -> None:
-    """Pixels come from the float g_s: within one level of the stored PNG in under 0.1 % of
-    the values."""
-    stored = np.asarray(Image.open(GOLDEN / f"{name}.png").convert("RGB"), dtype=np.int16)
-    got = np.asarray(pixels, dtype=np.int16)
-    assert np.abs(got - stored).max() <= 1 and np.mean(got != stored) < 1e-3, name
+    """Pixels come from the float g_s: within the float bound of the stored PNG."""
+    assert_pixels_close(pixels, Image.open(GOLDEN / f"{name}.png").convert("RGB"), name)
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))
@@ -91,9 +89,8 @@ def test_golden_files_decode_the_same_under_other_arithmetic(capability, onednn_
     """Every golden file decoded in a process with other CPU kernels (PyTorch's without SIMD and
     oneDNN's SSE4.1, or both capped at AVX2 as on an AMD EPYC without AVX-512), with 1, 2 and 3
     threads, native kernels instead of oneDNN and float64 transforms: the same symbols and
-    latents as pinned, pixels within a level of the stored ones, and at 1, 2 and 3 threads the
-    very same pixels (``lrcodec.kernels``) where y_hat is pinned (format 2: a format-1 file's mu
-    comes from the float h_s, whose sums split by thread count)."""
+    latents as pinned (exact by construction), and at every thread count pixels within the
+    float bound of the stored ones (``check_pixels``: g_s's sums split by thread count)."""
     names = sorted(MANIFEST)
     files = [str(GOLDEN / n) for n in names]
     results = _probe([f"--pixels={tmp_path}", *files], ATEN_CPU_CAPABILITY=capability, ONEDNN_MAX_CPU_ISA=onednn_isa)
@@ -102,10 +99,9 @@ def test_golden_files_decode_the_same_under_other_arithmetic(capability, onednn_
         for by_file in results.values():
             got = by_file[path]
             check_digests(name, got.get("symbols"), got.get("latents"), got.get("error"))
-        if "error" not in results["threads-2"][path]:
-            check_pixels(name, np.load(tmp_path / f"{Path(path).stem}.npy")[0].transpose(1, 2, 0))
-            if MANIFEST[name]["format_version"] >= 2:
-                assert len({results[f"threads-{n}"][path]["pixels"] for n in (1, 2, 3)}) == 1, name
+        for n in (1, 2, 3):
+            if "error" not in results[f"threads-{n}"][path]:
+                check_pixels(name, np.load(tmp_path / f"{Path(path).stem}.threads-{n}.npy")[0].transpose(1, 2, 0))
 
 
 def test_integer_network_equals_its_int64_definition(tiny_model, tiny_scale_model):
@@ -158,18 +154,21 @@ def test_factorized_tables_are_the_trained_prior(tiny_model):
 
 
 def test_tiled_transforms_equal_untiled(tiny_model, monkeypatch):
-    from conftest import photo_like
-
+    """Tiles with halos compute the untiled transforms up to float summation order (a tile's
+    convolutions split their sums otherwise): y within 1e-5 of its range, so the files may differ
+    only where a latent lies that close to a rounding boundary; pixels within the float bound."""
     image = photo_like(200, 136, seed=13)
+    pixels, _ = codec.prepare_pixels(image)
+    y_whole, z_whole = codec.analyse(tiny_model, pixels)
     whole = codec.encode_image(image, tiny_model)
     monkeypatch.setattr(codec, "TILE", 64)
-    tiled = codec.encode_image(image, tiny_model)
-    assert tiled.data == whole.data
+    y_tiled, z_tiled = codec.analyse(tiny_model, pixels)
+    assert (y_tiled - y_whole).abs().max() <= 1e-5 * y_whole.abs().max()
+    assert (z_tiled - z_whole).abs().max() <= 1e-5 * z_whole.abs().max()
     decoded = codec.decode_latents(whole.data, tiny_model)
     assert decoded.pixels.shape == (1, 3, 136, 200)
     monkeypatch.setattr(codec, "TILE", 10_000)
-    untiled = codec.decode_latents(whole.data, tiny_model)
-    assert (decoded.pixels.int() - untiled.pixels.int()).abs().max() <= 1
+    assert_pixels_close(decoded.pixels, codec.decode_latents(whole.data, tiny_model).pixels)
 
 
 def _with_crc(body: bytes) -> bytes:

@@ -125,6 +125,26 @@ def test_effort_presets_are_valid_and_grow():
 
 
 
+def test_the_lambda_refined_for(tiny_model):
+    """Given, else the card's, else that of the CompressAI zoo quality whose published Kodak
+    rate is nearest the plain encode's (in log rate: 0.31 bpp is quality 3's 0.307)."""
+    import copy
+
+    from lrcodec.errors import LrcodecError
+    from lrcodec.refine import lambda_for
+
+    assert "lmbda" not in tiny_model.card
+    assert [lambda_for(tiny_model, bpp) for bpp in (0.001, 0.31, 0.37, 0.39, 9.0)] == [0.0018, 0.0067, 0.0067, 0.013, 0.18]
+    assert lambda_for(tiny_model, 0.31, 0.02) == 0.02
+    carded = copy.copy(tiny_model)
+    carded.card = dict(tiny_model.card, lmbda=0.004)
+    assert lambda_for(carded, 0.31) == 0.004 and lambda_for(carded, 0.31, 0.02) == 0.02
+    with pytest.raises(LrcodecError, match="lambda must be positive"):
+        lambda_for(carded, 0.31, -1.0)
+    result = refine_image(photo_like(64, 48, seed=4), tiny_model, iterations=2, eval_every=1)
+    assert result.lmbda == lambda_for(tiny_model, result.base.bpp)
+
+
 def test_a_batch_refines_each_image_as_if_alone(tiny_model):
     from lrcodec.refine import refine_images
 

@@ -32,10 +32,14 @@ def test_one_network_codes_every_level_and_a_file_names_its_level(arch):
     sizes = [len(f) for f in files]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1] / 3  # finer steps, more bits
     for level, data in enumerate(files):
-        model.set_level(0 if level else 7)  # the decoder finds the level from the file
+        start = 0 if level else 7
+        model.set_level(start)  # the decoder finds the level from the file and leaves the model as it was
         decoded = codec.decode_latents(data, model)
-        assert model.card["level"] == level and model.name.endswith(f"-q{level + 1}")
+        assert model.card["level"] == start and model.name.endswith(f"-q{start + 1}")
         assert decoded.image().size == image.size
+        at_level = model.at_level(level)
+        assert at_level.name.endswith(f"-q{level + 1}") and model.card["level"] == start
+        assert torch.equal(decoded.latents.y_hat, codec.decode_latents(data, at_level).latents.y_hat)
     other = tiny("mean-scale")
     with pytest.raises(LrcodecError, match="file was made with model"):
         codec.decode_latents(files[3], other)
