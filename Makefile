@@ -2,14 +2,14 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads bench-photo fuzz clean
+.PHONY: install demo test bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads bench-photo bench-photo-memory fuzz clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench,ray]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -53,3 +53,6 @@ bench-threads: $(STAMP)
 
 bench-photo: $(STAMP)
 	$(PY) bench/photo.py
+
+bench-photo-memory: $(STAMP)
+	$(PY) bench/photo_memory.py

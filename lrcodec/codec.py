@@ -23,8 +23,14 @@ from .models import LoadedModel
 from .settings import RECONSTRUCTIONS
 from .tiling import tiled
 
-TILE = 1024  # pixels per tile side for g_a and g_s (64 latents); larger images are tiled;
+TILE = 512  # pixels per tile side for g_a and g_s (32 latents) of an image larger than WHOLE;
 # each tile has a halo of the transform's receptive field (``LoadedModel.halos``)
+WHOLE = 1024 * 1024  # pixels up to which an image is transformed in one piece (no halo to recompute)
+
+
+def _tile(height: int, width: int) -> int:
+    """The tile side in pixels for an image of this padded size (``TILE``, ``WHOLE``)."""
+    return max(height, width) if height * width <= WHOLE else TILE
 
 
 @dataclass
@@ -97,7 +103,7 @@ def analyse(model: LoadedModel, x, progress=None):
         return run_transform(model.net.g_a, tile if tile.is_floating_point() else tile.float().div_(255))
 
     with torch.no_grad():
-        y = tiled(g_a, x, down=16, tile=TILE, halo=model.halos[0], on_tile=_stage(progress, "analysis"))
+        y = tiled(g_a, x, down=16, tile=_tile(*x.shape[-2:]), halo=model.halos[0], on_tile=_stage(progress, "analysis"))
         return y, model.family.hyper_analysis(model.net, y)
 
 
@@ -113,7 +119,8 @@ def synthesise(model: LoadedModel, y_hat, height: int, width: int, progress=None
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
         pixels = tiled(lambda t: to_pixels(run_transform(net.g_s, t.to(model.device, dtype))).cpu(), y_hat, up=16,
-                       tile=TILE // 16, halo=model.halos[1], on_tile=_stage(progress, "synthesis"))
+                       tile=_tile(16 * y_hat.shape[-2], 16 * y_hat.shape[-1]) // 16, halo=model.halos[1],
+                       on_tile=_stage(progress, "synthesis"))
     return pixels[:, :, :height, :width]
 
 

@@ -73,8 +73,8 @@ def class_probabilities(logits: torch.Tensor, temperature: float) -> torch.Tenso
 
 
 def _gumbel(shape, gen: torch.Generator) -> torch.Tensor:
-    u = torch.rand(shape, generator=gen, device=gen.device).clamp(1e-10, 1 - 1e-7)
-    return -torch.log(-torch.log(u))
+    u = torch.rand(shape, generator=gen, device=gen.device).clamp_(1e-10, 1 - 1e-7)
+    return u.log_().neg_().log_().neg_()  # -log(-log(u)) in place: a 12 MP image's draw is 37 MB
 
 
 @dataclass
@@ -127,7 +127,8 @@ class Sampler:
 
 # ------------------------------------------------------------------ the refinement loop
 
-TILE = 32  # y positions per tile side in the loop (512 pixels): memory stays bounded at any size
+TILE = 24  # y positions per tile side in the loop (384 pixels): memory stays bounded at any size
+# (a 12 MP image's float32 loop: 200 MB less than at 32, for about 8 % more time per iteration)
 ONE_TILE = 48 * 48  # y positions refined untiled (Kodak's 768x512 is 48 x 32): no halo to recompute
 
 

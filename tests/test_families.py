@@ -249,6 +249,7 @@ def test_cheng2020_tiled_synthesis_is_the_untiled_one(monkeypatch):
     y_hat = torch.randn(1, 16, 40, 36) * 3
     whole = codec.synthesise(model, y_hat, 640, 576)
     monkeypatch.setattr(codec, "TILE", 256)
+    monkeypatch.setattr(codec, "WHOLE", 0)
     tiled = codec.synthesise(model, y_hat, 640, 576)
     assert_pixels_close(whole, tiled)
 

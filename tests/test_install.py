@@ -1,13 +1,19 @@
 """A built wheel is the tool: installed outside the checkout, it lists, encodes and decodes with
-the weights it carries (pyproject.toml's lrcodec.weights, found by models.models_dir)."""
+the weights it carries (pyproject.toml's lrcodec.weights, found by models.models_dir). pyproject.toml
+holds dependency ranges, constraints.txt the tested pins, so that `pip install .` keeps an environment's
+torch."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
+import re
 import shutil
 import site
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -22,12 +28,58 @@ def _run(args, **kwargs) -> subprocess.CompletedProcess:
     return out
 
 
+def _copy_checkout(dest: Path) -> Path:
+    """The checkout's files at ``dest``, without environments and build outputs."""
+    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "out", "runs",
+                                                              "__pycache__", ".pytest_cache", ".hypothesis"))
+    return dest
+
+
+def _name(requirement: str) -> str:
+    """A requirement's project name, normalized (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement).group(1)).lower()
+
+
+def _constraints() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            assert re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!-]+", line), line  # exact pins only
+            name, version = line.split("==")
+            pins[_name(name)] = version
+    return pins
+
+
+def test_dependencies_are_ranges_and_each_has_a_pin():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    assert not [r for r in requirements if "==" in r]  # ranges: pins live in constraints.txt
+    # CI installs with constraints.txt (make install), so it tests a pinned version of each.
+    pins = _constraints()
+    assert not [r for r in requirements if _name(r) not in pins], pins
+    assert "torchvision" not in {_name(r) for r in project["dependencies"]}  # compressai's, not lrcodec's
+
+
+def test_pip_install_keeps_the_installed_torch(tmp_path):
+    # An environment that already holds torch (this one, made with constraints.txt): `pip install .`
+    # must want to install lrcodec alone. --isolated: no pip configuration (a global constraints file
+    # would otherwise take part); --no-index: nothing can come from a registry, so the resolution
+    # succeeds only if every requirement is already satisfied here.
+    torch = importlib.metadata.version("torch")
+    source = _copy_checkout(tmp_path / "source")
+    report = tmp_path / "report.json"
+    _run([sys.executable, "-m", "pip", "--isolated", "install", "--dry-run", "--no-build-isolation", "--no-index",
+          "--report", str(report), "--quiet", str(source)])
+    install = json.loads(report.read_text())["install"]
+    assert [_name(i["metadata"]["name"]) for i in install] == ["lrcodec"], install  # no torch, numpy, ...
+    assert importlib.metadata.version("torch") == torch
+
+
 def test_wheel_installed_outside_the_checkout_encodes_and_decodes(tmp_path):
     # Built from a copy: setuptools keeps build/ between builds, so a build in the checkout
     # could carry models that models/ no longer has.
-    source = tmp_path / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "out", "runs",
-                                                                "__pycache__", ".pytest_cache", ".hypothesis"))
+    source = _copy_checkout(tmp_path / "source")
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
           str(source)])
     wheel = next((tmp_path / "dist").glob("lrcodec-*.whl"))

@@ -162,12 +162,13 @@ def test_tiled_transforms_equal_untiled(tiny_model, monkeypatch):
     y_whole, z_whole = codec.analyse(tiny_model, pixels)
     whole = codec.encode_image(image, tiny_model)
     monkeypatch.setattr(codec, "TILE", 64)
+    monkeypatch.setattr(codec, "WHOLE", 0)
     y_tiled, z_tiled = codec.analyse(tiny_model, pixels)
     assert (y_tiled - y_whole).abs().max() <= 1e-5 * y_whole.abs().max()
     assert (z_tiled - z_whole).abs().max() <= 1e-5 * z_whole.abs().max()
     decoded = codec.decode_latents(whole.data, tiny_model)
     assert decoded.pixels.shape == (1, 3, 136, 200)
-    monkeypatch.setattr(codec, "TILE", 10_000)
+    monkeypatch.setattr(codec, "WHOLE", 10**8)
     assert_pixels_close(decoded.pixels, codec.decode_latents(whole.data, tiny_model).pixels)
 
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..entropy import SIGMA_MIN
 from ..errors import LrcodecError
-from ..quantization import Quantized, factorized_interval_likelihood, gaussian_interval_likelihood, z_medians
+from ..quantization import Quantized, factorized_interval_likelihood, gaussian_bits, gaussian_interval_likelihood, z_medians
 
 Quantizer = Callable[..., Quantized]
 
@@ -164,8 +164,7 @@ class Family:
     def hard_bits(self, net, latents, sigma_min: float = SIGMA_MIN):
         """The information content (bits, a float scalar tensor) of the coder's latents under
         the float entropy model: y under the coder's own (sigma, mu), z under the prior."""
-        v = latents.y_hat - latents.mu.float()
-        bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, latents.sigma.float(), sigma_min)).sum()
+        bits = gaussian_bits(latents.y_hat - latents.mu.float(), latents.sigma.float(), sigma_min)
         _, bits_z = self.z_forward(net, latents.z_hat.to(next(net.parameters()).device), hard_rounding)
         return bits + bits_z.sum().cpu()
 

@@ -33,7 +33,7 @@ import torch
 
 from ..errors import LrcodecError
 from ..exact import ACT_BITS, ExactEntropyModel, as_f64, softplus
-from ..quantization import gaussian_interval_likelihood, lower_bound
+from ..quantization import gaussian_bits, gaussian_interval_likelihood, lower_bound
 from .autoregressive import PASSES, ExactAutoregressive, JointAutoregressive
 from .base import SIGMA_MIN, Family, Quantizer, factorized_forward, hard_rounding
 from .hyperprior import Hyperprior
@@ -134,8 +134,7 @@ class VariableRate:
 
     def hard_bits(self, net, latents, sigma_min: float = SIGMA_MIN):
         """As ``Family.hard_bits``, for the symbols in steps of 1/g (y_hat holds the offsets)."""
-        v = latents.y_symbols.double() + latents.y_offset.double()
-        bits = -torch.log2(gaussian_interval_likelihood(v - 0.5, v + 0.5, latents.sigma, sigma_min)).sum()
+        bits = gaussian_bits(latents.y_symbols.double() + latents.y_offset.double(), latents.sigma, sigma_min)
         _, bits_z = self.z_forward(net, latents.z_hat.to(next(net.parameters()).device), hard_rounding)
         return bits.float() + bits_z.sum().cpu()
 
