@@ -25,12 +25,29 @@ from refine import machine  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "photo-memory.json"
 
 
+def timed_python(code: str) -> dict:
+    """Wall seconds and peak RSS (MiB) of ``python -c code`` in a fresh process."""
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True); "
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    seconds, rss = out.stdout.split()
+    return {"seconds": round(float(seconds), 2), "peak_rss_mb": round(int(rss) / 1024)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "train" / "sunhays80")
     ap.add_argument("--label", default="this checkout")
     args = ap.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    import lrcodec  # the lrcodec measured: this checkout's, or another's on PYTHONPATH
+
+    source = Path(lrcodec.__file__).resolve().parent.parent
+    git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, cwd=source).stdout.strip()  # noqa: E731
+    commit = git("rev-parse", "--short", "HEAD") + ("+uncommitted" if git("status", "--porcelain", "--", "lrcodec") else "")
+    # what every figure starts from: the interpreter with torch, and with CompressAI's package too
+    imports = {name: timed_python(code) for name, code in (("import torch", "import torch"),
+                                                          ("import torch, compressai", "import torch, compressai"))}
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -44,7 +61,8 @@ def main() -> None:
             print(kernels, json.dumps(runs[kernels]), flush=True)
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     labelled = old.get("labelled", {}) if "labelled" in old else {}
-    labelled[args.label] = {"commit": commit, "date": datetime.now().strftime("%Y-%m-%d %H:%M"), "runs": runs}
+    labelled[args.label] = {"commit": commit, "source": str(source), "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
+                            "imports": imports, "runs": runs}
     RESULTS.write_text(json.dumps({
         "command": "python bench/photo_memory.py [--label NAME]",
         "image": f"3x3 mosaic (4032x3024) of the first nine photos of {args.photos.name} (bench/photo.py)",

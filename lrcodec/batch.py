@@ -65,7 +65,7 @@ def _refined_outcome(result, image, model, seconds: float, **extra) -> Outcome:
         "width": image.width, "height": image.height, "model": model.name, "bytes": len(encoded.data),
         "bpp": encoded.bpp, "psnr": result.psnr, "base_bytes": len(result.base.data), "base_bpp": result.base.bpp,
         "base_psnr": result.base_psnr, "iterations": result.iterations, "kept_base": result.kept_base,
-        "seconds": seconds, **extra})
+        "lmbda": result.lmbda, "seconds": seconds, **extra})
 
 
 def encode_bytes(data: bytes, name: str, settings: EncodeSettings, progress=None) -> Outcome:
@@ -85,8 +85,8 @@ def encode_bytes(data: bytes, name: str, settings: EncodeSettings, progress=None
                                       "seconds": time.perf_counter() - t0})
     options = dict(**quantizer, drop_alpha=settings.drop_alpha, progress=progress)
     if settings.target_bpp is not None:
-        result, lmbda = find_lambda_for_bpp(image, model, settings.target_bpp, settings=refinement, **options)
-        return _refined_outcome(result, image, model, time.perf_counter() - t0, lmbda=lmbda)
+        result, _ = find_lambda_for_bpp(image, model, settings.target_bpp, settings=refinement, **options)
+        return _refined_outcome(result, image, model, time.perf_counter() - t0)
     return _refined_outcome(refine_image(image, model, refinement, **options), image, model,
                             time.perf_counter() - t0)
 

@@ -76,8 +76,10 @@ def run_transform(layers, x):
     """``layers(x)`` for g_a or g_s; on the CPU with channels-last activations, whose oneDNN
     kernels run these transforms fastest (``bench/threads.py``). Float arithmetic: results may
     differ in the last bits between thread counts, CPUs and kernels (README, "What a file
-    needs to decode elsewhere"), never between calls with the same thread count in one process,
-    whatever other threads run at the time (nothing process-wide is changed)."""
+    needs to decode elsewhere"). Nothing process-wide is changed, so calls from other threads
+    leave this one's kernels and thread count as they were; that the same call then gives the
+    same bits rests on oneDNN's run-to-run reproducibility at a fixed thread count, which
+    tests/test_codec.py checks."""
     import torch
 
     if x.device.type == "cpu" and x.dim() == 4:

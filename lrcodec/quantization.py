@@ -65,8 +65,8 @@ def gaussian_interval_likelihood(lower, upper, sigma, sigma_min: float = SIGMA_M
 def gaussian_bits(v, sigma, sigma_min: float = SIGMA_MIN, channels: int = 8):
     """-sum log2 P(v - 1/2 < V < v + 1/2) under ``gaussian_interval_likelihood``, a few channels
     at a time: over a 12 MP image's whole y its temporaries would take a few hundred MB."""
-    return sum(-torch.log2(gaussian_interval_likelihood(a - 0.5, a + 0.5, s, sigma_min)).sum()
-               for a, s in zip(v.split(channels, 1), sigma.split(channels, 1)))
+    return sum((-torch.log2(gaussian_interval_likelihood(a - 0.5, a + 0.5, s, sigma_min)).sum()
+                for a, s in zip(v.split(channels, 1), sigma.split(channels, 1))), v.new_zeros(()))
 
 
 def factorized_logits(entropy_bottleneck, t: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ class RefineSettings:
     lr_drop: float = 1.0  # after this fraction of the iterations the lr falls to a tenth (1: never)
     patience: int = 0  # stop after this many true-loss evaluations without a better one (0: never)
     eval_every: int = 10  # iterations between true-loss evaluations
-    lmbda: float | None = None  # R-D trade-off (None: the model card's)
+    lmbda: float | None = None  # R-D trade-off (None: the model card's, else ``refine.lambda_for``'s default)
     precision: str = "auto"  # the synthesis inside the loop: bfloat16 where the hardware has it natively
     time_limit: float | None = None  # seconds for the whole refinement: fewer iterations where they do not fit
 

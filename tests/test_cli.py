@@ -196,7 +196,7 @@ def test_json_outputs_keep_their_schemas(models_dir, tmp_path):
     assert set(summary["images"][0]) == plain
     assert run("encode", str(src), "-e", "1", "-o", str(tmp_path / "r.lrc"), "--summary", str(tmp_path / "r.json")).returncode == 0
     refined = json.loads((tmp_path / "r.json").read_text())["images"][0]
-    assert set(refined) == plain | {"psnr", "base_bytes", "base_bpp", "base_psnr", "kept_base"}
+    assert set(refined) == plain | {"psnr", "base_bytes", "base_bpp", "base_psnr", "kept_base", "lmbda"}
 
     info = json.loads(run("info", str(tmp_path / "a.lrc"), "--json").stdout)
     assert set(info) == {"schema_version", "model_id", "width", "height", "mode", "flags", "method", "seed",

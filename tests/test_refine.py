@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import photo_like
+from PIL import Image
 
 from lrcodec import codec
 from lrcodec.refine import Sampler, class_probabilities, refine_image, three_class_logits, two_class_logits
@@ -210,3 +212,23 @@ def test_a_budget_too_small_for_one_iteration_keeps_the_plain_file(tiny_model):
     result = refine_image(image, tiny_model, iterations=20, lr=0.02, lmbda=0.05, time_limit=1e-9)
     assert result.iterations == 0 and result.kept_base and result.encoded.data == result.base.data
     assert [h[0] for h in result.history] == [0]
+
+
+def test_a_batch_without_a_lambda_refines_each_image_for_its_own():
+    """A model without a lambda (the shipped q3's weights, its card's lambda dropped): in one
+    batch, each image is refined for the lambda its own plain encode implies (``lambda_for``),
+    as it would be alone: a flat image and pure noise get different ones."""
+    import copy
+
+    from lrcodec.models import load_model
+    from lrcodec.refine import lambda_for, refine_images
+
+    model = copy.copy(load_model(quality=3))
+    model.card = {k: v for k, v in model.card.items() if k != "lmbda"}
+    flat = Image.new("RGB", (128, 96), (120, 130, 140))
+    noisy = Image.fromarray(np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    results = refine_images([flat, noisy], model, iterations=2, eval_every=1)
+    lmbdas = [r.lmbda for r in results]
+    assert lmbdas == [lambda_for(model, r.base.bpp) for r in results]
+    assert lmbdas[0] < lmbdas[1]
+    assert lmbdas == [refine_image(im, model, iterations=2, eval_every=1).lmbda for im in (flat, noisy)]
