@@ -53,12 +53,12 @@ def mosaic(folder: Path, target: Path) -> Path:
     return target
 
 
-def timed(args: list[str], env: dict | None = None) -> dict:
-    """Wall seconds and peak RSS (MiB) of one lrcodec command in a fresh parent process."""
+def timed(args: list[str], env: dict | None = None, program: str = LRCODEC) -> dict:
+    """Wall seconds and peak RSS (MiB) of one lrcodec command (or ``program``) in a fresh parent process."""
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
              "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
              "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, LRCODEC, *args], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", probe, program, *args], capture_output=True, text=True,
                          env={**os.environ, **(env or {})})
     if out.returncode:
         raise RuntimeError(out.stderr.strip().splitlines()[-1])

@@ -25,16 +25,6 @@ from refine import machine  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "photo-memory.json"
 
 
-def timed_python(code: str) -> dict:
-    """Wall seconds and peak RSS (MiB) of ``python -c code`` in a fresh process."""
-    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); subprocess.run(sys.argv[1:], check=True); "
-             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    seconds, rss = out.stdout.split()
-    return {"seconds": round(float(seconds), 2), "peak_rss_mb": round(int(rss) / 1024)}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "train" / "sunhays80")
@@ -46,8 +36,7 @@ def main() -> None:
     git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, cwd=source).stdout.strip()  # noqa: E731
     commit = git("rev-parse", "--short", "HEAD") + ("+uncommitted" if git("status", "--porcelain", "--", "lrcodec") else "")
     # what every figure starts from: the interpreter with torch, and with CompressAI's package too
-    imports = {name: timed_python(code) for name, code in (("import torch", "import torch"),
-                                                          ("import torch, compressai", "import torch, compressai"))}
+    imports = {code: timed(["-c", code], program=sys.executable) for code in ("import torch", "import torch, compressai")}
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

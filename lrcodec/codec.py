@@ -21,16 +21,11 @@ from .format1 import decode_latents_v1
 from .latents import STRIDE, Dither, QuantizedLatents, channel_index, dithers, latent_shapes
 from .models import LoadedModel
 from .settings import RECONSTRUCTIONS
-from .tiling import tiled
+from .tiling import tile_side, tiled
 
 TILE = 512  # pixels per tile side for g_a and g_s (32 latents) of an image larger than WHOLE;
 # each tile has a halo of the transform's receptive field (``LoadedModel.halos``)
-WHOLE = 1024 * 1024  # pixels up to which an image is transformed in one piece (no halo to recompute)
-
-
-def _tile(height: int, width: int) -> int:
-    """The tile side in pixels for an image of this padded size (``TILE``, ``WHOLE``)."""
-    return max(height, width) if height * width <= WHOLE else TILE
+WHOLE = 1024 * 1024  # pixels up to which an image is transformed in one piece (``tiling.tile_side``)
 
 
 @dataclass
@@ -105,7 +100,7 @@ def analyse(model: LoadedModel, x, progress=None):
         return run_transform(model.net.g_a, tile if tile.is_floating_point() else tile.float().div_(255))
 
     with torch.no_grad():
-        y = tiled(g_a, x, down=16, tile=_tile(*x.shape[-2:]), halo=model.halos[0], on_tile=_stage(progress, "analysis"))
+        y = tiled(g_a, x, down=16, tile=tile_side(*x.shape[-2:], TILE, WHOLE), halo=model.halos[0], on_tile=_stage(progress, "analysis"))
         return y, model.family.hyper_analysis(model.net, y)
 
 
@@ -121,7 +116,7 @@ def synthesise(model: LoadedModel, y_hat, height: int, width: int, progress=None
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
         pixels = tiled(lambda t: to_pixels(run_transform(net.g_s, t.to(model.device, dtype))).cpu(), y_hat, up=16,
-                       tile=_tile(16 * y_hat.shape[-2], 16 * y_hat.shape[-1]) // 16, halo=model.halos[1],
+                       tile=tile_side(*y_hat.shape[-2:], TILE // 16, WHOLE // 256), halo=model.halos[1],
                        on_tile=_stage(progress, "synthesis"))
     return pixels[:, :, :height, :width]
 

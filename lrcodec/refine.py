@@ -27,7 +27,7 @@ from .families import ZOO_KODAK_BPP, ZOO_LAMBDAS
 from .metrics import psnr_of
 from .models import LoadedModel
 from .settings import RefineSettings
-from .tiling import tiles
+from .tiling import tile_side, tiles
 from .quantization import Quantized, ste_round, uq_dither
 
 
@@ -277,7 +277,7 @@ def refine_images(
     del latents  # iteration 0's file is the base's
     opt = torch.optim.Adam([y, z], lr=settings.lr)
     if tile is None:
-        tile = max(y_shape[2:]) if y_shape[2] * y_shape[3] <= ONE_TILE else TILE
+        tile = tile_side(*y_shape[2:], TILE, ONE_TILE)
     grid = list(tiles(y_shape[2], y_shape[3], tile, refine_halo(model)))  # crops start on even positions
 
     def iteration(t: int, sampler: Sampler) -> None:

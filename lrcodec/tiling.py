@@ -19,6 +19,12 @@ def tiles(h: int, w: int, tile: int, halo: int) -> Iterator[tuple[Box, Box]]:
             yield own, (max(top - halo, 0), min(own[1] + halo, h), max(left - halo, 0), min(own[3] + halo, w))
 
 
+def tile_side(h: int, w: int, tile: int, whole: int) -> int:
+    """The tile side for an h x w grid: the whole grid as one tile up to ``whole`` positions
+    (no halo to recompute), else ``tile``."""
+    return max(h, w) if h * w <= whole else tile
+
+
 def tiled(fn: Callable, x, *, up: int = 1, down: int = 1, tile: int, halo: int,
           on_tile: Callable[[int, int], None] | None = None):
     """fn(x) for a (1, C, H, W) x whose output has H*up/down rows and W*up/down columns.

@@ -71,6 +71,17 @@ def assert_pixels_close(a, b, what: str = "") -> None:
     assert np.abs(a - b).max(initial=0) <= PIXEL_LEVELS and np.mean(a != b) < PIXEL_FRACTION, what
 
 
+# An encoder's float y rounds the other way only where it lies within about 1e-6 of a rounding
+# boundary, so two encodes of one image under other arithmetic share all but a few symbols.
+LATENT_FRACTION = 1e-3
+
+
+def assert_latents_close(a, b, what: str = "") -> None:
+    """Symbols of two encodes of one image (arrays or tensors of one shape) within that bound."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and np.mean(a != b) < LATENT_FRACTION, what
+
+
 def photo_like(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
     """A smooth image with edges and mild noise: gradients, discs and texture."""
     rng = np.random.default_rng(seed)

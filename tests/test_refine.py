@@ -217,7 +217,8 @@ def test_a_budget_too_small_for_one_iteration_keeps_the_plain_file(tiny_model):
 def test_a_batch_without_a_lambda_refines_each_image_for_its_own():
     """A model without a lambda (the shipped q3's weights, its card's lambda dropped): in one
     batch, each image is refined for the lambda its own plain encode implies (``lambda_for``),
-    as it would be alone: a flat image and pure noise get different ones."""
+    as it would be alone. A flat image (0.07 bpp) and mild noise (0.68 bpp) lie well inside
+    the rate bands of zoo qualities 1 and 5, so float rounding cannot move them to another."""
     import copy
 
     from lrcodec.models import load_model
@@ -226,9 +227,10 @@ def test_a_batch_without_a_lambda_refines_each_image_for_its_own():
     model = copy.copy(load_model(quality=3))
     model.card = {k: v for k, v in model.card.items() if k != "lmbda"}
     flat = Image.new("RGB", (128, 96), (120, 130, 140))
-    noisy = Image.fromarray(np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    noise = np.random.default_rng(3).normal(0, 32, (96, 128, 3))
+    noisy = Image.fromarray(np.clip(128 + noise, 0, 255).astype(np.uint8))
     results = refine_images([flat, noisy], model, iterations=2, eval_every=1)
     lmbdas = [r.lmbda for r in results]
     assert lmbdas == [lambda_for(model, r.base.bpp) for r in results]
-    assert lmbdas[0] < lmbdas[1]
+    assert lmbdas == [0.0018, 0.025]
     assert lmbdas == [refine_image(im, model, iterations=2, eval_every=1).lmbda for im in (flat, noisy)]
