@@ -72,9 +72,9 @@ def run_transform(layers, x):
     kernels run these transforms fastest (``bench/threads.py``). Float arithmetic: results may
     differ in the last bits between thread counts, CPUs and kernels (README, "What a file
     needs to decode elsewhere"). Nothing process-wide is changed, so calls from other threads
-    leave this one's kernels and thread count as they were; that the same call then gives the
-    same bits rests on oneDNN's run-to-run reproducibility at a fixed thread count, which
-    tests/test_codec.py checks."""
+    leave this one's kernels and thread count as they were (tests/test_codec.py); that the same
+    call then gives the same bits rests on oneDNN's run-to-run reproducibility at a fixed
+    thread count, which no library guarantees."""
     import torch
 
     if x.device.type == "cpu" and x.dim() == 4:
