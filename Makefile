@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads bench-photo bench-photo-memory fuzz clean
+.PHONY: install demo test bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads bench-photo bench-photo-memory bench-startup fuzz clean
 
 install: $(STAMP)
 
@@ -56,3 +56,6 @@ bench-photo: $(STAMP)
 
 bench-photo-memory: $(STAMP)
 	$(PY) bench/photo_memory.py
+
+bench-startup: $(STAMP)
+	$(PY) bench/startup.py

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from lrcodec import bitstream, codec  # noqa: E402
 from lrcodec.families import ZOO, family  # noqa: E402
+from lrcodec.families.reference import compressai_network  # noqa: E402
 from lrcodec.models import _finish, build_network  # noqa: E402
 from lrcodec.quantization import surrogate_quantize  # noqa: E402
 from refine import machine  # noqa: E402
@@ -98,9 +99,7 @@ def fit_entropy_model(net, chosen, y, steps: int, lr: float = FIT_LR) -> None:
         opt.zero_grad()
         aux_opt.zero_grad()
         ((bits_y.sum() + bits_z.sum()) / y.numel()).backward()
-        # each factorized prior's loss of its quantiles (CompressAI's aux_loss, which misses the
-        # variable-rate models' EntropyBottleneckVbr)
-        sum(m.loss() for m in net.modules() if "quantiles" in dict(m.named_parameters(recurse=False))).backward()
+        net.aux_loss().backward()  # every factorized prior's quantiles, the variable-rate models' too
         opt.step()
         aux_opt.step()
     for p in net.parameters():
@@ -135,8 +134,8 @@ def compare(name: str, image, repeats: int, seed: int, fit_steps: int) -> dict:
                        "overhead_vs_ideal_pct": 100 * (payload_bits / result.bits_ideal - 1),
                        "overhead_vs_coder_ideal_pct": 100 * (payload_bits / result.bits_coder - 1)}}
     x, _ = codec.prepare_image(image)
-    net, rate = model.net, {}
-    if model.family.rate_levels(net):  # CompressAI's variable-rate path at the same level
+    net, rate = compressai_network(model.arch, model.net.state_dict()), {}  # CompressAI's, the same weights
+    if model.family.rate_levels(model.net):  # CompressAI's variable-rate path at the same level
         rate = {"stage": 2, "s": model.card["level"]}
     if rate and model.arch != "joint-autoregressive-vbr":
         net.update(force=True, scale=net.Gain[rate["s"]].abs())  # its z tables at the level's step

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from lrcodec import codec  # noqa: E402
 from lrcodec.evaluate import bd_rate, psnr  # noqa: E402
 from lrcodec.imageio import open_image, read_bytes  # noqa: E402
+from lrcodec.metrics import rd_loss  # noqa: E402
 from lrcodec.models import load_model, shipped_models  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -44,7 +45,7 @@ def kodak_point(model, images, lmbda: float) -> dict:
         psnrs.append(psnr(np.asarray(image.convert("RGB")), decoded))
     mse = np.mean([10 ** (-p / 10) for p in psnrs])
     return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs)),
-            "rd_loss": float(lmbda * 255**2 * mse + np.mean(bpps))}
+            "rd_loss": float(rd_loss(lmbda, mse, np.mean(bpps)))}
 
 
 def timings(model, image, repeats: int) -> dict:

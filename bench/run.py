@@ -36,6 +36,7 @@ from lrcodec.evaluate import (  # noqa: E402
     evaluate_image,
     ms_ssim_db,
 )
+from lrcodec.families.reference import compressai_network  # noqa: E402
 from lrcodec.imageio import open_image, read_bytes  # noqa: E402
 from lrcodec.models import load_model, shipped_models  # noqa: E402
 
@@ -69,7 +70,7 @@ def coder_comparison(model, image, image_name: str, repeats: int) -> dict:
     if model.arch == "channel-context":  # lrcodec's own family: CompressAI has no coder for it
         return {"image": image_name, "lrcodec": ours}
 
-    net = model.net
+    net = compressai_network(model.arch, model.net.state_dict())  # CompressAI's, the same weights
     net.update(force=True)
     c_enc, c_dec = [], []
     for _ in range(repeats):

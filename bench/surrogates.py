@@ -39,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lrcodec.metrics import rd_loss  # noqa: E402
 from lrcodec.settings import SURROGATES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -84,7 +85,7 @@ def score(model, images, lmbda: float, surrogate: str, alpha_max: float) -> dict
         bpp = float(np.mean([p.bpp for p in points]))
         mse = float(np.mean([10 ** (-p.psnr / 10) for p in points]))
         out[name] = {"bpp": bpp, "psnr": float(np.mean([p.psnr for p in points])),
-                     "rd_loss": lmbda * 255**2 * mse + bpp}
+                     "rd_loss": rd_loss(lmbda, mse, bpp)}
     return out
 
 

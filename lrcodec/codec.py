@@ -16,7 +16,9 @@ import numpy as np
 from . import bitstream, entropy
 from .bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError
-from .exact import ACT_BITS, YTables
+from .metrics import bits_per_pixel
+from .exact import ACT_BITS
+from .families.coding import YTables
 from .format1 import decode_latents_v1
 from .latents import STRIDE, Dither, QuantizedLatents, channel_index, dithers, latent_shapes
 from .models import LoadedModel
@@ -39,7 +41,7 @@ class EncodeResult:
 
     @property
     def bpp(self) -> float:
-        return 8 * len(self.data) / (self.header.width * self.header.height)
+        return bits_per_pixel(8 * len(self.data), self.header.width * self.header.height)
 
 
 def image_to_tensor(image):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LrcodecError
-from .families import ZOO, ZOO_LAMBDAS, arch_of_state, family
+from .families import ZOO, ZOO_LAMBDAS, ZOO_URLS, arch_of_state, family
 
 # CompressAI's coder tables: rebuilt by ``update()``, never part of a model's identity; and
 # its variable-rate checkpoints' unused QuantOffset, which its own loader drops too.
@@ -236,21 +236,32 @@ def load_checkpoint(path: Path, arch: str | None = None, quality: int | None = N
     return _finish(network_from_state(state, arch), path.stem, arch, {"source": str(path), "arch": arch}, quality)
 
 
-def _compressai_keys(state: dict) -> dict:
-    """A state dict's tensors under today's CompressAI names (its ``load_pretrained`` renaming:
-    DataParallel's ``module.``, old entropy-bottleneck and residual-block names)."""
-    from compressai.zoo.pretrained import load_pretrained
+def _compressai_key(key: str) -> str:
+    """One key renamed as CompressAI 1.2.8's ``compressai.zoo.pretrained.rename_key`` does."""
+    if key.startswith("module."):  # saved from a DataParallel wrapper
+        key = key[7:]
+    if ".downsample." in key:  # ResidualBlockWithStride's old name of its skip
+        return key.replace("downsample", "skip")
+    if key.startswith("entropy_bottleneck."):  # the bottleneck's old ParameterList names
+        for old, new in (("_biases.", "_bias"), ("_matrices.", "_matrix"), ("_factors.", "_factor")):
+            if key.startswith(f"entropy_bottleneck.{old}"):
+                return f"entropy_bottleneck.{new}{key[-1]}"  # CompressAI keeps the last character only
+    return key
 
-    return load_pretrained({k: v for k, v in state.items() if hasattr(v, "shape")})
+
+def _compressai_keys(state: dict) -> dict:
+    """A state dict's tensors under today's CompressAI names, renamed as CompressAI's
+    ``load_pretrained`` does: DataParallel's ``module.``, old entropy-bottleneck and
+    residual-block names."""
+    return {_compressai_key(k): v for k, v in state.items() if hasattr(v, "shape")}
 
 
 def zoo_weights_path(name: str, quality: int) -> tuple[Path, str]:
     """(where torch's hub cache keeps CompressAI's MSE weights of a zoo model, their URL)."""
     import torch
-    from compressai.zoo.image import model_urls
-    from compressai.zoo.image_vbr import model_urls as vbr_urls
 
-    url = vbr_urls[name]["mse"] if name in vbr_urls else model_urls[name]["mse"][quality]
+    urls = ZOO_URLS[name]
+    url = urls if isinstance(urls, str) else urls[quality]
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1], url
 
 

@@ -73,7 +73,7 @@ def factorized_logits(entropy_bottleneck, t: torch.Tensor) -> torch.Tensor:
     """Logit of the entropy bottleneck's learned CDF, elementwise on a (B, C, H, W) tensor."""
     B, C, H, W = t.shape
     flat = t.permute(1, 0, 2, 3).reshape(C, 1, -1)
-    logits = entropy_bottleneck._logits_cumulative(flat, stop_gradient=False)
+    logits = entropy_bottleneck.logits_cumulative(flat, stop_gradient=False)
     return logits.reshape(C, B, H, W).permute(1, 0, 2, 3)
 
 

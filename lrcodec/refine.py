@@ -15,7 +15,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,7 @@ from . import codec
 from .devices import bf16_native
 from .errors import LrcodecError
 from .families import ZOO_KODAK_BPP, ZOO_LAMBDAS
-from .metrics import psnr_of
+from .metrics import bits_per_pixel, psnr_of, rd_loss
 from .models import LoadedModel
 from .settings import RefineSettings
 from .tiling import tile_side, tiles
@@ -132,11 +132,22 @@ TILE = 24  # y positions per tile side in the loop (384 pixels): memory stays bo
 ONE_TILE = 48 * 48  # y positions refined untiled (Kodak's 768x512 is 48 x 32): no halo to recompute
 
 
+class Evaluation(NamedTuple):
+    """The true loss of one image's latents at one iteration (0: the plain encode)."""
+
+    iteration: int
+    loss: float  # R-D loss (``metrics.rd_loss``) of the file these latents code to
+    bpp: float  # their information content per pixel
+    psnr: float
+    seconds: float  # since the loop began
+    mse: float  # the decoder's own pixels against the original's
+
+
 @dataclass
 class RefineResult:
     encoded: codec.EncodeResult
     base: codec.EncodeResult
-    history: list = field(default_factory=list)  # (iteration, true loss, bpp estimate, psnr, seconds)
+    history: list[Evaluation] = field(default_factory=list)
     kept_base: bool = False
     seconds_per_iteration: float = 0.0
     base_psnr: float = 0.0  # from the real decoded 8-bit pixels
@@ -152,16 +163,17 @@ def _squared_error(a: torch.Tensor, b: torch.Tensor, rows: int = 256) -> int:
                for r in range(0, a.shape[-2], rows))
 
 
-def _true_loss(model, q: codec.QuantizedLatents, pixels, H, W, lmbda) -> tuple[float, float, float, float]:
-    """(R-D loss, bpp, PSNR, MSE) of latents quantized as the coder does (symbols and each
-    element's (sigma, mu) from the exact CPU path): the bits are their information content,
-    the pixels the decoder's own (``codec.synthesise``; ``pixels`` the original's, uint8), so
-    the MSE is the file's."""
+def _true_loss(model, q: codec.QuantizedLatents, pixels, lmbda: float, iteration: int, seconds: float) -> Evaluation:
+    """The evaluation of latents quantized as the coder does (symbols and each element's
+    (sigma, mu) from the exact CPU path): the bits are their information content, the pixels
+    the decoder's own (``codec.synthesise``; ``pixels`` the original's, uint8), so the MSE is
+    the file's."""
+    H, W = pixels.shape[2:]
     with torch.no_grad():
         mse = _squared_error(codec.synthesise(model, q.y_hat, H, W), pixels.cpu()) / (pixels.numel() * 255**2)
         bits = model.family.hard_bits(model.net, q, model.sigma_min)
-    bpp = bits.item() / (H * W)
-    return lmbda * 255**2 * mse + bpp, bpp, psnr_of(mse), mse
+    bpp = bits_per_pixel(bits.item(), H * W)
+    return Evaluation(iteration, rd_loss(lmbda, mse, bpp), bpp, psnr_of(mse), seconds, mse)
 
 
 def _relaxed(sampler, t: int, v, u, noise) -> Quantized:
@@ -175,7 +187,7 @@ def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: 
     """(R-D loss from the real file size and the real decoded 8-bit pixels, PSNR)."""
     decoded = codec.synthesise(model, result.latents.y_hat, x.shape[2], x.shape[3]).float() / 255
     mse = F.mse_loss(decoded, x.cpu()).item()
-    return lmbda * 255**2 * mse + result.bpp, psnr_of(mse)
+    return rd_loss(lmbda, mse, result.bpp), psnr_of(mse)
 
 
 def lambda_for(model: LoadedModel, base_bpp: float, lmbda: float | None = None) -> float:
@@ -197,6 +209,9 @@ def refine_halo(model: LoadedModel) -> int:
     return -(-(model.halos[1] + model.family.y_context_radius(model.net)) // 4) * 4
 
 
+# ------------------------------------------------------------------ the plan
+
+
 def _plan(settings: RefineSettings, seconds_left: float, per_iteration: float, per_evaluation: float) -> int:
     """The most iterations (at least 1, at most the settings') whose loop and true-loss
     evaluations fit in ``seconds_left``; 0 when even one does not."""
@@ -209,6 +224,172 @@ def _plan(settings: RefineSettings, seconds_left: float, per_iteration: float, p
 def _rescheduled(settings: RefineSettings, iterations: int) -> RefineSettings:
     """The same schedule over fewer iterations: the temperature anneals to the same end."""
     return replace(settings, iterations=iterations, decay=settings.decay * settings.iterations / iterations)
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The time limit, as what is left of it once the plain encodes are made: whether the loop
+    has room for an iteration, and after the first one (timed), for how many."""
+
+    deadline: float | None  # perf_counter() by which the loop must be done (None: no limit)
+    per_synthesis: float  # the least an iteration costs
+    per_evaluation: float  # one true-loss evaluation: quantize, code, synthesise
+
+    def first(self, settings: RefineSettings) -> RefineSettings:
+        """The schedule to start with: none when not even one iteration fits (an iteration
+        costs at least a synthesis)."""
+        if self.deadline is None:
+            return settings
+        left = self.deadline - time.perf_counter()
+        fits = _plan(settings, left, self.per_synthesis, self.per_evaluation) > 0
+        return settings if fits else replace(settings, iterations=0)
+
+    def after_first(self, settings: RefineSettings, first_seconds: float) -> RefineSettings | None:
+        """The schedule that fits, the first iteration having taken ``first_seconds`` (None:
+        stop now)."""
+        if self.deadline is None:
+            return settings
+        planned = _plan(settings, self.deadline - time.perf_counter() + first_seconds, first_seconds,
+                        self.per_evaluation)
+        if planned == 0:
+            return None
+        return _rescheduled(settings, planned) if planned < settings.iterations else settings
+
+
+# ------------------------------------------------------------------ the tiled step
+
+
+@dataclass
+class _Batch:
+    """What the loop works on: images of one size, their latents as the optimised leaves, and
+    the tiling; ``weights`` is each image's distortion weight lambda * 255^2 / (3 H W)."""
+
+    model: LoadedModel
+    x: torch.Tensor  # uint8 (B, 3, H, W) on the model's device
+    y: torch.Tensor
+    z: torch.Tensor
+    u_y: torch.Tensor | None  # the UQ dithers (None / 0: none)
+    u_z: torch.Tensor
+    weights: torch.Tensor
+    grid: list  # ((top, bottom, left, right), (r0, r1, c0, c1)) of each tile: its own and its crop
+    g_s: torch.nn.Module  # the loop's own copy, channels-last
+    bf16: bool
+    gen: torch.Generator
+
+    @property
+    def pixels(self) -> int:
+        return self.x.shape[2] * self.x.shape[3]
+
+
+def _tile_loss(batch: _Batch, t: int, sampler: Sampler, hyper, noise, tile) -> torch.Tensor:
+    """The relaxed loss of one tile: its own positions' bits and its own pixels' weighted
+    squared error, from y's crop around it (the halo gives the untiled values)."""
+    model, H, W = batch.model, batch.x.shape[2], batch.x.shape[3]
+    (top, bottom, left, right), (r0, r1, c0, c1) = tile
+
+    def quantize(v, channels):
+        """The sampler on the tile's part of y (centred)."""
+        u = 0.0 if batch.u_y is None else batch.u_y[:, channels, r0:r1, c0:c1]
+        return _relaxed(sampler, t, v, u, None if noise is None else noise[:, channels, r0:r1, c0:c1])
+
+    crop = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
+    y_tilde, bits = model.family.y_forward(model.net, batch.y[crop], None if hyper is None else hyper[crop],
+                                           quantize, model.sigma_min)
+    loss = bits_per_pixel(bits[:, :, top - r0 : bottom - r0, left - c0 : right - c0].sum(), batch.pixels)
+    rows, cols = (16 * top, min(16 * bottom, H)), (16 * left, min(16 * right, W))
+    if rows[1] > rows[0] and cols[1] > cols[0]:  # tiles wholly in the padding have no pixels
+        with torch.autocast(batch.x.device.type, dtype=torch.bfloat16, enabled=batch.bf16):
+            x_hat = batch.g_s(y_tilde)
+        own = x_hat[:, :, rows[0] - 16 * r0 : rows[1] - 16 * r0, cols[0] - 16 * c0 : cols[1] - 16 * c0]
+        # The sum over the batch: each image's latents get their own loss's gradient.
+        error = own.float() - batch.x[:, :, rows[0] : rows[1], cols[0] : cols[1]].float().div_(255)
+        loss = loss + (error.square().sum((1, 2, 3)) * batch.weights).sum()
+    return loss
+
+
+def _step(batch: _Batch, t: int, sampler: Sampler, opt: torch.optim.Optimizer) -> None:
+    """One Adam step on the relaxed loss, tile by tile. h_s runs once on the whole z; its
+    outputs' gradients are gathered from the tiles and sent back through it once."""
+    model = batch.model
+    z_noise = sampler.noise(batch.z.shape, batch.gen)
+    z_tilde, bits_z = model.family.z_forward(model.net, batch.z,
+                                             lambda v, channels: _relaxed(sampler, t, v, batch.u_z, z_noise))
+    hyper = model.family.hyper_synthesis(model.net, z_tilde)
+    hyper_d = None if hyper is None else hyper.detach().float().requires_grad_(hyper.requires_grad)
+    noise = sampler.noise(batch.y.shape, batch.gen)
+    for tile in batch.grid:
+        _tile_loss(batch, t, sampler, hyper_d, noise, tile).backward()
+    ends = [] if hyper_d is None or hyper_d.grad is None else [(hyper, hyper_d.grad.to(hyper.dtype))]
+    if bits_z.numel():
+        torch.autograd.backward([bits_per_pixel(bits_z.sum(), batch.pixels)] + [p for p, _ in ends],
+                                [None] + [g for _, g in ends])
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+# ------------------------------------------------------------------ the loop and the choice
+
+
+@dataclass
+class _Best:
+    """The best latents of one image seen so far (None: the plain encode's)."""
+
+    evaluation: Evaluation
+    y: torch.Tensor | None = None
+    z: torch.Tensor | None = None
+    stale: int = 0  # evaluations since the last better one
+
+
+def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: list[list[Evaluation]],
+          lmbdas: list[float], quantizer: dict, progress: Callable | None) -> tuple[list[_Best], int, float]:
+    """Run the schedule (shortened by the budget after its first iteration, or by patience);
+    appends each true-loss evaluation to ``histories``. Returns each image's best latents,
+    the iterations run and the seconds per iteration."""
+    opt = torch.optim.Adam([batch.y, batch.z], lr=settings.lr)
+    best = [_Best(history[0]) for history in histories]
+    schedule, sampler, t, t0 = settings, Sampler.of(settings), 0, time.perf_counter()
+    while t < schedule.iterations:
+        t += 1
+        if t == math.ceil(schedule.lr_drop * schedule.iterations) + 1:
+            for group in opt.param_groups:
+                group["lr"] = schedule.lr / 10
+        _step(batch, t, sampler, opt)
+        if t == 1:
+            schedule = budget.after_first(schedule, time.perf_counter() - t0)
+            if schedule is None:
+                break
+            sampler = Sampler.of(schedule)
+        if t % schedule.eval_every == 0 or t == schedule.iterations:
+            for i, (history, b) in enumerate(zip(histories, best)):
+                y, z = batch.y[i : i + 1].detach(), batch.z[i : i + 1].detach()
+                q = codec.quantize_latents(batch.model, y, z, **quantizer)
+                history.append(_true_loss(batch.model, q, batch.x[i : i + 1], lmbdas[i], t, time.perf_counter() - t0))
+                if history[-1].loss < b.evaluation.loss:
+                    best[i] = _Best(history[-1], y.clone(), z.clone())
+                else:
+                    b.stale += 1
+        if progress:
+            e = histories[0][-1]
+            progress("refinement", t, schedule.iterations, f"iteration {e.iteration}: {e.bpp:.4f} bpp, {e.psnr:.2f} dB")
+        if settings.patience and min(b.stale for b in best) >= settings.patience:
+            break
+    return best, t, (time.perf_counter() - t0) / max(t, 1)
+
+
+def _choose(model: LoadedModel, base: codec.EncodeResult, best: _Best, history: list[Evaluation], lmbda: float,
+            mode: str, quantizer: dict, label: str, iterations: int, per_iteration: float) -> RefineResult:
+    """The result of one image: its best latents' file, unless the plain file is as good by
+    real bytes and the decoder's pixels (the true loss's MSE is the file's); ties keep it."""
+    plain = history[0]
+    if best.y is None:
+        refined, mse = base, plain.mse
+    else:
+        W, H = base.header.width, base.header.height
+        refined = codec.encode_latents(model, best.y, best.z, W, H, mode, **quantizer, refined_method=label)
+        mse = best.evaluation.mse
+    kept_base = rd_loss(lmbda, mse, refined.bpp) >= rd_loss(lmbda, plain.mse, base.bpp)
+    return RefineResult(base if kept_base else refined, base, history, kept_base, per_iteration,
+                        psnr_of(plain.mse), psnr_of(plain.mse if kept_base else mse), iterations, lmbda)
 
 
 def refine_image(image, model: LoadedModel, settings: RefineSettings | None = None, **options) -> RefineResult:
@@ -250,8 +431,6 @@ def refine_images(
     if len({im.size for im in images}) != 1:
         raise LrcodecError("images refined as one batch must have one size")
     dev = model.device
-    use_bf16 = settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_native(dev))
-    gen = torch.Generator(dev).manual_seed(seed)
     quantizer = dict(uq=uq, seed=seed, soft_alpha=soft_alpha)
     W, H = images[0].size
 
@@ -262,115 +441,30 @@ def refine_images(
              for (y0, z0), (_, mode) in zip(latents, prepared)]
     t_code = time.perf_counter() - t_code
     lmbdas = [lambda_for(model, base.bpp, settings.lmbda) for base in bases]
-    weights = torch.tensor(lmbdas, device=dev) * 255**2 / (3 * H * W)  # each image's distortion weight
     # uint8 (floats a tile at a time); one image's is a view of its padded pixels
     x = torch.cat([pixels[:, :, :H, :W] for pixels, _ in prepared]) if len(prepared) > 1 else prepared[0][0][:, :, :H, :W]
-    x = x.to(dev)
-
-    net, family = model.net, model.family
-    g_s = copy.deepcopy(net.g_s).to(memory_format=torch.channels_last)  # the loop's; the coder keeps its own
     y_shape, z_shape = tuple(latents[0][0].shape), tuple(latents[0][1].shape)
-    u_y = uq_dither(seed, y_shape, 0, soft_alpha).to(dev) if uq else None
-    u_z = uq_dither(seed, z_shape, 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev)
-    y = torch.cat([y0 for y0, _ in latents]).detach().clone().requires_grad_(True)
-    z = torch.cat([z0 for _, z0 in latents]).detach().clone().requires_grad_(True)
-    del latents  # iteration 0's file is the base's
-    opt = torch.optim.Adam([y, z], lr=settings.lr)
-    if tile is None:
-        tile = tile_side(*y_shape[2:], TILE, ONE_TILE)
-    grid = list(tiles(y_shape[2], y_shape[3], tile, refine_halo(model)))  # crops start on even positions
-
-    def iteration(t: int, sampler: Sampler) -> None:
-        """One Adam step on the relaxed loss. h_s runs once on the whole z;
-        its outputs' gradients are gathered from the tiles and sent back through it once."""
-        z_noise = sampler.noise(z.shape, gen)
-        z_tilde, bits_z = family.z_forward(net, z, lambda v, channels: _relaxed(sampler, t, v, u_z, z_noise))
-        hyper = family.hyper_synthesis(net, z_tilde)
-        hyper_d = None if hyper is None else hyper.detach().float().requires_grad_(hyper.requires_grad)
-        noise = sampler.noise(y.shape, gen)
-        for (top, bottom, left, right), (r0, r1, c0, c1) in grid:
-
-            def quantize(v, channels):
-                """The sampler on a tile's part of y (centred)."""
-                u = 0.0 if u_y is None else u_y[:, channels, r0:r1, c0:c1]
-                return _relaxed(sampler, t, v, u, None if noise is None else noise[:, channels, r0:r1, c0:c1])
-
-            crop = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
-            y_tilde, bits = family.y_forward(net, y[crop], None if hyper_d is None else hyper_d[crop], quantize,
-                                             model.sigma_min)
-            loss = bits[:, :, top - r0 : bottom - r0, left - c0 : right - c0].sum() / (H * W)
-            rows, cols = (16 * top, min(16 * bottom, H)), (16 * left, min(16 * right, W))
-            if rows[1] > rows[0] and cols[1] > cols[0]:  # tiles wholly in the padding have no pixels
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    x_hat = g_s(y_tilde)
-                own = x_hat[:, :, rows[0] - 16 * r0 : rows[1] - 16 * r0, cols[0] - 16 * c0 : cols[1] - 16 * c0]
-                # The sum over the batch: each image's latents get their own loss's gradient.
-                error = own.float() - x[:, :, rows[0] : rows[1], cols[0] : cols[1]].float().div_(255)
-                loss = loss + (error.square().sum((1, 2, 3)) * weights).sum()
-            loss.backward()
-        ends = [] if hyper_d is None or hyper_d.grad is None else [(hyper, hyper_d.grad.to(hyper.dtype))]
-        if bits_z.numel():
-            torch.autograd.backward([bits_z.sum() / (H * W)] + [p for p, _ in ends], [None] + [g for _, g in ends])
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    def true_losses(t: int, elapsed: float) -> list[tuple]:
-        return [(t, *_true_loss(model, codec.quantize_latents(model, y[i : i + 1].detach(), z[i : i + 1].detach(),
-                                                              **quantizer), x[i : i + 1], H, W, lmbdas[i]), elapsed)
-                for i in range(len(images))]
+    batch = _Batch(
+        model, x.to(dev),
+        torch.cat([y0 for y0, _ in latents]).detach().clone().requires_grad_(True),
+        torch.cat([z0 for _, z0 in latents]).detach().clone().requires_grad_(True),
+        uq_dither(seed, y_shape, 0, soft_alpha).to(dev) if uq else None,
+        uq_dither(seed, z_shape, 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev),
+        torch.tensor(lmbdas, device=dev) * 255**2 / (3 * H * W),
+        list(tiles(y_shape[2], y_shape[3], tile or tile_side(*y_shape[2:], TILE, ONE_TILE), refine_halo(model))),
+        copy.deepcopy(model.net.g_s).to(memory_format=torch.channels_last),  # the coder keeps its own
+        settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_native(dev)),
+        torch.Generator(dev).manual_seed(seed))
+    del latents, x
 
     # Iteration 0 is the plain encode, whose latents are already quantized.
     t_eval = time.perf_counter()
-    histories = [[(0, *_true_loss(model, base.latents, x[i : i + 1], H, W, lmbdas[i]), 0.0)]
-                 for i, base in enumerate(bases)]
-    t_eval = time.perf_counter() - t_eval + t_code  # one true-loss evaluation: quantize and synthesise
-    if settings.time_limit:  # an iteration costs at least a synthesis: is there room for one?
-        left = settings.time_limit - (time.perf_counter() - t_start) - t_code
-        if _plan(settings, left, t_eval - t_code, t_eval) == 0:
-            settings = replace(settings, iterations=0)
-    best = [(h[0][1], None, None, 0) for h in histories]  # (loss, y, z, index in the history)
-    sampler, stale, t, t0 = Sampler.of(settings), [0] * len(images), 0, time.perf_counter()
-    while t < settings.iterations:  # the time limit may shorten it after the first iteration
-        t += 1
-        if t == math.ceil(settings.lr_drop * settings.iterations) + 1:
-            for group in opt.param_groups:
-                group["lr"] = settings.lr / 10
-        iteration(t, sampler)
-        elapsed = time.perf_counter() - t0
-        if t == 1 and settings.time_limit:
-            left = settings.time_limit - (time.perf_counter() - t_start) - t_code + elapsed
-            planned = _plan(settings, left, elapsed, t_eval)
-            if planned == 0:
-                break
-            if planned < settings.iterations:
-                settings = _rescheduled(settings, planned)
-                sampler = Sampler.of(settings)
-        if t % settings.eval_every == 0 or t == settings.iterations:
-            for i, entry in enumerate(true_losses(t, time.perf_counter() - t0)):
-                histories[i].append(entry)
-                stale[i] = stale[i] + 1 if entry[1] >= best[i][0] else 0
-                if entry[1] < best[i][0]:
-                    best[i] = (entry[1], y[i : i + 1].detach().clone(), z[i : i + 1].detach().clone(), len(histories[i]) - 1)
-        if progress:
-            at, _, bpp, psnr, _, _ = histories[0][-1]
-            progress("refinement", t, settings.iterations, f"iteration {at}: {bpp:.4f} bpp, {psnr:.2f} dB")
-        if settings.patience and min(stale) >= settings.patience:
-            break
-    seconds_per_iteration = (time.perf_counter() - t0) / max(t, 1)
-    results = []
-    for i, ((_, y_best, z_best, at), base, (_, mode)) in enumerate(zip(best, bases, prepared)):
-        # The true loss's MSE is the file's (the same symbols and the decoder's pixels).
-        base_mse = histories[i][0][4]
-        refined = base if at == 0 else codec.encode_latents(model, y_best, z_best, W, H, mode, **quantizer,
-                                                            refined_method=settings.label)
-        refined_mse = histories[i][at][4]
-        kept_base = lmbdas[i] * 255**2 * refined_mse + refined.bpp >= lmbdas[i] * 255**2 * base_mse + base.bpp
-        # ties (e.g. latents that never improved) keep the plain file
-        results.append(RefineResult(base if kept_base else refined, base,
-                                    [(h[0], h[1], h[2], h[3], h[5]) for h in histories[i]], kept_base,
-                                    seconds_per_iteration, psnr_of(base_mse), psnr_of(base_mse if kept_base else refined_mse), t,
-                                    lmbdas[i]))
-    return results
+    histories = [[_true_loss(model, base.latents, batch.x[i : i + 1], lmbdas[i], 0, 0.0)] for i, base in enumerate(bases)]
+    t_eval = time.perf_counter() - t_eval  # a true loss of quantized latents: synthesis and bits
+    budget = _Budget(t_start + settings.time_limit - t_code if settings.time_limit else None, t_eval, t_eval + t_code)
+    best, iterations, per_iteration = _loop(batch, budget.first(settings), budget, histories, lmbdas, quantizer, progress)
+    return [_choose(model, base, b, history, lmbda, mode, quantizer, settings.label, iterations, per_iteration)
+            for base, b, history, lmbda, (_, mode) in zip(bases, best, histories, lmbdas, prepared)]
 
 
 def find_lambda_for_bpp(image, model: LoadedModel, target_bpp: float, *, searches: int = 6,

@@ -24,7 +24,8 @@ from .devices import bf16_native, resolve_device
 from .entropy import SIGMA_MIN
 from .errors import LrcodecError
 from .imageio import find_images
-from .metrics import psnr_of
+from . import metrics
+from .metrics import bits_per_pixel, psnr_of
 from .families import family
 from .settings import SURROGATES
 from .models import (
@@ -154,11 +155,12 @@ def rd_forward(net, arch: str, x, surrogate: str, *, sigma_min: float = SIGMA_MI
     return {"x_hat": x_hat.float(), "bits_y": bits_y.sum(), "bits_z": bits_z.sum()}
 
 
-def rd_loss(out: dict, x: torch.Tensor, lmbda: float) -> dict:
+def loss_of(out: dict, x: torch.Tensor, lmbda: float) -> dict:
+    """The batch's R-D loss, MSE and bpp from ``rd_forward``'s outputs."""
     B, _, H, W = x.shape
     mse = torch.mean((out["x_hat"] - x) ** 2)
-    bpp = (out["bits_y"] + out["bits_z"]) / (B * H * W)
-    return {"loss": lmbda * 255**2 * mse + bpp, "mse": mse, "bpp": bpp}
+    bpp = bits_per_pixel(out["bits_y"] + out["bits_z"], B * H * W)
+    return {"loss": metrics.rd_loss(lmbda, mse, bpp), "mse": mse, "bpp": bpp}
 
 
 @torch.no_grad()
@@ -175,7 +177,7 @@ def validate(net, images: list[torch.Tensor], cfg: TrainConfig) -> dict:
         x = im[None, :, top : top + c, left : left + c].to(device).float() / 255
         out = rd_forward(net, cfg.arch, x, "round", sigma_min=cfg.sigma_min)
         out["x_hat"] = out["x_hat"].clamp(0, 1)
-        r = rd_loss(out, x, cfg.lmbda)
+        r = loss_of(out, x, cfg.lmbda)
         totals["loss"] += r["loss"].item()
         totals["bpp"] += r["bpp"].item()
         totals["psnr"] += psnr_of(r["mse"].item())
@@ -326,7 +328,7 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
         out = rd_forward(net, cfg.arch, x, cfg.surrogate, sigma_min=cfg.sigma_min, step=step,
                          temperature=sched["temperature"], alpha=sched["alpha"], autocast=use_bf16,
                          stop_gradient=cfg.sua_stop_gradient)
-        r = rd_loss(out, x, cfg.lmbda)
+        r = loss_of(out, x, cfg.lmbda)
         opt.zero_grad(set_to_none=True)
         r["loss"].backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)

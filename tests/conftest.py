@@ -44,7 +44,7 @@ def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0
 def _briefly_train(net, arch: str, seed: int, steps: int = 30) -> None:
     """A few Adam steps on generated images, so latents and priors look like a trained
     model's (an untrained one maps every image to all-zero symbols)."""
-    from lrcodec.train import rd_forward, rd_loss
+    from lrcodec.train import loss_of, rd_forward
 
     images = torch.stack([
         torch.from_numpy(np.array(photo_like(64, 64, seed=seed * 100 + i))).permute(2, 0, 1)
@@ -52,7 +52,7 @@ def _briefly_train(net, arch: str, seed: int, steps: int = 30) -> None:
     ]).float() / 255
     opt = torch.optim.Adam(net.parameters(), lr=5e-3)
     for _ in range(steps):
-        loss = rd_loss(rd_forward(net, arch, images, "noise"), images, 0.05)["loss"]
+        loss = loss_of(rd_forward(net, arch, images, "noise"), images, 0.05)["loss"]
         opt.zero_grad()
         (loss + net.aux_loss()).backward()
         opt.step()

@@ -14,6 +14,7 @@ from conftest import photo_like
 from lrcodec import batch, codec
 from lrcodec.cli import main
 from lrcodec.errors import LrcodecError
+from lrcodec.metrics import bits_per_pixel, rd_loss
 from lrcodec.models import load_model
 from lrcodec.settings import EFFORTS, EncodeSettings
 
@@ -95,7 +96,7 @@ def _rd_loss(data: bytes, image, lmbda: float) -> float:
 
     decoded = np.asarray(codec.decode_image(data), np.float64)
     mse = np.mean((decoded - np.asarray(image, np.float64)) ** 2) / 255**2
-    return lmbda * 255**2 * mse + 8 * len(data) / (image.width * image.height)
+    return rd_loss(lmbda, mse, bits_per_pixel(8 * len(data), image.width * image.height))
 
 
 def test_effort_levels_refine_and_are_never_worse(models_dir, photos):

@@ -26,7 +26,9 @@ def test_shipped_model_loads_by_name_and_quality(models_dir, tiny_model):
 
 @pytest.mark.parametrize("wrap", [None, "state_dict"])
 def test_compressai_checkpoint_loads_without_pickle(tmp_path, tiny_scale_model, wrap):
-    net = tiny_scale_model.net
+    from lrcodec.families.reference import compressai_network
+
+    net = compressai_network("scale", tiny_scale_model.net.state_dict())
     net.update(force=True)  # a CompressAI checkpoint carries its coder tables too
     state = net.state_dict()
     path = tmp_path / "ckpt.pth.tar"

@@ -47,6 +47,72 @@ ZOO = {
     "mbt2018-vbr": ("joint-autoregressive-vbr", 8),
 }
 
+# Where CompressAI 1.2.8 publishes the MSE weights of each zoo name (compressai.zoo.image's and
+# image_vbr's model_urls; tests/test_layers.py checks the copy): quality -> URL, or one URL for a
+# variable-rate network's eight qualities. lrcodec never downloads them (``models.load_zoo``).
+_ZOO_ROOT = "https://compressai.s3.amazonaws.com/models/v1"
+ZOO_URLS: dict[str, dict[int, str] | str] = {
+    "bmshj2018-factorized": {
+        1: f"{_ZOO_ROOT}/bmshj2018-factorized-prior-1-446d5c7f.pth.tar",
+        2: f"{_ZOO_ROOT}/bmshj2018-factorized-prior-2-87279a02.pth.tar",
+        3: f"{_ZOO_ROOT}/bmshj2018-factorized-prior-3-5c6f152b.pth.tar",
+        4: f"{_ZOO_ROOT}/bmshj2018-factorized-prior-4-1ed4405a.pth.tar",
+        5: f"{_ZOO_ROOT}/bmshj2018-factorized-prior-5-866ba797.pth.tar",
+        6: f"{_ZOO_ROOT}/bmshj2018-factorized-prior-6-9b02ea3a.pth.tar",
+        7: f"{_ZOO_ROOT}/bmshj2018-factorized-prior-7-6dfd6734.pth.tar",
+        8: f"{_ZOO_ROOT}/bmshj2018-factorized-prior-8-5232faa3.pth.tar",
+    },
+    "bmshj2018-hyperprior": {
+        1: f"{_ZOO_ROOT}/bmshj2018-hyperprior-1-7eb97409.pth.tar",
+        2: f"{_ZOO_ROOT}/bmshj2018-hyperprior-2-93677231.pth.tar",
+        3: f"{_ZOO_ROOT}/bmshj2018-hyperprior-3-6d87be32.pth.tar",
+        4: f"{_ZOO_ROOT}/bmshj2018-hyperprior-4-de1b779c.pth.tar",
+        5: f"{_ZOO_ROOT}/bmshj2018-hyperprior-5-f8b614e1.pth.tar",
+        6: f"{_ZOO_ROOT}/bmshj2018-hyperprior-6-1ab9c41e.pth.tar",
+        7: f"{_ZOO_ROOT}/bmshj2018-hyperprior-7-3804dcbd.pth.tar",
+        8: f"{_ZOO_ROOT}/bmshj2018-hyperprior-8-a583f0cf.pth.tar",
+    },
+    "mbt2018-mean": {
+        1: f"{_ZOO_ROOT}/mbt2018-mean-1-e522738d.pth.tar",
+        2: f"{_ZOO_ROOT}/mbt2018-mean-2-e54a039d.pth.tar",
+        3: f"{_ZOO_ROOT}/mbt2018-mean-3-723404a8.pth.tar",
+        4: f"{_ZOO_ROOT}/mbt2018-mean-4-6dba02a3.pth.tar",
+        5: f"{_ZOO_ROOT}/mbt2018-mean-5-d504e8eb.pth.tar",
+        6: f"{_ZOO_ROOT}/mbt2018-mean-6-a19628ab.pth.tar",
+        7: f"{_ZOO_ROOT}/mbt2018-mean-7-d5d441d1.pth.tar",
+        8: f"{_ZOO_ROOT}/mbt2018-mean-8-8089ae3e.pth.tar",
+    },
+    "mbt2018": {
+        1: f"{_ZOO_ROOT}/mbt2018-1-3f36cd77.pth.tar",
+        2: f"{_ZOO_ROOT}/mbt2018-2-43b70cdd.pth.tar",
+        3: f"{_ZOO_ROOT}/mbt2018-3-22901978.pth.tar",
+        4: f"{_ZOO_ROOT}/mbt2018-4-456e2af9.pth.tar",
+        5: f"{_ZOO_ROOT}/mbt2018-5-b4a046dd.pth.tar",
+        6: f"{_ZOO_ROOT}/mbt2018-6-7052e5ea.pth.tar",
+        7: f"{_ZOO_ROOT}/mbt2018-7-8ba2bf82.pth.tar",
+        8: f"{_ZOO_ROOT}/mbt2018-8-dd0097aa.pth.tar",
+    },
+    "cheng2020-anchor": {
+        1: f"{_ZOO_ROOT}/cheng2020-anchor-1-dad2ebff.pth.tar",
+        2: f"{_ZOO_ROOT}/cheng2020-anchor-2-a29008eb.pth.tar",
+        3: f"{_ZOO_ROOT}/cheng2020-anchor-3-e49be189.pth.tar",
+        4: f"{_ZOO_ROOT}/cheng2020-anchor-4-98b0b468.pth.tar",
+        5: f"{_ZOO_ROOT}/cheng2020-anchor-5-23852949.pth.tar",
+        6: f"{_ZOO_ROOT}/cheng2020-anchor-6-4c052b1a.pth.tar",
+    },
+    "cheng2020-attn": {
+        1: f"{_ZOO_ROOT}/cheng2020_attn-mse-1-465f2b64.pth.tar",
+        2: f"{_ZOO_ROOT}/cheng2020_attn-mse-2-e0805385.pth.tar",
+        3: f"{_ZOO_ROOT}/cheng2020_attn-mse-3-2d07bbdf.pth.tar",
+        4: f"{_ZOO_ROOT}/cheng2020_attn-mse-4-f7b0ccf2.pth.tar",
+        5: f"{_ZOO_ROOT}/cheng2020_attn-mse-5-26c8920e.pth.tar",
+        6: f"{_ZOO_ROOT}/cheng2020_attn-mse-6-730501f2.pth.tar",
+    },
+    "bmshj2018-hyperprior-vbr": f"{_ZOO_ROOT}/bmshj2018-hyperprior-mse-vbr-cddd26be.pth.tar",
+    "mbt2018-mean-vbr": f"{_ZOO_ROOT}/mbt2018-mean-mse-vbr-45d095e9.pth.tar",
+    "mbt2018-vbr": f"{_ZOO_ROOT}/mbt2018-mse-vbr-f12581a1.pth.tar",
+}
+
 # CompressAI's MSE zoo qualities 1-8: the lambda each was trained for (compressai.zoo; its
 # variable-rate networks carry the same list), and the mean Kodak bpp of its mbt2018-mean at
 # each (CompressAI's published results, results/image/kodak). A checkpoint that carries no
@@ -63,49 +129,17 @@ def family(arch: str):
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
+# The families' checkpoint matchers (``match(state) -> arch or None``, each beside its family),
+# most specific first: a variable-rate model holds its fixed-rate model's keys and more, a
+# context model a hyperprior's.
+_MATCHERS = ("vbr", "channel_context", "checkerboard", "autoregressive", "factorized", "hyperprior")
+
+
 def arch_of_state(state: dict) -> str:
     """The architecture a CompressAI-format state dict holds, from its key patterns."""
-    keys = list(state)
-
-    def has(prefix: str) -> bool:
-        return any(k.startswith(prefix) for k in keys)
-
-    if has("QuantABCD."):  # the variable-rate models' restoration offsets
-        if has("scale_to_context."):
-            return "joint-autoregressive-vbr"
-        return arch_of_state({k: v for k, v in state.items() if not k.startswith("QuantABCD.")}) + "-vbr"
-    if has("context.nets."):
-        return "channel-context"
-    if has("latent_codec.y.channel_context."):
-        # h_s starts with a transposed convolution (N, N, 5, 5) in both; Chandelier's ends in a
-        # convolution (2M, 3N/2, 3, 3), CompressAI's ELIC in a transposed one (3N/2, 2N, 3, 3).
-        try:
-            N, last = state["latent_codec.hyper.h_s.0.weight"].shape[0], state["latent_codec.hyper.h_s.4.weight"]
-        except KeyError as e:
-            raise LrcodecError(f"not an ELIC checkpoint: missing tensor {e.args[0]}") from None
-        return "elic2022-chandelier" if last.shape[1] == N * 3 // 2 else "elic2022-official"
-    if has("latent_codec.y.context_prediction."):
-        return "cheng2020-anchor-checkerboard"
-    if has("context_prediction."):
-        if not has("g_a.0.conv1."):
-            return "joint-autoregressive"
-        return "cheng2020-attn" if any(k.startswith("g_a.") and ".conv_a." in k for k in keys) else "cheng2020-anchor"
-    if has("entropy_bottleneck.") and has("g_a.0.weight") and not has("h_s."):
-        return "factorized" if has("g_a.1.beta") else "factorized-relu"
-    try:
-        h_s_out, M = state["h_s.4.weight"], state["g_a.6.weight"].shape[0]
-    except KeyError as e:
-        raise LrcodecError(f"not a checkpoint of an architecture lrcodec knows ({', '.join(ARCHITECTURES)}): "
-                           f"missing tensor {e.args[0]}") from None
-    # h_s ends in a conv with 2M outputs (mean-scale) or M outputs (scale).
-    return "mean-scale" if h_s_out.shape[0] == 2 * M else "scale"
-
-
-def channel_groups(state: dict) -> list[int]:
-    """ELIC's channel group sizes, from its spatial contexts' weights (y0, y1, ...)."""
-    groups = []
-    while (key := f"latent_codec.y.latent_codec.y{len(groups)}.context_prediction.weight") in state:
-        groups.append(state[key].shape[1])
-    if not groups:
-        raise LrcodecError("not an ELIC checkpoint: no channel groups (latent_codec.y.latent_codec.y0...)")
-    return groups
+    for module in _MATCHERS:
+        arch = importlib.import_module(f".{module}", __name__).match(state)
+        if arch is not None:
+            return arch
+    raise LrcodecError(f"not a checkpoint of an architecture lrcodec knows ({', '.join(ARCHITECTURES)}): "
+                       "no h_s.4.weight and g_a.6.weight")

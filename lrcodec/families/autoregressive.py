@@ -20,10 +20,104 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, ExactEntropyModel, IntegerNetwork, PositionConvolution, YUnit
-from .base import SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, zero_masked_taps
+from ..exact import ACT_BITS, IntegerNetwork, PositionConvolution
+from .base import (SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, has_prefix,
+                   zero_masked_taps)
+from .coding import ExactEntropyModel, Rate, YUnit
+from .hyperprior import MeanScaleHyperpriorNet
+from .layers import (AttentionBlock, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride,
+                     conv, conv3x3, deconv, gdn_analysis, gdn_synthesis, subpel_conv3x3)
+from .priors import GaussianConditional
+
+
+# ================================================================ the networks
+# CompressAI 1.2.8's JointAutoregressiveHierarchicalPriors, Cheng2020Anchor and
+# Cheng2020Attention, float part: its tensor names, module tree and initialisation, built from
+# lrcodec's layers (``layers``, ``priors``).
+
+
+class JointAutoregressiveNet(MeanScaleHyperpriorNet):
+    """``mbt2018``: the mean-scale hyperprior plus a 5x5 masked context (``context_prediction``,
+    2M outputs) and ``entropy_parameters`` (1x1 convolutions of h_s's and the context's 4M)."""
+
+    def __init__(self, N: int = 192, M: int = 192, **kwargs):
+        super().__init__(N=N, M=M, **kwargs)
+        self.g_a = gdn_analysis(N, M)
+        self.g_s = gdn_synthesis(N, M)
+        self.h_a = nn.Sequential(conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True),
+                                 conv(N, N, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
+                                 conv(N, N, stride=2, kernel_size=5))
+        self.h_s = nn.Sequential(deconv(N, M, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
+                                 deconv(M, M * 3 // 2, stride=2, kernel_size=5), nn.LeakyReLU(inplace=True),
+                                 conv(M * 3 // 2, M * 2, stride=1, kernel_size=3))
+        self.entropy_parameters = nn.Sequential(
+            nn.Conv2d(M * 12 // 3, M * 10 // 3, 1), nn.LeakyReLU(inplace=True),
+            nn.Conv2d(M * 10 // 3, M * 8 // 3, 1), nn.LeakyReLU(inplace=True),
+            nn.Conv2d(M * 8 // 3, M * 6 // 3, 1))
+        self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=5, padding=2, stride=1)
+        self.gaussian_conditional = GaussianConditional(None)
+        self.N, self.M = int(N), int(M)
+
+
+def cheng2020_h_a(N: int) -> nn.Sequential:
+    """Cheng et al.'s h_a: 3x3 convolutions with leaky ReLUs, two of stride 2."""
+    return nn.Sequential(conv3x3(N, N), nn.LeakyReLU(inplace=True), conv3x3(N, N), nn.LeakyReLU(inplace=True),
+                         conv3x3(N, N, stride=2), nn.LeakyReLU(inplace=True), conv3x3(N, N),
+                         nn.LeakyReLU(inplace=True), conv3x3(N, N, stride=2))
+
+
+def cheng2020_h_s(N: int) -> nn.Sequential:
+    """Cheng et al.'s h_s: 3x3 and sub-pixel convolutions with leaky ReLUs -> 2N."""
+    return nn.Sequential(conv3x3(N, N), nn.LeakyReLU(inplace=True), subpel_conv3x3(N, N, 2),
+                         nn.LeakyReLU(inplace=True), conv3x3(N, N * 3 // 2), nn.LeakyReLU(inplace=True),
+                         subpel_conv3x3(N * 3 // 2, N * 3 // 2, 2), nn.LeakyReLU(inplace=True),
+                         conv3x3(N * 3 // 2, N * 2))
+
+
+def cheng2020_g_a(N: int) -> nn.Sequential:
+    """Cheng et al.'s anchor analysis: residual blocks, three strided, a strided 3x3 last."""
+    return nn.Sequential(ResidualBlockWithStride(3, N, stride=2), ResidualBlock(N, N),
+                         ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
+                         ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N), conv3x3(N, N, stride=2))
+
+
+def cheng2020_g_s(N: int) -> nn.Sequential:
+    """Cheng et al.'s anchor synthesis: residual blocks, three up-sampling, a sub-pixel conv last."""
+    return nn.Sequential(ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2), ResidualBlock(N, N),
+                         ResidualBlockUpsample(N, N, 2), ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+                         ResidualBlock(N, N), subpel_conv3x3(N, 3, 2))
+
+
+class Cheng2020AnchorNet(JointAutoregressiveNet):
+    """``cheng2020-anchor``: mbt2018's entropy model (M = N) with residual transforms."""
+
+    def __init__(self, N: int = 192, **kwargs):
+        super().__init__(N=N, M=N, **kwargs)
+        self.g_a = cheng2020_g_a(N)
+        self.h_a = cheng2020_h_a(N)
+        self.h_s = cheng2020_h_s(N)
+        self.g_s = cheng2020_g_s(N)
+
+
+class Cheng2020AttentionNet(Cheng2020AnchorNet):
+    """``cheng2020-attn``: the anchor with attention blocks in g_a and g_s."""
+
+    def __init__(self, N: int = 192, **kwargs):
+        super().__init__(N=N, **kwargs)
+        self.g_a = nn.Sequential(ResidualBlockWithStride(3, N, stride=2), ResidualBlock(N, N),
+                                 ResidualBlockWithStride(N, N, stride=2), AttentionBlock(N), ResidualBlock(N, N),
+                                 ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
+                                 conv3x3(N, N, stride=2), AttentionBlock(N))
+        self.g_s = nn.Sequential(AttentionBlock(N), ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+                                 ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2), AttentionBlock(N),
+                                 ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2), ResidualBlock(N, N),
+                                 subpel_conv3x3(N, 3, 2))
+
+
+# ================================================================ (end of the networks)
 
 PASSES = 2  # masked passes of the relaxed forward (docs/algorithms.md, "autoregressive models")
 
@@ -40,9 +134,9 @@ class ExactAutoregressive(ExactEntropyModel):
     needs_y_hat = True
     params_at_positions = True
 
-    def __init__(self, net, sigma_table, context_prediction=None):
+    def __init__(self, net, sigma_table, context_prediction=None, rate: Rate = Rate()):
         """``context_prediction``: the masked convolution, if not the network's own."""
-        super().__init__(net, sigma_table, mean_scale=True)
+        super().__init__(net, sigma_table, rate)
         context = net.context_prediction if context_prediction is None else context_prediction
         self.context = PositionConvolution(IntegerNetwork(context))
         self.kernel = net.context_prediction.kernel_size[0]
@@ -72,12 +166,10 @@ class JointAutoregressive(Family):
         self.archs = (arch,)
 
     def build(self, arch: str, N: int, M: int, shape: dict | None = None):
-        from compressai.models import Cheng2020Anchor, Cheng2020Attention, JointAutoregressiveHierarchicalPriors
-
         if self.archs[0] == "joint-autoregressive":
-            return JointAutoregressiveHierarchicalPriors(N, M)
+            return JointAutoregressiveNet(N, M)
         check_square(self.archs[0], N, M)
-        return (Cheng2020Anchor if self.archs[0] == "cheng2020-anchor" else Cheng2020Attention)(N)
+        return (Cheng2020AnchorNet if self.archs[0] == "cheng2020-anchor" else Cheng2020AttentionNet)(N)
 
     def dims(self, state: dict) -> tuple[int, int]:
         if self.archs[0] == "joint-autoregressive":
@@ -107,6 +199,16 @@ class JointAutoregressive(Family):
 
     def exact(self, net, sigma_table):
         return ExactAutoregressive(net, sigma_table)
+
+
+def match(state: dict) -> str | None:
+    """A masked context: Cheng et al.'s residual transforms, with attention (``conv_a``) or
+    not, or mbt2018's plain ones."""
+    if not has_prefix(state, "context_prediction."):
+        return None
+    if not has_prefix(state, "g_a.0.conv1."):
+        return "joint-autoregressive"
+    return "cheng2020-attn" if any(k.startswith("g_a.") and ".conv_a." in k for k in state) else "cheng2020-anchor"
 
 
 JOINT_AUTOREGRESSIVE = JointAutoregressive("joint-autoregressive")

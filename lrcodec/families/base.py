@@ -94,6 +94,11 @@ def zero_masked_taps(conv) -> None:
         conv.weight.copy_(torch.where(conv.mask.bool(), conv.weight, torch.zeros_like(conv.weight)))
 
 
+def has_prefix(state: dict, prefix: str) -> bool:
+    """Whether a state dict has a tensor under ``prefix`` (a checkpoint matcher's test)."""
+    return any(k.startswith(prefix) for k in state)
+
+
 def cheng2020_dims(state: dict, arch: str) -> tuple[int, int]:
     """(N, N): Cheng et al.'s transforms have as many latent channels as hidden ones."""
     try:
@@ -135,8 +140,17 @@ class Family:
         """How many rates one network codes at (``lrcodec.families.vbr``); 0: one rate."""
         return 0
 
+    def level(self, net) -> int:
+        """The rate level the network codes at (0 for one rate)."""
+        return 0
+
     def set_level(self, net, level: int) -> None:
         raise LrcodecError(f"{self.archs[0]} models code at one rate: they have no rate levels")
+
+    def lmbda(self, net) -> float | None:
+        """The lambda the network was trained for at its level, where it knows (else None:
+        the model card's)."""
+        return None
 
     def identity(self, net) -> bytes:
         """What the model id hashes besides the weights (a variable-rate model's level)."""

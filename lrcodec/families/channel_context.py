@@ -27,10 +27,12 @@ import torch
 from torch import nn
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, ACT_LIMIT, ExactEntropyModel, IntegerNetwork, YUnit, exp
+from ..exact import ACT_BITS, ACT_LIMIT, IntegerNetwork, exp
 from ..tiling import tiled
-from .base import SIGMA_MIN, Quantizer, gaussian_step
-from .hyperprior import Hyperprior
+from .base import SIGMA_MIN, Quantizer, gaussian_step, has_prefix
+from .coding import YUnit
+from .hyperprior import ExactHyperprior, Hyperprior
+from .two_pass import anchors_of, checkerboard_units, two_pass
 
 DEFAULT_SHAPE = {"slices": 6, "hidden": [128, 64], "checkerboard": True}
 
@@ -70,20 +72,6 @@ def _slice_net(inputs: int, hidden: tuple[int, int], outputs: int) -> nn.Sequent
     return net
 
 
-def anchor_mask(height: int, width: int, device=None) -> torch.Tensor:
-    """1 where (i + j) is even (the checkerboard's first pass), shape (1, 1, h, w)."""
-    i = torch.arange(height, device=device).view(-1, 1)
-    j = torch.arange(width, device=device).view(1, -1)
-    return ((i + j) % 2 == 0).float().view(1, 1, height, width)
-
-
-def checkerboard_units(bounds: list[int], height: int, width: int) -> list[YUnit]:
-    """Two units per group of channels [bounds[s], bounds[s + 1]): its anchors, then the rest."""
-    anchors = anchor_mask(height, width).bool().numpy()
-    return [YUnit(lo, hi, s, second, ~anchors if second else anchors)
-            for s, (lo, hi) in enumerate(zip(bounds, bounds[1:])) for second in (False, True)]
-
-
 class ChannelContext(nn.Module):
     """The slice networks (float form, for training and refinement)."""
 
@@ -115,29 +103,28 @@ class ChannelContext(nn.Module):
         ``quantize(y, sigma, mu)`` returns for it, in teacher-forced order exactly as the coder
         decodes. ``quantize(y part, sigma, mu, channels)`` -> (y_hat, anything per element), where
         ``channels`` is the part's slice of y's channels; returns (sigma, mu, y_hat, extra)."""
-        k, B, _, H, W = self.shape.slice_size, *y.shape
+        k, B = self.shape.slice_size, y.shape[0]
         hyper = torch.cat([sigma, mu], 1).clamp(-ACT_LIMIT, ACT_LIMIT)
-        first = anchor_mask(H, W, y.device) if self.shape.checkerboard else None
         sigmas, mus, y_hats, extras = [], [], [], []
         for s, net in enumerate(self.nets):
             lo, hi = s * k, (s + 1) * k
             earlier = torch.cat(y_hats, 1) if y_hats else None
-            if not self.shape.checkerboard:
-                d_sigma, d_mu = self._run(net, self.inputs(hyper, earlier, None, None)).chunk(2, 1)
-                sig, m = sigma[:, lo:hi] * torch.exp(d_sigma), mu[:, lo:hi] + d_mu
-                y_hat, extra = quantize(y[:, lo:hi], sig, m, slice(lo, hi))
+
+            def params(anchors, first, net=net, lo=lo, hi=hi, earlier=earlier):
+                """The slice's (sigma, mu): the hyperprior's, corrected by its network."""
+                mask = None
+                if self.shape.checkerboard:  # the first pass reads zeros for the anchors and the mask
+                    mask = first.expand(B, 1, *first.shape[2:])
+                    if anchors is None:
+                        anchors, mask = torch.zeros_like(y[:, lo:hi]), torch.zeros_like(mask)
+                d_sigma, d_mu = self._run(net, self.inputs(hyper, earlier, anchors, mask)).chunk(2, 1)
+                return sigma[:, lo:hi] * torch.exp(d_sigma), mu[:, lo:hi] + d_mu
+
+            if self.shape.checkerboard:
+                y_hat, extra, sig, m = two_pass(y[:, lo:hi], params, quantize, slice(lo, hi))
             else:
-                zeros = torch.zeros_like(y[:, lo:hi])
-                d1 = self._run(net, self.inputs(hyper, earlier, zeros, torch.zeros_like(first).expand(B, 1, H, W)))
-                sig1, m1 = sigma[:, lo:hi] * torch.exp(d1[:, :k]), mu[:, lo:hi] + d1[:, k:]
-                y_hat1, extra1 = quantize(y[:, lo:hi], sig1, m1, slice(lo, hi))
-                anchors = y_hat1 * first
-                d2 = self._run(net, self.inputs(hyper, earlier, anchors, first.expand(B, 1, H, W)))
-                sig2, m2 = sigma[:, lo:hi] * torch.exp(d2[:, :k]), mu[:, lo:hi] + d2[:, k:]
-                y_hat2, extra2 = quantize(y[:, lo:hi], sig2, m2, slice(lo, hi))
-                sig, m = torch.lerp(sig2, sig1, first), torch.lerp(m2, m1, first)
-                y_hat = torch.lerp(y_hat2, y_hat1, first)
-                extra = torch.lerp(extra2, extra1, first)
+                sig, m = params(None, None)
+                y_hat, extra = quantize(y[:, lo:hi], sig, m, slice(lo, hi))
             sigmas.append(sig)
             mus.append(m)
             y_hats.append(y_hat)
@@ -145,7 +132,7 @@ class ChannelContext(nn.Module):
         return torch.cat(sigmas, 1), torch.cat(mus, 1), torch.cat(y_hats, 1), torch.cat(extras, 1)
 
 
-class ExactChannelContext(ExactEntropyModel):
+class ExactChannelContext(ExactHyperprior):
     """The mean-scale hyperprior's exact model with the slice networks as integer networks:
     y is coded slice by slice (and pass by pass)."""
 
@@ -169,9 +156,9 @@ class ExactChannelContext(ExactEntropyModel):
         fixed point, exactly as ``ChannelContext.inputs`` lays them out in float."""
         parts = [hyper_fixed, y_hat_fixed[:, : unit.lo]]
         if self.shape.checkerboard:
-            if unit.second_pass:
-                anchors = torch.from_numpy(~unit.mask).double()
-                parts += [y_hat_fixed[:, unit.lo : unit.hi] * anchors, anchors * 2.0**ACT_BITS]
+            anchors = anchors_of(unit, y_hat_fixed)
+            if anchors is not None:
+                parts += [anchors, torch.from_numpy(~unit.mask).double() * 2.0**ACT_BITS]
             else:
                 height, width = y_hat_fixed.shape[2:]
                 parts.append(torch.zeros((1, unit.hi - unit.lo + 1, height, width), dtype=torch.float64))
@@ -219,6 +206,10 @@ class ChannelContextFamily(Hyperprior):
         k = state["context.nets.0.4.weight"].shape[0] // 2
         return {"slices": slices, "hidden": [first.shape[0], state["context.nets.0.2.weight"].shape[0]],
                 "checkerboard": first.shape[1] == 2 * M + k + 1}
+
+
+def match(state: dict) -> str | None:
+    return "channel-context" if has_prefix(state, "context.nets.") else None
 
 
 CHANNEL_CONTEXT = ChannelContextFamily()

@@ -20,16 +20,203 @@ passes in float, so the relaxed forward is exactly the coder's graph, teacher-fo
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, ExactEntropyModel, IntegerNetwork, PositionConvolution, YUnit
+from ..exact import ACT_BITS, IntegerNetwork, PositionConvolution
 from ..tiling import tiled
-from . import channel_groups
-from .base import (SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, receptive_radius,
-                   zero_masked_taps)
-from .channel_context import anchor_mask, checkerboard_units
+from .autoregressive import cheng2020_g_a, cheng2020_g_s, cheng2020_h_a, cheng2020_h_s
+from .base import (SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, has_prefix,
+                   receptive_radius, zero_masked_taps)
+from .coding import ExactEntropyModel, YUnit
+from .layers import (AttentionBlock, CheckerboardMaskedConv2d, ResidualBottleneckBlock, conv, conv1x1, deconv,
+                     sequential_channel_ramp)
+from .priors import CompressionNet, EntropyBottleneck, GaussianConditional
+from .two_pass import anchors_of, checkerboard_units, two_pass
+
+
+# ================================================================ the networks
+# CompressAI 1.2.8's sensetime models (Cheng2020AnchorCheckerboard, Elic2022Official,
+# Elic2022Chandelier), float part: its tensor names, module tree and initialisation, built from
+# lrcodec's layers (``layers``, ``priors``). Their entropy model is a tree of CompressAI's
+# latent codecs; these containers keep its names (net.latent_codec["hyper"] / ["y"], ...) and
+# the modules the coder reads, not CompressAI's forward, compress or decompress.
+
+
+class HyperLatentCodec(nn.Module):
+    """z's branch: h_a, the entropy bottleneck, h_s."""
+
+    def __init__(self, entropy_bottleneck: EntropyBottleneck, h_a: nn.Module, h_s: nn.Module, quantizer: str = "noise"):
+        super().__init__()
+        self.entropy_bottleneck = entropy_bottleneck
+        self.h_a = h_a
+        self.h_s = h_s
+        self.quantizer = quantizer
+
+
+class GaussianConditionalLatentCodec(nn.Module):
+    """A group's Gaussian: its conditional's buffers and how its parameters split (``chunks``)."""
+
+    def __init__(self, quantizer: str = "noise", chunks: tuple[str, ...] = ("scales", "means")):
+        super().__init__()
+        self.quantizer = quantizer
+        self.gaussian_conditional = GaussianConditional(None)
+        self.entropy_parameters = nn.Identity()
+        self.chunks = tuple(chunks)
+
+
+class CheckerboardLatentCodec(nn.Module):
+    """A checkerboard-coded group: its spatial context and entropy parameters (``latent_codec``,
+    a plain dict as in CompressAI, names its Gaussian ``y``)."""
+
+    def __init__(self, latent_codec: dict, entropy_parameters: nn.Module, context_prediction: nn.Module,
+                 anchor_parity: str = "even", forward_method: str = "twopass"):
+        super().__init__()
+        self.anchor_parity = anchor_parity
+        self.non_anchor_parity = {"odd": "even", "even": "odd"}[anchor_parity]
+        self.forward_method = forward_method
+        self.entropy_parameters = entropy_parameters
+        self.context_prediction = context_prediction
+        self.y = latent_codec["y"]
+        self.latent_codec = latent_codec
+
+    def __getitem__(self, key: str) -> nn.Module:
+        return self.latent_codec[key]
+
+
+class ChannelGroupsLatentCodec(nn.Module):
+    """ELIC's channel groups: group k's channel context (``channel_context["y{k}"]``, k > 0) and
+    checkerboard codec (``latent_codec["y{k}"]``)."""
+
+    def __init__(self, latent_codec: dict, channel_context: dict, *, groups: list[int]):
+        super().__init__()
+        self.groups = list(groups)
+        self.groups_acc = list(itertools.accumulate(self.groups, initial=0))
+        self.channel_context = nn.ModuleDict(channel_context)
+        self.latent_codec = nn.ModuleDict(latent_codec)
+
+    def __getitem__(self, key: str) -> nn.Module:
+        return self.latent_codec[key]
+
+
+class HyperpriorLatentCodec(nn.Module):
+    """The whole entropy model: ``hyper`` (z) and ``y``, both in ``latent_codec`` (a plain dict)."""
+
+    def __init__(self, latent_codec: dict):
+        super().__init__()
+        self.y = latent_codec["y"]
+        self.hyper = latent_codec["hyper"]
+        self.latent_codec = latent_codec
+
+    def __getitem__(self, key: str) -> nn.Module:
+        return self.latent_codec[key]
+
+
+class Cheng2020AnchorCheckerboardNet(CompressionNet):
+    """``cheng2020-anchor-checkerboard``: Cheng et al.'s anchor transforms, one checkerboard group."""
+
+    def __init__(self, N: int = 192, **kwargs):
+        super().__init__(**kwargs)
+        self.g_a = cheng2020_g_a(N)
+        self.g_s = cheng2020_g_s(N)
+        h_a, h_s = cheng2020_h_a(N), cheng2020_h_s(N)
+        y = CheckerboardLatentCodec(
+            latent_codec={"y": GaussianConditionalLatentCodec(quantizer="ste")},
+            entropy_parameters=nn.Sequential(
+                nn.Conv2d(N * 12 // 3, N * 10 // 3, 1), nn.LeakyReLU(inplace=True),
+                nn.Conv2d(N * 10 // 3, N * 8 // 3, 1), nn.LeakyReLU(inplace=True),
+                nn.Conv2d(N * 8 // 3, N * 6 // 3, 1)),
+            context_prediction=CheckerboardMaskedConv2d(N, 2 * N, kernel_size=5, stride=1, padding=2))
+        hyper = HyperLatentCodec(entropy_bottleneck=EntropyBottleneck(N), h_a=h_a, h_s=h_s, quantizer="ste")
+        self.latent_codec = HyperpriorLatentCodec({"y": y, "hyper": hyper})
+
+
+def _elic_transforms(N: int, M: int) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential]:
+    """ELIC's g_a, g_s and h_a: 5x5 (transposed) convolutions, residual bottlenecks, attention."""
+    def blocks():
+        return [ResidualBottleneckBlock(N, N), ResidualBottleneckBlock(N, N), ResidualBottleneckBlock(N, N)]
+
+    g_a = nn.Sequential(conv(3, N, kernel_size=5, stride=2), *blocks(), conv(N, N, kernel_size=5, stride=2), *blocks(),
+                        AttentionBlock(N), conv(N, N, kernel_size=5, stride=2), *blocks(),
+                        conv(N, M, kernel_size=5, stride=2), AttentionBlock(M))
+    g_s = nn.Sequential(AttentionBlock(M), deconv(M, N, kernel_size=5, stride=2), *blocks(),
+                        deconv(N, N, kernel_size=5, stride=2), AttentionBlock(N), *blocks(),
+                        deconv(N, N, kernel_size=5, stride=2), *blocks(), deconv(N, 3, kernel_size=5, stride=2))
+    h_a = nn.Sequential(conv(M, N, kernel_size=3, stride=1), nn.ReLU(inplace=True), conv(N, N, kernel_size=5, stride=2),
+                        nn.ReLU(inplace=True), conv(N, N, kernel_size=5, stride=2))
+    return g_a, g_s, h_a
+
+
+def _elic_channel_context(inputs: int, outputs: int) -> nn.Sequential:
+    """g_ch: three 5x5 convolutions (224 and 128 hidden channels) with ReLUs."""
+    return nn.Sequential(conv(inputs, 224, kernel_size=5, stride=1), nn.ReLU(inplace=True),
+                         conv(224, 128, kernel_size=5, stride=1), nn.ReLU(inplace=True),
+                         conv(128, outputs, kernel_size=5, stride=1))
+
+
+class Elic2022OfficialNet(CompressionNet):
+    """``elic2022-official``: uneven channel groups, each with a checkerboard context; group k's
+    channel context reads all earlier groups."""
+
+    chandelier = False
+
+    def __init__(self, N: int = 192, M: int = 320, groups: list[int] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = list(groups if groups is not None else [16, 16, 32, 64, M - 128])
+        if sum(self.groups) != M:
+            raise ValueError(f"channel groups {self.groups} do not sum to M={M}")
+        g = self.groups
+        self.g_a, self.g_s, h_a = _elic_transforms(N, M)
+        if self.chandelier:
+            h_s = nn.Sequential(deconv(N, N, kernel_size=5, stride=2), nn.ReLU(inplace=True),
+                                deconv(N, N * 3 // 2, kernel_size=5, stride=2), nn.ReLU(inplace=True),
+                                conv(N * 3 // 2, M * 2, kernel_size=3, stride=1))
+            channel_context = {f"y{k}": _elic_channel_context(g[0] + (k > 1) * g[k - 1], g[k] * 2)
+                               for k in range(1, len(g))}
+        else:
+            h_s = nn.Sequential(deconv(N, N, kernel_size=5, stride=2), nn.ReLU(inplace=True),
+                                deconv(N, N * 3 // 2, kernel_size=5, stride=2), nn.ReLU(inplace=True),
+                                deconv(N * 3 // 2, N * 2, kernel_size=3, stride=1))
+            channel_context = {f"y{k}": _elic_channel_context(sum(g[:k]), g[k] * 2) for k in range(1, len(g))}
+        spatial_context = [CheckerboardMaskedConv2d(g[k], g[k] * 2, kernel_size=5, stride=1, padding=2)
+                           for k in range(len(g))]
+        param_aggregation = [self._param_aggregation(N, M, k) for k in range(len(g))]
+        chunks = ("means", "scales") if self.chandelier else ("scales", "means")
+        scctx = {f"y{k}": CheckerboardLatentCodec(
+                     latent_codec={"y": GaussianConditionalLatentCodec(quantizer="ste", chunks=chunks)},
+                     context_prediction=spatial_context[k], entropy_parameters=param_aggregation[k])
+                 for k in range(len(g))}
+        self.latent_codec = HyperpriorLatentCodec({
+            "y": ChannelGroupsLatentCodec(groups=g, channel_context=channel_context, latent_codec=scctx),
+            "hyper": HyperLatentCodec(entropy_bottleneck=EntropyBottleneck(N), h_a=h_a, h_s=h_s, quantizer="ste"),
+        })
+
+    def _param_aggregation(self, N: int, M: int, k: int) -> nn.Sequential:
+        """Group k's entropy parameters: 1x1 convolutions of its spatial context, channel
+        context (k > 0) and the hyper params, widths ramping down to its 2 g_k outputs."""
+        g = self.groups
+        return sequential_channel_ramp(g[k] * 2 + (k > 0) * g[k] * 2 + N * 2, g[k] * 2, min_ch=N * 2, num_layers=3,
+                                       make_layer=nn.Conv2d, make_act=lambda: nn.ReLU(inplace=True),
+                                       kernel_size=1, stride=1, padding=0)
+
+
+class Elic2022ChandelierNet(Elic2022OfficialNet):
+    """``elic2022-chandelier``: group k's channel context reads the first and the latest group,
+    h_s ends in a convolution, parameters are split means first."""
+
+    chandelier = True
+
+    def _param_aggregation(self, N: int, M: int, k: int) -> nn.Sequential:
+        g = self.groups
+        return nn.Sequential(conv1x1(g[k] * 2 + (k > 0) * g[k] * 2 + M * 2, M * 2), nn.ReLU(inplace=True),
+                             conv1x1(M * 2, 512), nn.ReLU(inplace=True), conv1x1(512, g[k] * 2))
+
+
+# ================================================================ (end of the networks)
 
 
 def _y_codec(net):
@@ -107,8 +294,9 @@ class ExactCheckerboard(ExactEntropyModel):
                 hyper.channel_context[k] = self._run(self.channel[k], torch.cat(self.layout.earlier(k, groups), 1))
             side.insert(0, hyper.channel_context[k])
         rows, cols = unit.positions
-        if unit.second_pass:  # the anchors of the group, decoded in its first pass
-            spatial = self.spatial[k](y_hat_fixed[:, unit.lo : unit.hi] * torch.from_numpy(~unit.mask), rows, cols)
+        anchors = anchors_of(unit, y_hat_fixed)  # the group's, decoded in its first pass
+        if anchors is not None:
+            spatial = self.spatial[k](anchors, rows, cols)
         else:
             spatial = torch.zeros((len(rows), 2 * (unit.hi - unit.lo)), dtype=torch.float64)
         at_positions = [s[0][:, torch.from_numpy(rows), torch.from_numpy(cols)].T for s in side]
@@ -128,15 +316,13 @@ class Checkerboard(Family):
         return net.latent_codec["hyper"]
 
     def build(self, arch: str, N: int, M: int, shape: dict | None = None):
-        from compressai.models.sensetime import Cheng2020AnchorCheckerboard, Elic2022Chandelier, Elic2022Official
-
         if self.arch == "cheng2020-anchor-checkerboard":
             check_square(self.arch, N, M)
-            return Cheng2020AnchorCheckerboard(N)
+            return Cheng2020AnchorCheckerboardNet(N)
         groups = (shape or {}).get("groups")  # None: CompressAI's, 16, 16, 32, 64 and the rest
         if (sum(groups) != M) if groups else M <= 128:
             raise LrcodecError(f"{self.arch}: channel groups {groups or [16, 16, 32, 64, '...']} do not split M={M}")
-        return (Elic2022Official if self.arch == "elic2022-official" else Elic2022Chandelier)(N, M, groups)
+        return (Elic2022OfficialNet if self.arch == "elic2022-official" else Elic2022ChandelierNet)(N, M, groups)
 
     def dims(self, state: dict) -> tuple[int, int]:
         if self.arch == "cheng2020-anchor-checkerboard":
@@ -159,21 +345,22 @@ class Checkerboard(Family):
     def y_forward(self, net, y, hyper, quantize: Quantizer, sigma_min: float = SIGMA_MIN) -> tuple:
         """Group by group, anchors then the others, exactly as the coder (teacher-forced)."""
         layout, step = SpaceChannel(net, self.arch), gaussian_step(quantize, sigma_min)
-        B, _, H, W = y.shape
-        first = anchor_mask(H, W, y.device)
         y_hats, bits = [], []
         for k, (cb, channel) in enumerate(zip(layout.checkerboards, layout.channel_contexts)):
             lo, hi = layout.bounds[k], layout.bounds[k + 1]
             side = hyper if channel is None else torch.cat([channel(torch.cat(layout.earlier(k, y_hats), 1)), hyper], 1)
-            part = y[:, lo:hi]
-            spatial = torch.zeros((B, 2 * (hi - lo), H, W), device=y.device, dtype=side.dtype)
-            sigma, mu = layout.chunk(cb.entropy_parameters(torch.cat([spatial, side], 1)).float())
-            y_hat1, bits1 = step(part, sigma, mu, slice(lo, hi))
-            spatial = cb.context_prediction(y_hat1 * first).to(side.dtype)
-            sigma, mu = layout.chunk(cb.entropy_parameters(torch.cat([spatial, side], 1)).float())
-            y_hat2, bits2 = step(part, sigma, mu, slice(lo, hi))
-            y_hats.append(torch.lerp(y_hat2, y_hat1, first))
-            bits.append(torch.lerp(bits2, bits1, first))
+
+            def params(anchors, first, cb=cb, side=side, lo=lo, hi=hi):
+                """The group's (sigma, mu) from its spatial context (zero for the anchors) and the side."""
+                if anchors is None:
+                    spatial = side.new_zeros((side.shape[0], 2 * (hi - lo), *side.shape[2:]))
+                else:
+                    spatial = cb.context_prediction(anchors).to(side.dtype)
+                return layout.chunk(cb.entropy_parameters(torch.cat([spatial, side], 1)).float())
+
+            y_hat, bits_k, _, _ = two_pass(y[:, lo:hi], params, step, slice(lo, hi))
+            y_hats.append(y_hat)
+            bits.append(bits_k)
         return torch.cat(y_hats, 1), torch.cat(bits, 1)
 
     def y_context_radius(self, net) -> int:
@@ -186,6 +373,29 @@ class Checkerboard(Family):
 
     def exact(self, net, sigma_table):
         return ExactCheckerboard(net, self.arch, sigma_table)
+
+
+def match(state: dict) -> str | None:
+    """CompressAI's latent-codec models: ELIC's channel contexts, else the checkerboard."""
+    if has_prefix(state, "latent_codec.y.channel_context."):
+        # h_s starts with a transposed convolution (N, N, 5, 5) in both; Chandelier's ends in a
+        # convolution (2M, 3N/2, 3, 3), CompressAI's ELIC in a transposed one (3N/2, 2N, 3, 3).
+        try:
+            N, last = state["latent_codec.hyper.h_s.0.weight"].shape[0], state["latent_codec.hyper.h_s.4.weight"]
+        except KeyError as e:
+            raise LrcodecError(f"not an ELIC checkpoint: missing tensor {e.args[0]}") from None
+        return "elic2022-chandelier" if last.shape[1] == N * 3 // 2 else "elic2022-official"
+    return "cheng2020-anchor-checkerboard" if has_prefix(state, "latent_codec.y.context_prediction.") else None
+
+
+def channel_groups(state: dict) -> list[int]:
+    """ELIC's channel group sizes, from its spatial contexts' weights (y0, y1, ...)."""
+    groups = []
+    while (key := f"latent_codec.y.latent_codec.y{len(groups)}.context_prediction.weight") in state:
+        groups.append(state[key].shape[1])
+    if not groups:
+        raise LrcodecError("not an ELIC checkpoint: no channel groups (latent_codec.y.latent_codec.y0...)")
+    return groups
 
 
 CHENG2020_ANCHOR_CHECKERBOARD = Checkerboard("cheng2020-anchor-checkerboard")

@@ -10,9 +10,43 @@ one table per (channel, dither level) from the exact factorized CDF (``lrcodec.e
 from __future__ import annotations
 
 import numpy as np
+from torch import nn
 
-from ..exact import ExactEntropyModel, FactorizedPrior, YUnit, quantize_pmf
-from .base import SIGMA_MIN, Family, Quantizer, factorized_forward
+from ..exact import FactorizedPrior, quantize_pmf
+from .base import SIGMA_MIN, Family, Quantizer, factorized_forward, has_prefix
+from .coding import ExactEntropyModel, Rate, YUnit
+from .layers import conv, deconv, gdn_analysis, gdn_synthesis
+from .priors import CompressionNet, EntropyBottleneck
+
+
+# ================================================================ the networks
+# CompressAI 1.2.8's FactorizedPrior and FactorizedPriorReLU, float part: its tensor names,
+# module tree and initialisation, built from lrcodec's layers (``layers``, ``priors``).
+
+
+class FactorizedPriorNet(CompressionNet):
+    """``bmshj2018-factorized``: GDN transforms, y under the learned factorized prior (M channels)."""
+
+    def __init__(self, N: int, M: int, **kwargs):
+        super().__init__(**kwargs)
+        self.entropy_bottleneck = EntropyBottleneck(M)
+        self.g_a = gdn_analysis(N, M)
+        self.g_s = gdn_synthesis(N, M)
+        self.N, self.M = N, M
+
+
+class FactorizedPriorReLUNet(FactorizedPriorNet):
+    """``bmshj2018-factorized-relu``: ReLUs in place of GDN."""
+
+    def __init__(self, N: int, M: int, **kwargs):
+        super().__init__(N=N, M=M, **kwargs)
+        self.g_a = nn.Sequential(conv(3, N), nn.ReLU(inplace=True), conv(N, N), nn.ReLU(inplace=True), conv(N, N),
+                                 nn.ReLU(inplace=True), conv(N, M))
+        self.g_s = nn.Sequential(deconv(M, N), nn.ReLU(inplace=True), deconv(N, N), nn.ReLU(inplace=True),
+                                 deconv(N, N), nn.ReLU(inplace=True), deconv(N, 3))
+
+
+# ================================================================ (end of the networks)
 
 
 class ExactFactorized(ExactEntropyModel):
@@ -20,15 +54,12 @@ class ExactFactorized(ExactEntropyModel):
     channel's, centred on the channel's median (no z, no h_s: only the steps and ``restore``
     are inherited)."""
 
-    needs_y_hat = False
     medians = np.zeros(0)  # z has no channels
     sigma_table = None  # y's tables are the prior's, indexed by channel
+    rate = Rate()
 
     def __init__(self, net):
         self.prior = FactorizedPrior.of(net.entropy_bottleneck)
-
-    def y_units(self, shape: tuple) -> list[YUnit]:
-        return [YUnit(0, shape[1])]
 
     def hyper(self, z_symbols: np.ndarray, z_offsets: np.ndarray):
         return None
@@ -53,9 +84,7 @@ class Factorized(Family):
         self.archs = ("factorized-relu",) if relu else ("factorized",)
 
     def build(self, arch: str, N: int, M: int, shape: dict | None = None):
-        from compressai.models import FactorizedPrior, FactorizedPriorReLU
-
-        return (FactorizedPriorReLU if self.relu else FactorizedPrior)(N, M)
+        return (FactorizedPriorReLUNet if self.relu else FactorizedPriorNet)(N, M)
 
     def hyper_analysis(self, net, y):
         """z has no channels: (B, 0, h/4, w/4)."""
@@ -81,6 +110,13 @@ class Factorized(Family):
 
     def exact(self, net, sigma_table):
         return ExactFactorized(net)
+
+
+def match(state: dict) -> str | None:
+    """An entropy bottleneck and no h_s: GDN's beta tells the GDN model from the ReLU one."""
+    if has_prefix(state, "entropy_bottleneck.") and "g_a.0.weight" in state and not has_prefix(state, "h_s."):
+        return "factorized" if "g_a.1.beta" in state else "factorized-relu"
+    return None
 
 
 FACTORIZED = Factorized(relu=False)

@@ -10,8 +10,63 @@ y is coded as one unit: every element's (sigma, mu) comes from z alone.
 
 from __future__ import annotations
 
-from ..exact import ExactEntropyModel
+import numpy as np
+from torch import nn
+
 from .base import SIGMA_MIN, Family, Quantizer, gaussian_step
+from .coding import ExactEntropyModel, Rate, YUnit
+from .layers import conv, deconv, gdn_analysis, gdn_synthesis
+from .priors import CompressionNet, EntropyBottleneck, GaussianConditional
+
+
+# ================================================================ the networks
+# CompressAI 1.2.8's ScaleHyperprior and MeanScaleHyperprior, float part: its tensor names,
+# module tree and initialisation, built from lrcodec's layers (``layers``, ``priors``).
+
+
+class ScaleHyperpriorNet(CompressionNet):
+    """``bmshj2018-hyperprior``: GDN transforms, h_a of |y| with ReLUs, h_s -> sigma (M)."""
+
+    def __init__(self, N: int, M: int, **kwargs):
+        super().__init__(**kwargs)
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.g_a = gdn_analysis(N, M)
+        self.g_s = gdn_synthesis(N, M)
+        self.h_a = nn.Sequential(conv(M, N, stride=1, kernel_size=3), nn.ReLU(inplace=True), conv(N, N),
+                                 nn.ReLU(inplace=True), conv(N, N))
+        self.h_s = nn.Sequential(deconv(N, N), nn.ReLU(inplace=True), deconv(N, N), nn.ReLU(inplace=True),
+                                 conv(N, M, stride=1, kernel_size=3), nn.ReLU(inplace=True))
+        self.gaussian_conditional = GaussianConditional(None)
+        self.N, self.M = int(N), int(M)
+
+
+class MeanScaleHyperpriorNet(ScaleHyperpriorNet):
+    """``mbt2018-mean``: h_a of y and h_s with leaky ReLUs, h_s -> (sigma, mu) (2M)."""
+
+    def __init__(self, N: int, M: int, **kwargs):
+        super().__init__(N=N, M=M, **kwargs)
+        self.h_a = nn.Sequential(conv(M, N, stride=1, kernel_size=3), nn.LeakyReLU(inplace=True), conv(N, N),
+                                 nn.LeakyReLU(inplace=True), conv(N, N))
+        self.h_s = nn.Sequential(deconv(N, M), nn.LeakyReLU(inplace=True), deconv(M, M * 3 // 2),
+                                 nn.LeakyReLU(inplace=True), conv(M * 3 // 2, M * 2, stride=1, kernel_size=3))
+
+
+# ================================================================ (end of the networks)
+
+
+class ExactHyperprior(ExactEntropyModel):
+    """y as one unit, each element's (sigma, mu) read off h_s's output: sigma then mu for the
+    mean-scale model, sigma alone (mu = 0) for the scale model."""
+
+    def __init__(self, hyper, sigma_table: np.ndarray, mean_scale: bool = True, rate: Rate = Rate()):
+        super().__init__(hyper, sigma_table, rate)
+        self.mean_scale = mean_scale
+
+    def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
+        if not self.mean_scale:
+            return hyper[:, unit.lo : unit.hi], np.zeros_like(hyper[:, unit.lo : unit.hi])
+        M = hyper.shape[1] // 2
+        return hyper[:, unit.lo : unit.hi], hyper[:, M + unit.lo : M + unit.hi]
 
 
 class Hyperprior(Family):
@@ -20,9 +75,7 @@ class Hyperprior(Family):
         self.archs = ("mean-scale",) if mean_scale else ("scale",)
 
     def build(self, arch: str, N: int, M: int, shape: dict | None = None):
-        from compressai.models import MeanScaleHyperprior, ScaleHyperprior
-
-        return MeanScaleHyperprior(N, M) if self.mean_scale else ScaleHyperprior(N, M)
+        return MeanScaleHyperpriorNet(N, M) if self.mean_scale else ScaleHyperpriorNet(N, M)
 
     def hyper_analysis(self, net, y):
         return net.h_a(y if self.mean_scale else y.abs())
@@ -38,7 +91,14 @@ class Hyperprior(Family):
         return gaussian_step(quantize, sigma_min)(y, sigma, mu, slice(None))
 
     def exact(self, net, sigma_table):
-        return ExactEntropyModel(net, sigma_table, self.mean_scale)
+        return ExactHyperprior(net, sigma_table, self.mean_scale)
+
+
+def match(state: dict) -> str | None:
+    """h_s ends in a convolution with 2M outputs (mean-scale) or M (scale)."""
+    if "h_s.4.weight" not in state or "g_a.6.weight" not in state:
+        return None
+    return "mean-scale" if state["h_s.4.weight"].shape[0] == 2 * state["g_a.6.weight"].shape[0] else "scale"
 
 
 MEAN_SCALE = Hyperprior(mean_scale=True)

@@ -30,13 +30,68 @@ import copy
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, ExactEntropyModel, as_f64, softplus
+from ..exact import ACT_BITS, as_f64, softplus
 from ..quantization import gaussian_bits, gaussian_interval_likelihood, lower_bound
-from .autoregressive import PASSES, ExactAutoregressive, JointAutoregressive
-from .base import SIGMA_MIN, Family, Quantizer, factorized_forward, hard_rounding
-from .hyperprior import Hyperprior
+from .autoregressive import PASSES, ExactAutoregressive, JointAutoregressive, JointAutoregressiveNet
+from .base import SIGMA_MIN, Family, Quantizer, factorized_forward, hard_rounding, has_prefix
+from .coding import Rate
+from .hyperprior import ExactHyperprior, Hyperprior, MeanScaleHyperpriorNet, ScaleHyperpriorNet
+from .hyperprior import match as hyperprior_match
+from .layers import LowerBound
+from .priors import EntropyBottleneckVbr
+
+
+# ================================================================ the networks
+# CompressAI 1.2.8's ScaleHyperpriorVbr, MeanScaleHyperpriorVbr and
+# JointAutoregressiveHierarchicalPriorsVbr, float part: its tensor names, module tree and
+# initialisation (its classes' method resolution order too), built from lrcodec's layers
+# (``layers``, ``priors``).
+
+
+class ScaleHyperpriorVbrNet(ScaleHyperpriorNet):
+    """``bmshj2018-hyperprior-vbr``: the fixed-rate network plus the levels' gains (``Gain``,
+    the inverse y steps), their lambdas, the restoration-offset MLP ``QuantABCD`` (scaled sigma,
+    gain) -> offset and, with ``vr_entbttlnck``, z's step MLP ``gayn2zqstep`` (1 / gain) ->
+    step, bounded below by ``lower_bound_zqstep``, over a variable-step entropy bottleneck."""
+
+    def __init__(self, N: int, M: int, vr_entbttlnck: bool = False, **kwargs):
+        super().__init__(N=N, M=M, **kwargs)
+        self.lmbda = [0.0018, 0.0035, 0.0067, 0.0130, 0.025, 0.0483, 0.0932, 0.18]
+        self.levels = len(self.lmbda)
+        self.Gain = nn.Parameter(torch.tensor([0.10000, 0.13944, 0.19293, 0.26874, 0.37268, 0.51801, 0.71957, 1.00000]),
+                                 requires_grad=True)
+        self.QuantABCD = nn.Sequential(nn.Linear(1 + 1, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 1))
+        self.no_quantoffset = False
+        self.vr_entbttlnck = vr_entbttlnck
+        if self.vr_entbttlnck:
+            self.entropy_bottleneck = EntropyBottleneckVbr(N)
+            self.gayn2zqstep = nn.Sequential(nn.Linear(1, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(),
+                                             nn.Linear(10, 1), nn.Softplus())
+            self.lower_bound_zqstep = LowerBound(0.5)
+
+
+class MeanScaleHyperpriorVbrNet(ScaleHyperpriorVbrNet, MeanScaleHyperpriorNet):
+    """``mbt2018-mean-vbr``."""
+
+    def __init__(self, N: int = 192, M: int = 320, vr_entbttlnck: bool = False, **kwargs):
+        super().__init__(N, M, vr_entbttlnck=vr_entbttlnck, **kwargs)
+
+
+class JointAutoregressiveVbrNet(ScaleHyperpriorVbrNet, JointAutoregressiveNet):
+    """``mbt2018-vbr``: z at unit steps; ``scale_to_context`` (gain) -> what the level adds to
+    the masked context's output (2M)."""
+
+    def __init__(self, N: int = 192, M: int = 320, **kwargs):
+        super().__init__(N, M, vr_entbttlnck=False, **kwargs)
+        self.ste_recursive = True
+        self.scl2ctx = True
+        self.scale_to_context = nn.Linear(1, 2 * M)
+
+
+# ================================================================ (end of the networks)
 
 DEFAULT_LEVEL = 2  # CompressAI's lambda 0.0067: lrcodec's default rate (quality 3)
 
@@ -95,11 +150,9 @@ class VariableRate:
         x = np.stack([np.asarray(sigma, np.float64), np.full(len(sigma), self.gain(net))], 1)
         return np.rint(-exact_mlp(net.QuantABCD, x)[:, 0] * 2.0**ACT_BITS) * 2.0**-ACT_BITS
 
-    def at_rate(self, exact: ExactEntropyModel, net) -> ExactEntropyModel:
-        """The exact model with this level's steps and offsets."""
-        exact.z_step, exact.y_gain = self.z_step(net), self.gain(net)
-        exact.y_offsets = self.restoration_offsets(net, exact.sigma_table)
-        return exact
+    def rate(self, net, sigma_table: np.ndarray) -> Rate:
+        """This level's steps and offsets, for the exact model."""
+        return Rate(self.z_step(net), self.gain(net), self.restoration_offsets(net, sigma_table))
 
     # -------------------------------------------------------------- the float graph
 
@@ -160,9 +213,7 @@ class HyperpriorVbr(VariableRate, Hyperprior):
         self.archs = ("mean-scale-vbr",) if mean_scale else ("scale-vbr",)
 
     def build(self, arch: str, N: int, M: int, shape: dict | None = None):
-        from compressai.models import MeanScaleHyperpriorVbr, ScaleHyperpriorVbr
-
-        cls = MeanScaleHyperpriorVbr if self.mean_scale else ScaleHyperpriorVbr
+        cls = MeanScaleHyperpriorVbrNet if self.mean_scale else ScaleHyperpriorVbrNet
         return cls(N, M, vr_entbttlnck=(shape or {}).get("z_step_network", True))
 
     def shape_of(self, state: dict, M: int) -> dict:
@@ -174,7 +225,7 @@ class HyperpriorVbr(VariableRate, Hyperprior):
         return self.step(net, quantize, sigma_min)(y, sigma, mu, slice(None))
 
     def exact(self, net, sigma_table):
-        return self.at_rate(ExactEntropyModel(net, sigma_table, self.mean_scale), net)
+        return ExactHyperprior(net, sigma_table, self.mean_scale, self.rate(net, sigma_table))
 
 
 class JointAutoregressiveVbr(VariableRate, JointAutoregressive):
@@ -184,9 +235,7 @@ class JointAutoregressiveVbr(VariableRate, JointAutoregressive):
         super().__init__("joint-autoregressive-vbr")
 
     def build(self, arch: str, N: int, M: int, shape: dict | None = None):
-        from compressai.models import JointAutoregressiveHierarchicalPriorsVbr
-
-        return JointAutoregressiveHierarchicalPriorsVbr(N, M)
+        return JointAutoregressiveVbrNet(N, M)
 
     def dims(self, state: dict) -> tuple[int, int]:
         return Family.dims(self, state)
@@ -217,7 +266,17 @@ class JointAutoregressiveVbr(VariableRate, JointAutoregressive):
         context = copy.deepcopy(net.context_prediction)
         with torch.no_grad():  # float64 sums of float32 values, rounded once: the same everywhere
             context.bias.copy_((context.bias.double() + self.context_shift(net)).float())
-        return self.at_rate(ExactAutoregressive(net, sigma_table, context), net)
+        return ExactAutoregressive(net, sigma_table, context, self.rate(net, sigma_table))
+
+
+def match(state: dict) -> str | None:
+    """The restoration offsets' network (``QuantABCD``) on a fixed-rate model's keys."""
+    if not has_prefix(state, "QuantABCD."):
+        return None
+    if has_prefix(state, "scale_to_context."):
+        return "joint-autoregressive-vbr"
+    base = hyperprior_match(state)
+    return None if base is None else f"{base}-vbr"
 
 
 SCALE_VBR = HyperpriorVbr(mean_scale=False)

@@ -1,0 +1,234 @@
+"""Reading inputs and writing outputs (lrcodec.imageio): atomic writes that never leave a
+partial file nor overwrite without force, input discovery, clear errors for unreadable
+inputs, mode normalisation and output formats by suffix.
+
+Palette, CMYK, bilevel and 16-bit inputs' decode modes, EXIF orientation and the pixel limit
+are checked in tests/test_robustness.py; output permissions in tests/test_cli.py."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lrcodec import imageio
+from lrcodec.errors import LrcodecError
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _gradient(mode: str = "RGB", size=(12, 8)) -> Image.Image:
+    w, h = size
+    arr = (np.add.outer(np.arange(h) * 20, np.arange(w) * 10) % 256).astype(np.uint8)
+    return Image.fromarray(np.stack([arr, 255 - arr, arr // 2], -1), "RGB").convert(mode)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+# ---------------------------------------------------------------- writing
+
+
+def test_write_atomic_writes_and_refuses_to_overwrite_without_force(tmp_path):
+    target = tmp_path / "out.lrc"
+    imageio.write_atomic(str(target), b"first")
+    assert target.read_bytes() == b"first"
+    with pytest.raises(LrcodecError, match="exists \\(use --force to overwrite\\)"):
+        imageio.write_atomic(str(target), b"second")
+    assert target.read_bytes() == b"first"
+    imageio.write_atomic(str(target), b"second", force=True)
+    assert target.read_bytes() == b"second" and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("failure", [TypeError, KeyboardInterrupt])
+def test_a_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch, failure):
+    """Whatever interrupts the write (an error, Ctrl-C), the temporary file is removed and the
+    target is what it was: absent, or the old file intact."""
+    target = tmp_path / "out.png"
+    if failure is TypeError:
+        with pytest.raises(TypeError):
+            imageio.write_atomic(str(target), object())  # not bytes: fails while writing
+        assert not target.exists() and list(tmp_path.iterdir()) == []
+        return
+    target.write_bytes(b"good")
+
+    def interrupted(src, dst):
+        assert Path(src).read_bytes() == b"new"  # the whole file was written beside the target
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imageio.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        imageio.write_atomic(str(target), b"new", force=True)
+    monkeypatch.undo()
+    assert target.read_bytes() == b"good" and _leftovers(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_write_atomic_refuses_directories_and_missing_folders(tmp_path):
+    with pytest.raises(LrcodecError, match="is a directory"):
+        imageio.write_atomic(str(tmp_path), b"x", force=True)
+    with pytest.raises(LrcodecError, match="does not exist"):
+        imageio.write_atomic(str(tmp_path / "missing" / "out.lrc"), b"x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_atomic_to_dash_is_stdout(capsysbinary, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    imageio.write_atomic("-", b"\x00bytes\xff")
+    assert capsysbinary.readouterr().out == b"\x00bytes\xff"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_relative_name_writes_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    imageio.write_atomic("plain.lrc", b"x")
+    assert (tmp_path / "plain.lrc").read_bytes() == b"x" and _leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- finding and reading inputs
+
+
+def test_find_images_is_recursive_sorted_and_by_suffix(tmp_path):
+    """Files with an image suffix (any case) below the folder, sorted; other files and folders
+    named like images are left out."""
+    for name in ("b.png", "a.JPG", "sub/c.jpeg", "sub/deeper/d.WebP", "notes.txt", "sub/e.tiff", "f.png.bak"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "folder.png").mkdir()
+    found = imageio.find_images(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == [
+        "a.JPG", "b.png", "sub/c.jpeg", "sub/deeper/d.WebP", "sub/e.tiff"]
+    assert all(s == s.lower() and s.startswith(".") for s in imageio.IMAGE_SUFFIXES)
+
+
+def test_expand_inputs_names_files_relative_to_their_folder(tmp_path):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in ("in/x.png", "in/sub/y.png", "z.bmp"):
+        (tmp_path / name).write_bytes(b"")
+    found = imageio.expand_inputs([tmp_path / "in", str(tmp_path / "z.bmp")])
+    assert [(p.relative_to(tmp_path).as_posix(), rel.as_posix()) for p, rel in found] == [
+        ("in/sub/y.png", "sub/y.png"), ("in/x.png", "x.png"), ("z.bmp", "z.bmp")]
+    with pytest.raises(LrcodecError, match="no such file or folder"):
+        imageio.expand_inputs([tmp_path / "nothing.png"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LrcodecError, match="no images found"):
+        imageio.expand_inputs([tmp_path / "empty"])
+
+
+def test_read_bytes_of_files_stdin_and_errors(tmp_path, monkeypatch):
+    (tmp_path / "a.bin").write_bytes(b"abc")
+    assert imageio.read_bytes(str(tmp_path / "a.bin")) == b"abc"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\x00from stdin")))
+    assert imageio.read_bytes("-") == b"\x00from stdin"
+    with pytest.raises(LrcodecError, match="no such file"):
+        imageio.read_bytes(str(tmp_path / "missing.lrc"))
+    with pytest.raises(LrcodecError, match="is a directory"):
+        imageio.read_bytes(str(tmp_path))
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
+def test_read_bytes_of_an_unreadable_file(tmp_path):
+    path = tmp_path / "secret.png"
+    path.write_bytes(b"x")
+    path.chmod(0)
+    try:
+        with pytest.raises(LrcodecError, match="permission denied"):
+            imageio.read_bytes(str(path))
+    finally:
+        path.chmod(0o600)
+
+
+def test_open_image_loads_fully_or_explains(tmp_path):
+    """A loaded image of the file's size; an empty, foreign or truncated file is a one-line
+    LrcodecError naming the input."""
+    data = _png(_gradient())
+    image = imageio.open_image(data, "photo.png")
+    assert image.size == (12, 8) and image.mode == "RGB"
+    for bad, match in ((b"", "photo.png is empty"), (b"plain text", "photo.png is not a readable image"),
+                       (data[: len(data) // 2], "photo.png is not a readable image")):
+        with pytest.raises(LrcodecError, match=match) as info:
+            imageio.open_image(bad, "photo.png")
+        assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------- modes
+
+
+def test_rgb_and_grey_pass_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for mode, decoded_as in (("RGB", "RGB"), ("L", "L"), ("1", "L"), ("CMYK", "RGB"), ("YCbCr", "RGB")):
+            image, got = imageio.normalise_mode(_gradient(mode))
+            assert (image.mode, got) == ("RGB", decoded_as), mode
+
+
+def test_grey_stays_grey_in_all_three_channels():
+    image, mode = imageio.normalise_mode(_gradient("L"))
+    r, g, b = (np.asarray(c) for c in image.split())
+    assert mode == "L" and np.array_equal(r, g) and np.array_equal(g, b)
+    assert np.array_equal(r, np.asarray(_gradient("L")))
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P-transparent"])
+def test_alpha_is_refused_unless_dropped(mode):
+    """An alpha channel (or a palette with transparency) is refused with a hint; with
+    drop_alpha the colours are coded (grey with alpha decodes grey)."""
+    if mode == "P-transparent":
+        image = _gradient("P")
+        image.info["transparency"] = 0
+    else:
+        image = _gradient(mode)
+    with pytest.raises(LrcodecError, match="alpha channel.*--drop-alpha"):
+        imageio.normalise_mode(image)
+    image, got = imageio.normalise_mode(image, drop_alpha=True)
+    assert image.mode == "RGB" and got == ("L" if mode == "LA" else "RGB")
+
+
+def test_sixteen_bit_and_float_grey_are_reduced_to_eight_bits_with_a_warning():
+    """Each reduction warns; 16-bit samples v * 257 become v exactly, and a 32-bit or float
+    image within 0..255 keeps its values."""
+    levels = np.arange(96, dtype=np.uint16).reshape(8, 12) * 2
+    cases = [(Image.fromarray(levels * 257), levels), (Image.fromarray(levels.astype(np.int32)), levels),
+             (Image.fromarray(levels.astype(np.float32)), levels)]
+    assert [c[0].mode for c in cases] == ["I;16", "I", "F"]
+    for image, expected in cases:
+        with pytest.warns(UserWarning, match=f"{image.mode} image reduced to 8 bits"):
+            out, got = imageio.normalise_mode(image)
+        assert got == "L" and out.mode == "RGB"
+        assert np.array_equal(np.asarray(out)[..., 0], expected.astype(np.uint8)), image.mode
+
+
+# ---------------------------------------------------------------- output formats
+
+
+@pytest.mark.parametrize("target, magic", [
+    ("out.png", b"\x89PNG"), ("-", b"\x89PNG"), ("no-suffix", b"\x89PNG"), ("OUT.JPG", b"\xff\xd8\xff"),
+    ("out.bmp", b"BM"), ("out.tif", b"II*\x00"), ("out.ppm", b"P6"),
+])
+def test_image_bytes_follow_the_target_suffix(target, magic):
+    data = imageio.image_bytes(_gradient(), target)
+    assert data.startswith(magic)
+    assert Image.open(io.BytesIO(data)).size == (12, 8)
+
+
+def test_png_output_is_lossless():
+    image = _gradient()
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(imageio.image_bytes(image, "x.png")))), np.asarray(image))
+
+
+def test_image_bytes_explain_unknown_or_impossible_formats():
+    with pytest.raises(LrcodecError, match="unknown image format for output out.xyz"):
+        imageio.image_bytes(_gradient(), "out.xyz")
+    with pytest.raises(LrcodecError, match="cannot write JPEG output"):
+        imageio.image_bytes(_gradient("RGBA"), "out.jpg")
