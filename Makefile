@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m lrcodec.demo
+	$(PY) -m lrcodec.app.demo
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -28,11 +28,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import torch  # noqa: E402
 
-from lrcodec import bitstream, codec  # noqa: E402
+from lrcodec.format import bitstream
+from lrcodec import codec  # noqa: E402
 from lrcodec.families import ZOO, family  # noqa: E402
 from lrcodec.families.reference import compressai_network  # noqa: E402
 from lrcodec.models import _finish, build_network  # noqa: E402
-from lrcodec.quantization import surrogate_quantize  # noqa: E402
+from lrcodec.learn.surrogates import surrogate_quantize  # noqa: E402
 from refine import machine  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from lrcodec import codec
-from lrcodec.evaluate import collect_images, psnr
+from lrcodec.app.evaluate import collect_images, psnr
 from lrcodec.imageio import open_image, read_bytes
 from lrcodec.models import load_model, shipped_models
 

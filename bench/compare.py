@@ -15,7 +15,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from lrcodec.evaluate import bd_rates
+from lrcodec.app.evaluate import bd_rates
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CURVE = "lrcodec (shipped models)"

@@ -24,7 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lrcodec.evaluate import psnr  # noqa: E402
+from lrcodec.app.evaluate import psnr  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 OTHERS = {  # label: (Pillow format, options for a quality)
@@ -65,7 +65,7 @@ def main() -> int:
     ap.add_argument("--effort", type=int, default=None, help="lrcodec --effort (default: the default effort)")
     args = ap.parse_args()
 
-    from lrcodec.batch import encode_bytes
+    from lrcodec.app.batch import encode_bytes
     from lrcodec.codec import decode_image
     from lrcodec.settings import DEFAULT_EFFORT, EncodeSettings
 

@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 import lrcodec  # noqa: E402
 from lrcodec import codec  # noqa: E402
 from lrcodec.models import load_model  # noqa: E402
-from lrcodec.refine import file_loss, refine_image  # noqa: E402
+from lrcodec.learn.refine import file_loss, refine_image  # noqa: E402
 from lrcodec.settings import effort_settings  # noqa: E402
 
 model = load_model()

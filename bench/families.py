@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lrcodec import codec  # noqa: E402
-from lrcodec.evaluate import bd_rate, psnr  # noqa: E402
+from lrcodec.app.evaluate import bd_rate, psnr  # noqa: E402
 from lrcodec.imageio import open_image, read_bytes  # noqa: E402
 from lrcodec.metrics import rd_loss  # noqa: E402
 from lrcodec.models import load_model, shipped_models  # noqa: E402
@@ -62,7 +62,7 @@ def timings(model, image, repeats: int) -> dict:
 
 def refinement_gain(model, images) -> dict:
     """Mean relative R-D loss reduction of the default effort against the plain encode (real files)."""
-    from lrcodec.refine import file_loss, refine_image
+    from lrcodec.learn.refine import file_loss, refine_image
     from lrcodec.settings import DEFAULT_EFFORT, effort_settings
 
     gains, seconds = [], []

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from refine import machine  # noqa: E402
 
 from lrcodec import codec  # noqa: E402
-from lrcodec.evaluate import available_classical, classical_point, psnr  # noqa: E402
+from lrcodec.app.evaluate import available_classical, classical_point, psnr  # noqa: E402
 from lrcodec.models import load_model  # noqa: E402
-from lrcodec.refine import file_loss, refine_image  # noqa: E402
+from lrcodec.learn.refine import file_loss, refine_image  # noqa: E402
 from lrcodec.settings import DEFAULT_EFFORT, EFFORTS, effort_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,8 +26,8 @@ import torch
 from lrcodec import codec
 from lrcodec.imageio import open_image, read_bytes
 from lrcodec.models import load_model, shipped_models
-from lrcodec.probe import latent_digest
-from lrcodec.quantization import gaussian_interval_likelihood
+from lrcodec.app.probe import latent_digest
+from lrcodec.format.likelihoods import gaussian_interval_likelihood
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -78,7 +78,7 @@ def main() -> int:
                 bits_exact, bits_float = bits_exact + e, bits_float + f
             pixels_dir = Path(tmp) / "pixels"
             pixels_dir.mkdir(exist_ok=True)
-            out = subprocess.run([sys.executable, "-m", "lrcodec.probe", f"--pixels={pixels_dir}", *paths],
+            out = subprocess.run([sys.executable, "-m", "lrcodec.app.probe", f"--pixels={pixels_dir}", *paths],
                                  capture_output=True, text=True, env={**os.environ, "ATEN_CPU_CAPABILITY": args.capability,
                                                               "ONEDNN_MAX_CPU_ISA": args.onednn_isa})
             if out.returncode:

@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lrcodec import batch, codec
-from lrcodec.evaluate import bd_rate, psnr
+from lrcodec.app import batch
+from lrcodec import codec
+from lrcodec.app.evaluate import bd_rate, psnr
 from lrcodec.imageio import open_image, read_bytes
 from lrcodec.models import load_model, shipped_models
-from lrcodec.refine import file_loss, refine_image
+from lrcodec.learn.refine import file_loss, refine_image
 from lrcodec.settings import DEFAULT_EFFORT, EFFORTS, EncodeSettings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ from PIL import Image  # noqa: E402
 
 from lrcodec import codec  # noqa: E402
 from lrcodec.models import load_model  # noqa: E402
-from lrcodec.refine import file_loss, refine_image  # noqa: E402
+from lrcodec.learn.refine import file_loss, refine_image  # noqa: E402
 from lrcodec.settings import DEFAULT_EFFORT, effort_settings  # noqa: E402
 from refine import image_order, machine  # noqa: E402
 

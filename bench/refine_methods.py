@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from lrcodec import codec
-from lrcodec.evaluate import bd_rate, psnr
+from lrcodec.app.evaluate import bd_rate, psnr
 from lrcodec.imageio import open_image, read_bytes
 from lrcodec.models import load_model, shipped_models
-from lrcodec.refine import refine_image
+from lrcodec.learn.refine import refine_image
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ["ste", "noise", "atanh", "linear", "cosine", "ssl", "linear-3c", "ssl-3c"]

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from published import PUBLISHED  # noqa: E402
 
 from lrcodec import codec  # noqa: E402
-from lrcodec.evaluate import (  # noqa: E402
+from lrcodec.app.evaluate import (  # noqa: E402
     CLASSICAL,
     Point,
     available_classical,
@@ -94,7 +94,7 @@ def coder_comparison(model, image, image_name: str, repeats: int) -> dict:
         },
         "note": "Whole encode (g_a, h_a, h_s, quantization, entropy coding) and whole decode "
                 "(entropy decoding, h_s, g_s) of each coder, same model and image, same process; "
-                "lrcodec runs h_s as an integer network (float64-held integers, lrcodec.exact) and "
+                "lrcodec runs h_s as an integer network (float64-held integers, lrcodec.format.exact) and "
                 "verifies each payload by re-encoding it; g_s runs on oneDNN in both.",
     }
 

@@ -23,7 +23,7 @@ import torch
 from lrcodec import codec
 from lrcodec.imageio import open_image, read_bytes
 from lrcodec.models import load_model
-from lrcodec.refine import RefineSettings, file_loss, refine_image
+from lrcodec.learn.refine import RefineSettings, file_loss, refine_image
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ["kodim01.png", "kodim08.png", "kodim15.png", "kodim22.png", "kodim04.png", "kodim19.png"]

@@ -52,7 +52,7 @@ def medians(commands: dict[str, tuple[list[str], str]], repeats: int) -> dict:
 
 def imports_compressai(args: list[str]) -> bool:
     """Whether the lrcodec command imports any compressai module (``-X importtime``)."""
-    code = "import sys; from lrcodec.cli import main; sys.argv = ['lrcodec', *sys.argv[1:]]; main()"
+    code = "import sys; from lrcodec.app.cli import main; sys.argv = ['lrcodec', *sys.argv[1:]]; main()"
     out = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], capture_output=True, text=True)
     return any(line.split("|")[-1].strip().startswith("compressai") for line in out.stderr.splitlines())
 
@@ -90,7 +90,7 @@ def main() -> None:
     import lrcodec
     from architectures import zoo_sized
     from lrcodec import codec
-    from lrcodec.evaluate import classical_point
+    from lrcodec.app.evaluate import classical_point
     from lrcodec.models import save_model
 
     source = Path(lrcodec.__file__).resolve().parent.parent

@@ -72,7 +72,7 @@ def plan(args) -> list[dict]:
 
 
 def score(model, images, lmbda: float, surrogate: str, alpha_max: float) -> dict:
-    from lrcodec.evaluate import evaluate_image
+    from lrcodec.app.evaluate import evaluate_image
 
     variants = {"hard rounding": {}}
     if surrogate in ("noise", "uq", "soft-round"):
@@ -95,7 +95,7 @@ def run_one(args, run: dict) -> None:
 
     from lrcodec.imageio import open_image, read_bytes
     from lrcodec.models import load_model
-    from lrcodec.train import TrainConfig, train
+    from lrcodec.learn.train import TrainConfig, train
 
     torch.set_num_threads(1)
     work = Path(args.work) / run["key"]

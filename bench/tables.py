@@ -14,7 +14,7 @@ import math
 import sys
 from pathlib import Path
 
-from lrcodec.evaluate import bd_rates
+from lrcodec.app.evaluate import bd_rates
 from lrcodec.models import shipped_models
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -26,7 +26,7 @@ from PIL import Image
 from refine import machine
 
 from lrcodec import codec
-from lrcodec.evaluate import collect_images
+from lrcodec.app.evaluate import collect_images
 from lrcodec.models import load_model
 
 RESULTS = Path(__file__).resolve().parent / "results"

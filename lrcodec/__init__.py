@@ -1,7 +1,7 @@
 """lrcodec: a learned image codec with hyperprior models, range coding and latent refinement.
 
 The library is usable from Python (``lrcodec.codec.encode_image`` / ``decode_image``,
-``lrcodec.refine.refine_image``); the ``lrcodec`` command is a thin layer over it.
+``lrcodec.learn.refine.refine_image``); the ``lrcodec`` command is a thin layer over it.
 Heavy imports (torch, compressai, constriction) happen inside the modules that need them,
 so importing this package and running ``lrcodec --help`` stay fast.
 """

@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bitstream, entropy
-from .bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
+from .format import bitstream, entropy
+from .format.bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError
 from .metrics import bits_per_pixel
-from .exact import ACT_BITS
+from .format.exact import ACT_BITS
 from .families.coding import YTables
-from .format1 import decode_latents_v1
-from .latents import STRIDE, Dither, QuantizedLatents, channel_index, dithers, latent_shapes
+from .format.format1 import decode_latents_v1
+from .format.latents import STRIDE, Dither, QuantizedLatents, channel_index, dithers, latent_shapes
 from .models import LoadedModel
 from .settings import RECONSTRUCTIONS
-from .tiling import tile_side, tiled
+from .format.tiling import tile_side, tiled
 
 TILE = 512  # pixels per tile side for g_a and g_s (32 latents) of an image larger than WHOLE;
 # each tile has a halo of the transform's receptive field (``LoadedModel.halos``)

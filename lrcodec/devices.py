@@ -1,4 +1,4 @@
-"""Where the float transforms run. The exact entropy model (``lrcodec.exact``) always runs on
+"""Where the float transforms run. The exact entropy model (``lrcodec.format.exact``) always runs on
 the CPU in float64, whatever is chosen here: that is what keeps files portable."""
 
 from __future__ import annotations

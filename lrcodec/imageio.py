@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from .bitstream import DEFAULT_MAX_PIXELS
+from .format.bitstream import DEFAULT_MAX_PIXELS
 from .errors import LrcodecError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif", ".avif")

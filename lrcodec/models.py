@@ -106,16 +106,16 @@ class LoadedModel:
     @property
     def sigma_min(self) -> float:
         """The lower bound of sigma the model was trained with, in its estimate and its coder."""
-        from .entropy import SIGMA_MIN
+        from .format.entropy import SIGMA_MIN
 
         return self.card.get("sigma_min", SIGMA_MIN)
 
     @property
     def exact(self):
-        """The exact entropy model (``lrcodec.exact``), built on first use: the part of the
+        """The exact entropy model (``lrcodec.format.exact``), built on first use: the part of the
         codec that a file's symbols depend on, identical on every machine."""
         if self._exact is None:
-            from .entropy import sigma_table
+            from .format.entropy import sigma_table
 
             self._exact = self.family.exact(self.net, sigma_table(self.sigma_min))
         return self._exact

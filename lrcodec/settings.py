@@ -11,7 +11,7 @@ from .errors import LrcodecError
 METHODS = ("ssl", "linear", "cosine", "atanh", "ste", "noise")
 THREE_CLASS = ("ssl", "linear", "cosine")
 PRECISIONS = ("auto", "float32", "bfloat16")
-SURROGATES = ("noise", "ste", "mixed", "uq", "soft-round", "sua")  # lrcodec/quantization.py
+SURROGATES = ("noise", "ste", "mixed", "uq", "soft-round", "sua")  # lrcodec/learn/surrogates.py
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from conftest import photo_like  # noqa: E402
 from test_families import GOLDEN, tiny  # noqa: E402
 
 from lrcodec import codec  # noqa: E402
-from lrcodec.probe import latent_digest, symbol_digest  # noqa: E402
+from lrcodec.app.probe import latent_digest, symbol_digest  # noqa: E402
 
 
 def main(archs: list[str]) -> None:

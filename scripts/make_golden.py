@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import photo_like  # noqa: E402
 
 from lrcodec import codec, models  # noqa: E402
-from lrcodec.probe import latent_digest, pixel_digest, symbol_digest  # noqa: E402
-from lrcodec.refine import refine_image  # noqa: E402
+from lrcodec.app.probe import latent_digest, pixel_digest, symbol_digest  # noqa: E402
+from lrcodec.learn.refine import refine_image  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden"
 IMAGE = dict(width=80, height=48, seed=21)  # odd size: padding and cropping are pinned too

@@ -12,7 +12,7 @@ STEPS=${STEPS:-1500}
 
 # 1. Rate-only on cached latents (y and the exact (sigma, mu) of the 472 training images): only the
 #    slice networks train, on 16x16 latent crops, batch 16, lr 1e-3. Writes runs/ctx-q3/lrc-ctx-q3.safetensors.
-$PY -m lrcodec.train_context --model lrc-mshp-q3 --data "$DATA" --out runs/ctx-q3 \
+$PY -m lrcodec.learn.train_context --model lrc-mshp-q3 --data "$DATA" --out runs/ctx-q3 \
   --steps "${RATE_STEPS:-3000}" --threads 1
 
 # 2. Joint fine-tune: every weight trains (transforms lr 1e-4, slice networks 1e-3), starting from the
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lrcodec.families.channel_context import ChannelContext, ContextShape
 from lrcodec.models import load_model
-from lrcodec.train_context import ContextConfig, assemble
+from lrcodec.learn.train_context import ContextConfig, assemble
 
 assemble(load_model("lrc-mshp-q3"), ChannelContext(ContextShape(96, 6, (128, 64), True)),
          Path("runs/joint/lrc-ctx-q3-init.safetensors"), ContextConfig(steps=0), 0.0)

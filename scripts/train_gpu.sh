@@ -28,7 +28,7 @@ train_all() {  # train_all OUTDIR STEPS [extra options...]
   for card in models/lrc-mshp-q*.json; do
     local name=$(basename "$card" .json)
     local lmbda=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["lmbda"])' "$card")
-    OMP_NUM_THREADS=2 setsid nohup python3 -m lrcodec.cli train --data "$DATA" --lmbda "$lmbda" \
+    OMP_NUM_THREADS=2 setsid nohup python3 -m lrcodec.app.cli train --data "$DATA" --lmbda "$lmbda" \
       "${COMMON[@]}" --steps "$steps" --init "models/$name.safetensors" \
       --out "$outdir/$name" "$@" >"$outdir/${name##*-}.log" 2>&1 </dev/null &
   done
@@ -66,7 +66,7 @@ start)
 collect)
   DEST=$2 SECS=${3:-0}
   end=$((SECONDS + SECS))
-  while pgrep -f "lrcodec.cli train" >/dev/null && ((SECONDS < end)); do sleep 10; done
+  while pgrep -f "lrcodec.app.cli train" >/dev/null && ((SECONDS < end)); do sleep 10; done
   tail -qn 2 "$RUNS"/models/*.log || true
   cp "$RUNS"/models/*.safetensors "$DEST"/
   tar -cf "$DEST/cards-and-logs.tar" -C "$RUNS/models" $(cd "$RUNS/models" && ls *.json *.log)

@@ -17,7 +17,9 @@ from lrcodec.models import build_network, load_safetensors, save_model
 BRIEF_STEPS = {"cheng2020-anchor": 200, "cheng2020-attn": 200, "cheng2020-anchor-checkerboard": 400, "scale-vbr": 200,
                "mean-scale-vbr": 200, "joint-autoregressive-vbr": 200}
 TINY_CONTEXT = {"slices": 3, "hidden": [16, 8], "checkerboard": True}
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN = Path(__file__).parent / "golden"
 VBR_LEVEL = 7  # the variable-rate test networks are trained and coded at their finest step (gain 1)
 
 
@@ -44,7 +46,7 @@ def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0
 def _briefly_train(net, arch: str, seed: int, steps: int = 30) -> None:
     """A few Adam steps on generated images, so latents and priors look like a trained
     model's (an untrained one maps every image to all-zero symbols)."""
-    from lrcodec.train import loss_of, rd_forward
+    from lrcodec.learn.train import loss_of, rd_forward
 
     images = torch.stack([
         torch.from_numpy(np.array(photo_like(64, 64, seed=seed * 100 + i))).permute(2, 0, 1)
@@ -120,3 +122,19 @@ def models_dir(tmp_path, monkeypatch, tiny_model):
     save_model(tiny_model.net, folder / "tiny", {"arch": "mean-scale", "N": 16, "M": 24, "lmbda": 0.01})
     monkeypatch.setenv("LRCODEC_MODELS", str(folder))
     return folder
+
+
+def pytest_generate_tests(metafunc):
+    """A family's test class (``tests/families/family_checks.py``) runs each check on each of
+    its ``ARCHS``, and on each golden file of them."""
+    archs = getattr(metafunc.cls, "ARCHS", None)
+    if not archs:
+        return
+    if "arch" in metafunc.fixturenames:
+        metafunc.parametrize("arch", archs)
+    if "uq" in metafunc.fixturenames:
+        metafunc.parametrize("uq", [False, True])
+    if "golden" in metafunc.fixturenames:
+        from family_checks import golden_names
+
+        metafunc.parametrize("golden", golden_names(archs))

@@ -8,8 +8,9 @@ import torch
 from conftest import assert_latents_close, assert_pixels_close, make_model, photo_like
 from PIL import Image
 
-from lrcodec import bitstream, codec, entropy
-from lrcodec.exact import gaussian_pmf, quantize_pmf
+from lrcodec.format import bitstream, entropy
+from lrcodec import codec
+from lrcodec.format.exact import gaussian_pmf, quantize_pmf
 from lrcodec.errors import LrcodecError
 
 
@@ -62,7 +63,7 @@ def test_ideal_bits_match_the_models_likelihood(tiny_model):
     """The coded model is the trained one: ideal bits equal -log2 of the training-time likelihood
     at hard-rounded latents with sigma rounded up to the coder's table, renormalised over the
     file's symbol range as the coder does."""
-    from lrcodec.quantization import factorized_interval_likelihood, gaussian_interval_likelihood
+    from lrcodec.format.likelihoods import factorized_interval_likelihood, gaussian_interval_likelihood
 
     image = photo_like(128, 128, seed=4)
     result = codec.encode_image(image, tiny_model)
@@ -135,7 +136,8 @@ def test_uq_round_trip_and_uniform_error(tiny_model):
 
 
 def test_soft_mean_reconstruction_round_trips_with_r_alpha(tiny_model):
-    from lrcodec.quantization import soft_round_conditional_mean, uq_dither
+    from lrcodec.learn.surrogates import soft_round_conditional_mean
+    from lrcodec.format.dither import uq_dither
 
     image = photo_like(128, 128, seed=9)
     result = codec.encode_image(image, tiny_model, uq=True, seed=4, soft_alpha=8)
@@ -212,7 +214,7 @@ def test_decoding_at_other_thread_counts_is_within_the_float_bound(tiny_model):
 
 def test_sigma_comes_from_the_models_own_table():
     """A model trained with another --sigma-min codes with its own table, and the latents say so."""
-    from lrcodec.entropy import sigma_table
+    from lrcodec.format.entropy import sigma_table
     from lrcodec.models import _finish
 
     base = make_model(seed=3)
@@ -233,7 +235,7 @@ def test_library_calls_from_a_thread_pool_give_the_one_by_one_results(tiny_model
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from lrcodec.refine import refine_image
+    from lrcodec.learn.refine import refine_image
 
     images = [photo_like(160 + 32 * (i % 3), 96 + 16 * i, seed=40 + i) for i in range(6)]
     models = [tiny_model, tiny_context_model]

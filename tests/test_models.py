@@ -8,6 +8,7 @@ from conftest import photo_like
 
 from lrcodec import codec, models
 from lrcodec.errors import LrcodecError
+from lrcodec.models import _compressai_keys
 
 
 def test_shipped_model_loads_by_name_and_quality(models_dir, tiny_model):
@@ -86,3 +87,20 @@ def test_widened_model_codes_like_the_original(tiny_model, tiny_scale_model):
         models.widen_latents(wide.net, "mean-scale", 24)
     with pytest.raises(LrcodecError, match="mean-scale"):
         models.widen_latents(tiny_scale_model.net, "scale", 40)
+
+
+def test_old_checkpoint_keys_are_renamed_as_compressais_loader_does():
+    from compressai.zoo.pretrained import load_pretrained
+
+    t = torch.zeros(1)
+    state = {"module.g_a.0.conv1.weight": t, "module.g_a.0.downsample.weight": t, "g_a.2.downsample.bias": t,
+             "entropy_bottleneck._biases.0": t, "entropy_bottleneck._matrices.3": t,
+             "entropy_bottleneck._factors.2": t, "module.entropy_bottleneck._biases.1": t,
+             "entropy_bottleneck._matrices.12": t, "entropy_bottleneck.quantiles": t,
+             "latent_codec.hyper.entropy_bottleneck._biases.0": t, "module.h_a.downsample.downsample.w": t,
+             "module.module.x": t, "epoch": 3, "names": ["a"]}
+    renamed = _compressai_keys(state)
+    expected = load_pretrained({k: v for k, v in state.items() if hasattr(v, "shape")})
+    assert list(renamed) == list(expected)
+    assert all(renamed[k] is expected[k] for k in expected)
+    assert "entropy_bottleneck._bias0" in renamed and "g_a.0.skip.weight" in renamed

@@ -18,10 +18,11 @@ import torch
 from conftest import assert_pixels_close, photo_like
 from PIL import Image
 
-from lrcodec import bitstream, codec, exact, models
+from lrcodec.format import bitstream, exact
+from lrcodec import codec, models
 from lrcodec.errors import LrcodecError
-from lrcodec.format1 import NOT_HERE
-from lrcodec.probe import latent_digest, symbol_digest
+from lrcodec.format.format1 import NOT_HERE
+from lrcodec.app.probe import latent_digest, symbol_digest
 
 GOLDEN = Path(__file__).parent / "golden"
 MANIFEST = json.loads((GOLDEN / "golden.json").read_text())
@@ -78,7 +79,7 @@ def test_every_released_model_has_golden_files_and_stays_decodable():
 
 
 def _probe(files: list[str], **env) -> dict:
-    out = subprocess.run([sys.executable, "-m", "lrcodec.probe", *files], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "lrcodec.app.probe", *files], capture_output=True, text=True,
                          env={**os.environ, **env}, timeout=600)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -143,7 +144,7 @@ def test_elementary_functions_match_the_reference_libraries():
 
 
 def test_factorized_tables_are_the_trained_prior(tiny_model):
-    from lrcodec.quantization import factorized_interval_likelihood
+    from lrcodec.format.likelihoods import factorized_interval_likelihood
 
     eb = tiny_model.net.entropy_bottleneck
     C = eb.channels

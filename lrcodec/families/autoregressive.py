@@ -23,13 +23,11 @@ import torch
 from torch import nn
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, IntegerNetwork, PositionConvolution
-from .base import (SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, has_prefix,
-                   zero_masked_taps)
+from ..format.exact import ACT_BITS, IntegerNetwork, PositionConvolution
+from .base import SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, has_prefix, zero_masked_taps
 from .coding import ExactEntropyModel, Rate, YUnit
 from .hyperprior import MeanScaleHyperpriorNet
-from .layers import (AttentionBlock, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride,
-                     conv, conv3x3, deconv, gdn_analysis, gdn_synthesis, subpel_conv3x3)
+from .layers import AttentionBlock, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride, conv, conv3x3, deconv, gdn_analysis, gdn_synthesis, subpel_conv3x3
 from .priors import GaussianConditional
 
 

@@ -10,25 +10,36 @@ A family is an object that owns its architecture's whole graph (``lrcodec.famili
   y's resolution, or None), ``y_forward`` (y -> y_hat and its bits, given the hyper tensor);
   each takes a *quantizer* of centred latents, so the same graph serves every surrogate, the
   refinement samplers and hard rounding;
-* ``exact``: the coder's exact graph (``lrcodec.exact``), which decides every symbol's
+* ``exact``: the coder's exact graph (``lrcodec.format.exact``), which decides every symbol's
   probability and the order of y's coding units;
 * ``hard_bits``: the information content of the coder's latents under the float model.
 
 A quantizer is ``quantize(v, channels) -> Quantized``: v is a centred part of a latent (y - mu,
 z - m) and ``channels`` its slice of the latent's channels; it returns the value fed on (still
-centred) and the interval whose probability mass is the rate (``lrcodec.quantization``).
+centred) and the interval whose probability mass is the rate (the coder's hard rounding here, the training surrogates in ``lrcodec.learn.surrogates``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
-from ..entropy import SIGMA_MIN
+from ..format.entropy import SIGMA_MIN
 from ..errors import LrcodecError
-from ..quantization import Quantized, factorized_interval_likelihood, gaussian_bits, gaussian_interval_likelihood, z_medians
+from ..format.likelihoods import factorized_interval_likelihood, gaussian_bits, gaussian_interval_likelihood, z_medians
+
+@dataclass
+class Quantized:
+    """What a quantizer gives for a centred latent: the value fed on, and the interval whose
+    probability mass is its rate."""
+
+    value: torch.Tensor  # input to the next transform (centred)
+    lower: torch.Tensor  # rate = P(lower < V < upper)
+    upper: torch.Tensor
+
 
 Quantizer = Callable[..., Quantized]
 

@@ -14,7 +14,7 @@ other half with the anchors' y_hat of the slice as one more input (plus a mask c
 that tells the two passes apart).
 
 The correction networks are convolutions and leaky ReLUs only, so that the coder can run them
-as integer networks (``lrcodec.exact``); their last layer starts at zero, so an untrained
+as integer networks (``lrcodec.format.exact``); their last layer starts at zero, so an untrained
 context codes exactly as the hyperprior does.
 """
 
@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, ACT_LIMIT, IntegerNetwork, exp
-from ..tiling import tiled
+from ..format.exact import ACT_BITS, ACT_LIMIT, IntegerNetwork, exp
+from ..format.tiling import tiled
 from .base import SIGMA_MIN, Quantizer, gaussian_step, has_prefix
 from .coding import YUnit
 from .hyperprior import ExactHyperprior, Hyperprior
@@ -167,7 +167,7 @@ class ExactChannelContext(ExactHyperprior):
         return np.split(out, 2, axis=1)
 
     def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
-        """sigma_h * exp(d_sigma) with ``lrcodec.exact``'s exp, mu_h + d_mu (multiples of
+        """sigma_h * exp(d_sigma) with ``lrcodec.format.exact``'s exp, mu_h + d_mu (multiples of
         2**-ACT_BITS, added exactly)."""
         sigma, mu = super().unit_params(unit, hyper)
         d_sigma, d_mu = self.delta(unit, self.fixed(hyper), y_hat_fixed)

@@ -27,14 +27,12 @@ import torch
 from torch import nn
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, IntegerNetwork, PositionConvolution
-from ..tiling import tiled
+from ..format.exact import ACT_BITS, IntegerNetwork, PositionConvolution
+from ..format.tiling import tiled
 from .autoregressive import cheng2020_g_a, cheng2020_g_s, cheng2020_h_a, cheng2020_h_s
-from .base import (SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, has_prefix,
-                   receptive_radius, zero_masked_taps)
+from .base import SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, has_prefix, receptive_radius, zero_masked_taps
 from .coding import ExactEntropyModel, YUnit
-from .layers import (AttentionBlock, CheckerboardMaskedConv2d, ResidualBottleneckBlock, conv, conv1x1, deconv,
-                     sequential_channel_ramp)
+from .layers import AttentionBlock, CheckerboardMaskedConv2d, ResidualBottleneckBlock, conv, conv1x1, deconv, sequential_channel_ramp
 from .priors import CompressionNet, EntropyBottleneck, GaussianConditional
 from .two_pass import anchors_of, checkerboard_units, two_pass
 

@@ -1,7 +1,7 @@
 """The coder's parts that families compose, as CompressAI's ``latent_codecs`` compose a codec:
 y's coding units and their tables, the rate a model codes at, and the exact entropy model of
 a Gaussian y under a hyperprior (z under the factorized prior, h_s as an integer network).
-Everything here is built from ``lrcodec.exact``'s arithmetic, so it decides the same symbols
+Everything here is built from ``lrcodec.format.exact``'s arithmetic, so it decides the same symbols
 on every machine.
 
 A family's exact model is an ``ExactEntropyModel`` whose ``y_units`` and ``unit_params`` say
@@ -16,8 +16,8 @@ from functools import cached_property
 
 import numpy as np
 
-from ..exact import ACT_BITS, FactorizedPrior, IntegerNetwork, gaussian_pmf, quantize_pmf
-from ..tiling import tiled
+from ..format.exact import ACT_BITS, FactorizedPrior, IntegerNetwork, gaussian_pmf, quantize_pmf
+from ..format.tiling import tiled
 
 
 @dataclass

@@ -4,7 +4,7 @@ ReLU in place of GDN, ``bmshj2018-factorized-relu``, arch "factorized-relu")::
     x -> g_a -> y -> [Q around the channel's median, learned factorized prior] -> y_hat -> g_s -> x_hat
 
 No hyperprior: the file's z payload is empty, and y is coded as z is in the other families,
-one table per (channel, dither level) from the exact factorized CDF (``lrcodec.exact``).
+one table per (channel, dither level) from the exact factorized CDF (``lrcodec.format.exact``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from ..exact import FactorizedPrior, quantize_pmf
+from ..format.exact import FactorizedPrior, quantize_pmf
 from .base import SIGMA_MIN, Family, Quantizer, factorized_forward, has_prefix
 from .coding import ExactEntropyModel, Rate, YUnit
 from .layers import conv, deconv, gdn_analysis, gdn_synthesis

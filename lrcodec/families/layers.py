@@ -4,7 +4,7 @@ CompressAI at run time.
 Every class keeps CompressAI 1.2.8's parameter and buffer names, shapes, module tree and
 default initialisation (the same draws from torch's generator, in the same order), because
 the shipped weights, CompressAI's zoo and its checkpoints name their tensors that way, and
-because ``lrcodec.exact`` and ``lrcodec.families.base.receptive_radius`` read the module
+because ``lrcodec.format.exact`` and ``lrcodec.families.base.receptive_radius`` read the module
 tree: its Conv2d, ConvTranspose2d and PixelShuffle leaves, a residual block's ``skip`` and
 ``upsample``, an attention block's ``conv_a`` and ``conv_b``. ``tests/test_layers.py`` checks
 each against CompressAI's.
@@ -16,27 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..format.likelihoods import lower_bound
+
 # ---------------------------------------------------------------- bounds and GDN
 
 
-class _LowerBoundFunction(torch.autograd.Function):
-    """max(x, bound); the gradient passes where x is above the bound or where it pushes x up,
-    so that a parameter stuck at its bound can still leave it."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, bound: Tensor) -> Tensor:
-        ctx.save_for_backward(x, bound)
-        return torch.max(x, bound)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        x, bound = ctx.saved_tensors
-        return ((x >= bound) | (grad_output < 0)) * grad_output, None
-
-
 class LowerBound(nn.Module):
-    """``torch.max(x, bound)`` with that gradient; the bound is a buffer (``bound``), as in
-    CompressAI's state dicts."""
+    """max(x, bound), with ``lrcodec.format.likelihoods.lower_bound``'s gradient (a parameter
+    stuck at its bound can leave it); the bound is a buffer (``bound``), as in CompressAI's
+    state dicts."""
 
     bound: Tensor
 
@@ -45,7 +33,7 @@ class LowerBound(nn.Module):
         self.register_buffer("bound", torch.Tensor([float(bound)]))
 
     def forward(self, x: Tensor) -> Tensor:
-        return _LowerBoundFunction.apply(x, self.bound)
+        return lower_bound(x, self.bound)
 
 
 class NonNegativeParametrizer(nn.Module):
@@ -113,7 +101,7 @@ def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
 
 def subpel_conv3x3(in_ch: int, out_ch: int, r: int = 1) -> nn.Sequential:
     """Up-sampling by r: a 3x3 convolution to r^2 times the channels, then a pixel shuffle
-    (a Sequential, which ``lrcodec.exact.leaf_modules`` flattens)."""
+    (a Sequential, which ``lrcodec.format.exact.leaf_modules`` flattens)."""
     return nn.Sequential(nn.Conv2d(in_ch, out_ch * r**2, kernel_size=3, padding=1), nn.PixelShuffle(r))
 
 

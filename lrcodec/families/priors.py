@@ -3,7 +3,7 @@ factorized density of its ``EntropyBottleneck`` (Ballé et al. 2018, appendix 6.
 its namings, the buffers of its ``GaussianConditional``, and the base of every network
 (``CompressionNet``: the quantiles' auxiliary loss).
 
-lrcodec codes with its own exact path (``lrcodec.exact``), so nothing here builds CDF
+lrcodec codes with its own exact path (``lrcodec.format.exact``), so nothing here builds CDF
 tables or codes: the coder-table buffers (``_quantized_cdf``, ``_offset``, ``_cdf_length``,
 ``scale_table``) are kept, empty, only because CompressAI's state dicts and its loader have
 them.
@@ -140,7 +140,7 @@ class EntropyBottleneckVbr(_FactorizedDensity):
 class GaussianConditional(_CoderBuffers):
     """CompressAI's ``GaussianConditional`` as its state dict has it: the scale floor
     (``lower_bound_scale``, ``scale_bound``) and the (empty) scale table. lrcodec's y path
-    (``lrcodec.quantization``, ``lrcodec.exact``) has its own floor and table."""
+    (``lrcodec.format.likelihoods``, ``lrcodec.format.exact``) has its own floor and table."""
 
     def __init__(self, scale_table=None, scale_bound: float = 0.11, tail_mass: float = 1e-9):
         super().__init__()

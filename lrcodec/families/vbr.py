@@ -16,7 +16,7 @@ with gain g = |Gain[s]|:
 The rate level is part of the model id (``identity``), so a file names its rate and a decoder
 given the network finds the level. qs and the offsets are small MLPs, evaluated once per level
 in float64 with IEEE basic operations in a fixed order and lrcodec's own softplus
-(``lrcodec.exact``), so every machine gets the same numbers. The offsets are evaluated at the
+(``lrcodec.format.exact``), so every machine gets the same numbers. The offsets are evaluated at the
 coder's sigma (the table value at its index, at most one table step, 3 %, above CompressAI's
 continuous one) and rounded to multiples of 2**-16; mbt2018-vbr's context reads the restored
 y_hat rounded to fixed point (multiples of 2**-16), as the fixed-rate context reads its y_hat.
@@ -33,8 +33,8 @@ import torch
 from torch import nn
 
 from ..errors import LrcodecError
-from ..exact import ACT_BITS, as_f64, softplus
-from ..quantization import gaussian_bits, gaussian_interval_likelihood, lower_bound
+from ..format.exact import ACT_BITS, as_f64, softplus
+from ..format.likelihoods import gaussian_bits, gaussian_interval_likelihood, lower_bound
 from .autoregressive import PASSES, ExactAutoregressive, JointAutoregressive, JointAutoregressiveNet
 from .base import SIGMA_MIN, Family, Quantizer, factorized_forward, hard_rounding, has_prefix
 from .coding import Rate
@@ -98,7 +98,7 @@ DEFAULT_LEVEL = 2  # CompressAI's lambda 0.0067: lrcodec's default rate (quality
 
 def exact_mlp(sequential, x: np.ndarray) -> np.ndarray:
     """A Sequential of Linear, ReLU and Softplus layers on rows of x, in float64 with every sum
-    written out term by term (``lrcodec.exact``'s rules): the same result on every machine."""
+    written out term by term (``lrcodec.format.exact``'s rules): the same result on every machine."""
     for layer in sequential:
         if isinstance(layer, torch.nn.Linear):
             w, b = as_f64(layer.weight), as_f64(layer.bias)

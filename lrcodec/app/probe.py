@@ -1,0 +1,88 @@
+"""Decode lrcodec files and print digests of what they decode to, under whatever arithmetic
+this process runs: ``python -m lrcodec.app.probe [--pixels=DIR] FILE...`` prints a JSON object.
+
+Used by the tests and ``bench/portability.py`` to show that the latents do not depend on the
+CPU kernels (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``), oneDNN or not, the thread count or
+the transforms' dtype; the pixels are float and may differ by a level between these (the tests
+bound how often)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+
+def symbol_digest(latents) -> str:
+    """SHA-256 of the integers the range decoder produced (z and y symbols, sigma indices): the
+    same on every machine for every format version that decodes there."""
+    return _digest(latents.z_symbols.numpy(), latents.y_symbols.numpy(), latents.sigma_index)
+
+
+def latent_digest(latents) -> str:
+    """SHA-256 of the symbols and the y_hat they imply for g_s. Machine-independent from format
+    2 on (its mu is exact); format 1's y_hat holds a float mu."""
+    return _digest(latents.z_symbols.numpy(), latents.y_symbols.numpy(), latents.sigma_index, latents.y_hat.numpy())
+
+
+def _digest(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def pixel_digest(pixels) -> str:
+    return hashlib.sha256(pixels.numpy().tobytes()).hexdigest()
+
+
+def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
+    """{variant: {path: {symbols, latents, pixels} or {error}}} for threads 1, 2 and 3, native
+    kernels instead of oneDNN, and float64 transforms; with ``pixels_dir``, each variant's
+    decoded pixels are saved there as NAME.VARIANT.npy too. It sets the thread count and oneDNN process-wide,
+    which only a process of its own may do (``python -m lrcodec.app.probe``)."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from ..format.bitstream import parse_header
+    from ..codec import decode_latents
+    from ..errors import LrcodecError
+    from ..models import find_model_by_id
+
+    results: dict = {}
+    loaded: dict = {}
+    for path in paths:
+        data = open(path, "rb").read()
+        model_id = parse_header(data).model_id
+        if model_id not in loaded:
+            model = find_model_by_id(model_id)
+            wide = copy.copy(model)
+            wide.net, wide._exact = copy.deepcopy(model.net).double(), None
+            loaded[model_id] = model, wide
+        model, wide = loaded[model_id]
+        variants = {"threads-1": (model, 1, nullcontext), "threads-2": (model, 2, nullcontext),
+                    "threads-3": (model, 3, nullcontext), "native": (model, 2, lambda: torch.backends.mkldnn.flags(enabled=False)), "float64": (wide, 2, nullcontext)}
+        for name, (m, threads, context) in variants.items():
+            torch.set_num_threads(threads)
+            record = results.setdefault(name, {})
+            try:
+                with context():
+                    decoded = decode_latents(data, m)
+            except LrcodecError as e:
+                record[path] = {"error": str(e)}
+                continue
+            record[path] = {"symbols": symbol_digest(decoded.latents), "latents": latent_digest(decoded.latents),
+                            "pixels": pixel_digest(decoded.pixels)}
+            if pixels_dir:
+                np.save(f"{pixels_dir}/{Path(path).stem}.{name}.npy", decoded.pixels.numpy())
+    return results
+
+
+if __name__ == "__main__":  # pragma: no cover - run in subprocesses by tests and bench
+    args = sys.argv[1:]
+    pixels_dir = args.pop(0).removeprefix("--pixels=") if args and args[0].startswith("--pixels=") else None
+    json.dump(decode_variants(args, pixels_dir), sys.stdout)

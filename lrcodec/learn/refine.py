@@ -1,0 +1,487 @@
+"""Per-image latent refinement (SGA, SGA+): optimise y and z at encode time so that the
+unchanged decoder spends fewer bits for the same quality (``docs/algorithms.md`` section 4).
+
+Each iteration relaxes rounding with the chosen soft-rounding sampler at temperature T(t),
+scores lambda' * 255^2 * MSE + bpp on the real (unpadded) pixels and takes an Adam step on
+(y, z). Every ``eval_every`` iterations the *true* loss is computed with the coder's own hard
+quantization (``codec.quantize_latents``), and the best latents seen are kept. At the end the
+refined file is compared with the plain encode by real bytes and real pixels, and the better
+one is written: refinement never makes a file worse in R-D loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from .. import codec
+from ..devices import bf16_native
+from ..errors import LrcodecError
+from ..families import ZOO_KODAK_BPP, ZOO_LAMBDAS
+from ..metrics import bits_per_pixel, psnr_of, rd_loss
+from ..models import LoadedModel
+from ..settings import RefineSettings
+from ..format.tiling import tile_side, tiles
+from ..families.base import Quantized
+from .surrogates import ste_round
+from ..format.dither import uq_dither
+
+
+
+# ------------------------------------------------------------------ soft-rounding samplers
+
+
+def two_class_logits(r: torch.Tensor, method: str, a: float = 2.3) -> torch.Tensor:
+    """Logits (floor, ceil), shape (..., 2), for r = v - floor(v) (section 4.2)."""
+    r = r.clamp(1e-5, 1 - 1e-5)
+    if method == "atanh":
+        return torch.stack([-torch.atanh(r), -torch.atanh(1 - r)], -1)
+    if method == "linear":
+        return torch.stack([torch.log1p(-r), torch.log(r)], -1)
+    if method == "cosine":
+        eps = 1e-7
+        c_floor = torch.cos(math.pi / 2 * r) ** 2
+        c_ceil = torch.cos(math.pi / 2 * (1 - r)) ** 2
+        return torch.stack([torch.log((1 - eps) * c_floor + eps), torch.log((1 - eps) * c_ceil + eps)], -1)
+    if method == "ssl":
+        logit = torch.log(r) - torch.log1p(-r)
+        return torch.stack([F.logsigmoid(-a * logit), F.logsigmoid(a * logit)], -1)
+    raise ValueError(f"no two-class rounding for {method!r}")
+
+
+def three_class_logits(c: torch.Tensor, method: str, a: float = 1.4, r: float = 0.98, n: float = 1.4) -> torch.Tensor:
+    """Logits of (R-1, R, R+1), shape (..., 3), for c = v - round(v) (section 4.3)."""
+    d = torch.stack([c + 1, c, c - 1], -1)
+    if method == "linear":
+        return n * torch.log((1 - r * d.abs()).clamp_min(1e-6))
+    if method == "cosine":
+        return torch.log(torch.cos(math.pi / 2 * (r * d).clamp(-1, 1)).clamp_min(0) ** n + 1e-7)
+    if method == "ssl":
+        x = ((r / 1.5) * d).abs().clamp(1e-6, 1 - 1e-6)
+        logit = torch.log(x) - torch.log1p(-x)
+        return n * torch.log(torch.sigmoid(-a * logit).clamp_min(1e-6))
+    raise ValueError(f"no three-class rounding for {method!r}")
+
+
+def class_probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The categorical that the relaxed sample is drawn from: softmax(logits / T)."""
+    return torch.softmax(logits / temperature, -1)
+
+
+def _gumbel(shape, gen: torch.Generator) -> torch.Tensor:
+    u = torch.rand(shape, generator=gen, device=gen.device).clamp_(1e-10, 1 - 1e-7)
+    return u.log_().neg_().log_().neg_()  # -log(-log(u)) in place: a 12 MP image's draw is 37 MB
+
+
+@dataclass
+class Sampler:
+    """Relaxed rounding of a centred latent for one method (section 4)."""
+
+    method: str = "ssl"
+    three_class: bool = False
+    a: float = 2.3
+    tmax: float = 1.0
+    decay: float = 1e-3
+
+    @classmethod
+    def of(cls, settings: RefineSettings) -> "Sampler":
+        a = settings.a if settings.a is not None else (1.4 if settings.three_class else 2.3)
+        return cls(settings.method, settings.three_class, a, settings.tmax, settings.decay)
+
+    def temperature(self, t: int) -> float:
+        if self.method == "atanh":  # SGA's "exp0" schedule
+            return float(min(max(0.5 * math.exp(-self.decay * (t - 700)), 1e-8), 0.5))
+        return float(min(self.tmax, math.exp(-self.decay * t)))
+
+    def noise(self, shape, gen: torch.Generator) -> torch.Tensor | None:
+        """The random draw one call consumes for a tensor of ``shape`` (None for STE): drawn
+        for the whole latent once per iteration, so that tiles take slices of one draw."""
+        if self.method == "ste":
+            return None
+        if self.method == "noise":
+            return torch.rand(shape, generator=gen, device=gen.device) - 0.5
+        return _gumbel((*shape, 3 if self.three_class else 2), gen)
+
+    def __call__(self, v: torch.Tensor, t: int, noise: torch.Tensor | None) -> torch.Tensor:
+        if self.method == "ste":
+            return ste_round(v)
+        if self.method == "noise":
+            return v + noise
+        T = self.temperature(t)
+        if self.three_class:
+            base = torch.round(v).detach()
+            logits = three_class_logits(v - base, self.method, a=self.a)
+            offsets = torch.tensor([-1.0, 0.0, 1.0], device=v.device)
+        else:
+            base = torch.floor(v).detach()
+            logits = two_class_logits(v - base, self.method, a=self.a)
+            offsets = torch.tensor([0.0, 1.0], device=v.device)
+        # Gumbel-softmax on logits / T with temperature T: T enters twice (section 4.2).
+        w = torch.softmax((logits / T + noise) / T, -1)
+        return base + (w * offsets).sum(-1)
+
+
+# ------------------------------------------------------------------ the refinement loop
+
+TILE = 24  # y positions per tile side in the loop (384 pixels): memory stays bounded at any size
+# (a 12 MP image's float32 loop: 200 MB less than at 32, for about 8 % more time per iteration)
+ONE_TILE = 48 * 48  # y positions refined untiled (Kodak's 768x512 is 48 x 32): no halo to recompute
+
+
+class Evaluation(NamedTuple):
+    """The true loss of one image's latents at one iteration (0: the plain encode)."""
+
+    iteration: int
+    loss: float  # R-D loss (``metrics.rd_loss``) of the file these latents code to
+    bpp: float  # their information content per pixel
+    psnr: float
+    seconds: float  # since the loop began
+    mse: float  # the decoder's own pixels against the original's
+
+
+@dataclass
+class RefineResult:
+    encoded: codec.EncodeResult
+    base: codec.EncodeResult
+    history: list[Evaluation] = field(default_factory=list)
+    kept_base: bool = False
+    seconds_per_iteration: float = 0.0
+    base_psnr: float = 0.0  # from the real decoded 8-bit pixels
+    psnr: float = 0.0
+    iterations: int = 0  # run (fewer than asked when early stopping or the time limit ended the loop)
+    lmbda: float = 0.0  # the R-D trade-off refined for (``lambda_for``)
+
+
+def _squared_error(a: torch.Tensor, b: torch.Tensor, rows: int = 256) -> int:
+    """The exact sum of squared differences of two uint8 images, a band of rows at a time (a
+    12 MP image in float would cost 150 MB a copy)."""
+    return sum(int((a[..., r : r + rows, :].int() - b[..., r : r + rows, :].int()).square().sum())
+               for r in range(0, a.shape[-2], rows))
+
+
+def _true_loss(model, q: codec.QuantizedLatents, pixels, lmbda: float, iteration: int, seconds: float) -> Evaluation:
+    """The evaluation of latents quantized as the coder does (symbols and each element's
+    (sigma, mu) from the exact CPU path): the bits are their information content, the pixels
+    the decoder's own (``codec.synthesise``; ``pixels`` the original's, uint8), so the MSE is
+    the file's."""
+    H, W = pixels.shape[2:]
+    with torch.no_grad():
+        mse = _squared_error(codec.synthesise(model, q.y_hat, H, W), pixels.cpu()) / (pixels.numel() * 255**2)
+        bits = model.family.hard_bits(model.net, q, model.sigma_min)
+    bpp = bits_per_pixel(bits.item(), H * W)
+    return Evaluation(iteration, rd_loss(lmbda, mse, bpp), bpp, psnr_of(mse), seconds, mse)
+
+
+def _relaxed(sampler, t: int, v, u, noise) -> Quantized:
+    """The sampler as a quantizer of a centred latent v with dither u: u + relaxed round(v - u),
+    scored on the unit interval around it."""
+    value = sampler(v - u, t, noise) + u
+    return Quantized(value, value - 0.5, value + 0.5)
+
+
+def file_loss(result: codec.EncodeResult, x: torch.Tensor, lmbda: float, model: LoadedModel) -> tuple[float, float]:
+    """(R-D loss from the real file size and the real decoded 8-bit pixels, PSNR)."""
+    decoded = codec.synthesise(model, result.latents.y_hat, x.shape[2], x.shape[3]).float() / 255
+    mse = F.mse_loss(decoded, x.cpu()).item()
+    return rd_loss(lmbda, mse, result.bpp), psnr_of(mse)
+
+
+def lambda_for(model: LoadedModel, base_bpp: float, lmbda: float | None = None) -> float:
+    """The R-D trade-off to refine an image for: ``lmbda``, else the model card's, else (a bare
+    checkpoint) the lambda of CompressAI's zoo quality whose published Kodak rate is nearest, in
+    log rate, the image's plain encode (``ZOO_LAMBDAS``, ``ZOO_KODAK_BPP``)."""
+    if lmbda is None:
+        lmbda = model.card.get("lmbda")
+    if lmbda is None:
+        return min(zip(ZOO_LAMBDAS, ZOO_KODAK_BPP), key=lambda q: abs(math.log(q[1] / max(base_bpp, 1e-9))))[0]
+    if not lmbda > 0:
+        raise LrcodecError(f"lambda must be positive, got {lmbda}")
+    return float(lmbda)
+
+
+def refine_halo(model: LoadedModel) -> int:
+    """y positions of context a tile needs so that its own pixels and bits are the untiled
+    ones: g_s's receptive field plus the family's y context, in whole z cells."""
+    return -(-(model.halos[1] + model.family.y_context_radius(model.net)) // 4) * 4
+
+
+# ------------------------------------------------------------------ the plan
+
+
+def _plan(settings: RefineSettings, seconds_left: float, per_iteration: float, per_evaluation: float) -> int:
+    """The most iterations (at least 1, at most the settings') whose loop and true-loss
+    evaluations fit in ``seconds_left``; 0 when even one does not."""
+    def cost(n: int) -> float:
+        evaluations = n // settings.eval_every + (n % settings.eval_every != 0)
+        return n * per_iteration + evaluations * per_evaluation
+    return max((n for n in range(1, settings.iterations + 1) if cost(n) <= seconds_left), default=0)
+
+
+def _rescheduled(settings: RefineSettings, iterations: int) -> RefineSettings:
+    """The same schedule over fewer iterations: the temperature anneals to the same end."""
+    return replace(settings, iterations=iterations, decay=settings.decay * settings.iterations / iterations)
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The time limit, as what is left of it once the plain encodes are made: whether the loop
+    has room for an iteration, and after the first one (timed), for how many."""
+
+    deadline: float | None  # perf_counter() by which the loop must be done (None: no limit)
+    per_synthesis: float  # the least an iteration costs
+    per_evaluation: float  # one true-loss evaluation: quantize, code, synthesise
+
+    def first(self, settings: RefineSettings) -> RefineSettings:
+        """The schedule to start with: none when not even one iteration fits (an iteration
+        costs at least a synthesis)."""
+        if self.deadline is None:
+            return settings
+        left = self.deadline - time.perf_counter()
+        fits = _plan(settings, left, self.per_synthesis, self.per_evaluation) > 0
+        return settings if fits else replace(settings, iterations=0)
+
+    def after_first(self, settings: RefineSettings, first_seconds: float) -> RefineSettings | None:
+        """The schedule that fits, the first iteration having taken ``first_seconds`` (None:
+        stop now)."""
+        if self.deadline is None:
+            return settings
+        planned = _plan(settings, self.deadline - time.perf_counter() + first_seconds, first_seconds,
+                        self.per_evaluation)
+        if planned == 0:
+            return None
+        return _rescheduled(settings, planned) if planned < settings.iterations else settings
+
+
+# ------------------------------------------------------------------ the tiled step
+
+
+@dataclass
+class _Batch:
+    """What the loop works on: images of one size, their latents as the optimised leaves, and
+    the tiling; ``weights`` is each image's distortion weight lambda * 255^2 / (3 H W)."""
+
+    model: LoadedModel
+    x: torch.Tensor  # uint8 (B, 3, H, W) on the model's device
+    y: torch.Tensor
+    z: torch.Tensor
+    u_y: torch.Tensor | None  # the UQ dithers (None / 0: none)
+    u_z: torch.Tensor
+    weights: torch.Tensor
+    grid: list  # ((top, bottom, left, right), (r0, r1, c0, c1)) of each tile: its own and its crop
+    g_s: torch.nn.Module  # the loop's own copy, channels-last
+    bf16: bool
+    gen: torch.Generator
+
+    @property
+    def pixels(self) -> int:
+        return self.x.shape[2] * self.x.shape[3]
+
+
+def _tile_loss(batch: _Batch, t: int, sampler: Sampler, hyper, noise, tile) -> torch.Tensor:
+    """The relaxed loss of one tile: its own positions' bits and its own pixels' weighted
+    squared error, from y's crop around it (the halo gives the untiled values)."""
+    model, H, W = batch.model, batch.x.shape[2], batch.x.shape[3]
+    (top, bottom, left, right), (r0, r1, c0, c1) = tile
+
+    def quantize(v, channels):
+        """The sampler on the tile's part of y (centred)."""
+        u = 0.0 if batch.u_y is None else batch.u_y[:, channels, r0:r1, c0:c1]
+        return _relaxed(sampler, t, v, u, None if noise is None else noise[:, channels, r0:r1, c0:c1])
+
+    crop = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
+    y_tilde, bits = model.family.y_forward(model.net, batch.y[crop], None if hyper is None else hyper[crop],
+                                           quantize, model.sigma_min)
+    loss = bits_per_pixel(bits[:, :, top - r0 : bottom - r0, left - c0 : right - c0].sum(), batch.pixels)
+    rows, cols = (16 * top, min(16 * bottom, H)), (16 * left, min(16 * right, W))
+    if rows[1] > rows[0] and cols[1] > cols[0]:  # tiles wholly in the padding have no pixels
+        with torch.autocast(batch.x.device.type, dtype=torch.bfloat16, enabled=batch.bf16):
+            x_hat = batch.g_s(y_tilde)
+        own = x_hat[:, :, rows[0] - 16 * r0 : rows[1] - 16 * r0, cols[0] - 16 * c0 : cols[1] - 16 * c0]
+        # The sum over the batch: each image's latents get their own loss's gradient.
+        error = own.float() - batch.x[:, :, rows[0] : rows[1], cols[0] : cols[1]].float().div_(255)
+        loss = loss + (error.square().sum((1, 2, 3)) * batch.weights).sum()
+    return loss
+
+
+def _step(batch: _Batch, t: int, sampler: Sampler, opt: torch.optim.Optimizer) -> None:
+    """One Adam step on the relaxed loss, tile by tile. h_s runs once on the whole z; its
+    outputs' gradients are gathered from the tiles and sent back through it once."""
+    model = batch.model
+    z_noise = sampler.noise(batch.z.shape, batch.gen)
+    z_tilde, bits_z = model.family.z_forward(model.net, batch.z,
+                                             lambda v, channels: _relaxed(sampler, t, v, batch.u_z, z_noise))
+    hyper = model.family.hyper_synthesis(model.net, z_tilde)
+    hyper_d = None if hyper is None else hyper.detach().float().requires_grad_(hyper.requires_grad)
+    noise = sampler.noise(batch.y.shape, batch.gen)
+    for tile in batch.grid:
+        _tile_loss(batch, t, sampler, hyper_d, noise, tile).backward()
+    ends = [] if hyper_d is None or hyper_d.grad is None else [(hyper, hyper_d.grad.to(hyper.dtype))]
+    if bits_z.numel():
+        torch.autograd.backward([bits_per_pixel(bits_z.sum(), batch.pixels)] + [p for p, _ in ends],
+                                [None] + [g for _, g in ends])
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+# ------------------------------------------------------------------ the loop and the choice
+
+
+@dataclass
+class _Best:
+    """The best latents of one image seen so far (None: the plain encode's)."""
+
+    evaluation: Evaluation
+    y: torch.Tensor | None = None
+    z: torch.Tensor | None = None
+    stale: int = 0  # evaluations since the last better one
+
+
+def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: list[list[Evaluation]],
+          lmbdas: list[float], quantizer: dict, progress: Callable | None) -> tuple[list[_Best], int, float]:
+    """Run the schedule (shortened by the budget after its first iteration, or by patience);
+    appends each true-loss evaluation to ``histories``. Returns each image's best latents,
+    the iterations run and the seconds per iteration."""
+    opt = torch.optim.Adam([batch.y, batch.z], lr=settings.lr)
+    best = [_Best(history[0]) for history in histories]
+    schedule, sampler, t, t0 = settings, Sampler.of(settings), 0, time.perf_counter()
+    while t < schedule.iterations:
+        t += 1
+        if t == math.ceil(schedule.lr_drop * schedule.iterations) + 1:
+            for group in opt.param_groups:
+                group["lr"] = schedule.lr / 10
+        _step(batch, t, sampler, opt)
+        if t == 1:
+            schedule = budget.after_first(schedule, time.perf_counter() - t0)
+            if schedule is None:
+                break
+            sampler = Sampler.of(schedule)
+        if t % schedule.eval_every == 0 or t == schedule.iterations:
+            for i, (history, b) in enumerate(zip(histories, best)):
+                y, z = batch.y[i : i + 1].detach(), batch.z[i : i + 1].detach()
+                q = codec.quantize_latents(batch.model, y, z, **quantizer)
+                history.append(_true_loss(batch.model, q, batch.x[i : i + 1], lmbdas[i], t, time.perf_counter() - t0))
+                if history[-1].loss < b.evaluation.loss:
+                    best[i] = _Best(history[-1], y.clone(), z.clone())
+                else:
+                    b.stale += 1
+        if progress:
+            e = histories[0][-1]
+            progress("refinement", t, schedule.iterations, f"iteration {e.iteration}: {e.bpp:.4f} bpp, {e.psnr:.2f} dB")
+        if settings.patience and min(b.stale for b in best) >= settings.patience:
+            break
+    return best, t, (time.perf_counter() - t0) / max(t, 1)
+
+
+def _choose(model: LoadedModel, base: codec.EncodeResult, best: _Best, history: list[Evaluation], lmbda: float,
+            mode: str, quantizer: dict, label: str, iterations: int, per_iteration: float) -> RefineResult:
+    """The result of one image: its best latents' file, unless the plain file is as good by
+    real bytes and the decoder's pixels (the true loss's MSE is the file's); ties keep it."""
+    plain = history[0]
+    if best.y is None:
+        refined, mse = base, plain.mse
+    else:
+        W, H = base.header.width, base.header.height
+        refined = codec.encode_latents(model, best.y, best.z, W, H, mode, **quantizer, refined_method=label)
+        mse = best.evaluation.mse
+    kept_base = rd_loss(lmbda, mse, refined.bpp) >= rd_loss(lmbda, plain.mse, base.bpp)
+    return RefineResult(base if kept_base else refined, base, history, kept_base, per_iteration,
+                        psnr_of(plain.mse), psnr_of(plain.mse if kept_base else mse), iterations, lmbda)
+
+
+def refine_image(image, model: LoadedModel, settings: RefineSettings | None = None, **options) -> RefineResult:
+    """Refine an image's latents and return the encoded file (never worse than plain encode).
+
+    ``settings`` (or keyword changes to its fields) steer the loop; ``uq``/``seed``/``soft_alpha``
+    choose the quantizer the file uses, which the loop optimizes for (see ``refine_images``)."""
+    return refine_images([image], model, settings, **options)[0]
+
+
+def refine_images(
+    images: list,
+    model: LoadedModel,
+    settings: RefineSettings | None = None,
+    *,
+    uq: bool = False,
+    seed: int = 0,
+    soft_alpha: int = 0,
+    drop_alpha: bool = False,
+    progress: Callable | None = None,
+    tile: int | None = None,
+    **changes,
+) -> list[RefineResult]:
+    """Refine images of one size together, as one batch (what a GPU wants); each image's result
+    is what refining it alone would give, up to the random draws of the sampler.
+
+    Each iteration runs g_s tile by tile (``tile`` y positions a side, with ``refine_halo``
+    around), each tile's loss on its own pixels and bits; the gradients add up to the untiled
+    ones, and memory is bounded by a tile's (None: one tile up to ``ONE_TILE`` positions, else
+    ``TILE``). The loop and the transforms run on the model's
+    device (``model.to(device)``); the files' symbols are decided on the CPU's exact path, so a
+    file refined on a GPU decodes anywhere. With ``time_limit`` the first iteration's time
+    decides how many iterations fit."""
+    t_start = time.perf_counter()
+    settings = replace(settings or RefineSettings(), **changes)
+    settings.check()
+    if tile is not None and (tile < 4 or tile % 4):
+        raise LrcodecError(f"refinement tiles must be a positive multiple of 4 y positions, got {tile}")
+    if len({im.size for im in images}) != 1:
+        raise LrcodecError("images refined as one batch must have one size")
+    dev = model.device
+    quantizer = dict(uq=uq, seed=seed, soft_alpha=soft_alpha)
+    W, H = images[0].size
+
+    prepared = [codec.prepare_pixels(im, drop_alpha) for im in images]
+    latents = [codec.analyse(model, pixels, progress) for pixels, _ in prepared]
+    t_code = time.perf_counter()
+    bases = [codec.encode_latents(model, y0, z0, W, H, mode, **quantizer)
+             for (y0, z0), (_, mode) in zip(latents, prepared)]
+    t_code = time.perf_counter() - t_code
+    lmbdas = [lambda_for(model, base.bpp, settings.lmbda) for base in bases]
+    # uint8 (floats a tile at a time); one image's is a view of its padded pixels
+    x = torch.cat([pixels[:, :, :H, :W] for pixels, _ in prepared]) if len(prepared) > 1 else prepared[0][0][:, :, :H, :W]
+    y_shape, z_shape = tuple(latents[0][0].shape), tuple(latents[0][1].shape)
+    batch = _Batch(
+        model, x.to(dev),
+        torch.cat([y0 for y0, _ in latents]).detach().clone().requires_grad_(True),
+        torch.cat([z0 for _, z0 in latents]).detach().clone().requires_grad_(True),
+        uq_dither(seed, y_shape, 0, soft_alpha).to(dev) if uq else None,
+        uq_dither(seed, z_shape, 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev),
+        torch.tensor(lmbdas, device=dev) * 255**2 / (3 * H * W),
+        list(tiles(y_shape[2], y_shape[3], tile or tile_side(*y_shape[2:], TILE, ONE_TILE), refine_halo(model))),
+        copy.deepcopy(model.net.g_s).to(memory_format=torch.channels_last),  # the coder keeps its own
+        settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_native(dev)),
+        torch.Generator(dev).manual_seed(seed))
+    del latents, x
+
+    # Iteration 0 is the plain encode, whose latents are already quantized.
+    t_eval = time.perf_counter()
+    histories = [[_true_loss(model, base.latents, batch.x[i : i + 1], lmbdas[i], 0, 0.0)] for i, base in enumerate(bases)]
+    t_eval = time.perf_counter() - t_eval  # a true loss of quantized latents: synthesis and bits
+    budget = _Budget(t_start + settings.time_limit - t_code if settings.time_limit else None, t_eval, t_eval + t_code)
+    best, iterations, per_iteration = _loop(batch, budget.first(settings), budget, histories, lmbdas, quantizer, progress)
+    return [_choose(model, base, b, history, lmbda, mode, quantizer, settings.label, iterations, per_iteration)
+            for base, b, history, lmbda, (_, mode) in zip(bases, best, histories, lmbdas, prepared)]
+
+
+def find_lambda_for_bpp(image, model: LoadedModel, target_bpp: float, *, searches: int = 6,
+                        **kwargs) -> tuple[RefineResult, float]:
+    """Bisection on log(lambda') for the refined file whose real bpp is closest to the target."""
+    lo, hi = math.log(1e-4), math.log(0.5)
+    best: tuple[float, RefineResult, float] | None = None
+    for _ in range(searches):
+        lmbda = math.exp((lo + hi) / 2)
+        result = refine_image(image, model, lmbda=lmbda, **kwargs)
+        gap = abs(result.encoded.bpp - target_bpp)
+        if best is None or gap < best[0]:
+            best = (gap, result, lmbda)
+        if result.encoded.bpp > target_bpp:
+            hi = math.log(lmbda)
+        else:
+            lo = math.log(lmbda)
+    return best[1], best[2]

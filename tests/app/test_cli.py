@@ -1,0 +1,264 @@
+"""The command line as a user meets it: pipes, default names, one-line errors, no partial files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import photo_like
+
+from lrcodec import models
+from lrcodec.app.cli import main
+
+LRCODEC = str(Path(sys.executable).with_name("lrcodec"))
+
+
+def run(*args, input=None, cwd=None):
+    return subprocess.run([LRCODEC, *args], input=input, capture_output=True, cwd=cwd,
+                          env=os.environ.copy(), timeout=300)
+
+
+def test_pipe_through_the_console_script(models_dir, tmp_path):
+    src = tmp_path / "a.png"
+    photo_like(65, 47).save(src)
+    enc = run("encode", "-", "-o", "-", input=src.read_bytes())
+    assert enc.returncode == 0, enc.stderr
+    assert enc.stdout[:3] == b"LRC"
+    dec = run("decode", "-", "-o", str(tmp_path / "b.png"), input=enc.stdout)
+    assert dec.returncode == 0, dec.stderr
+    from PIL import Image
+
+    assert Image.open(tmp_path / "b.png").size == (65, 47)
+
+
+def test_default_names_and_no_overwrite(models_dir, tmp_path):
+    src = tmp_path / "photo.png"
+    photo_like(40, 40).save(src)
+    r = CliRunner().invoke(main, ["encode", str(src)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "photo.lrc").exists()
+    (tmp_path / "photo.png").rename(tmp_path / "original.png")
+    assert CliRunner().invoke(main, ["decode", str(tmp_path / "photo.lrc")]).exit_code == 0
+    assert (tmp_path / "photo.png").exists()
+    before = (tmp_path / "photo.lrc").read_bytes()
+    r = CliRunner().invoke(main, ["encode", str(tmp_path / "original.png"), "-o", str(tmp_path / "photo.lrc")])
+    assert r.exit_code == 1 and "exists" in r.output
+    assert (tmp_path / "photo.lrc").read_bytes() == before
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty"),
+    (b"hello, this is text", "not a readable image"),
+])
+def test_bad_images_give_one_line_errors(models_dir, tmp_path, content, message):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(content)
+    r = run("encode", str(bad))
+    assert r.returncode == 1
+    err = r.stderr.decode().strip()
+    assert err.startswith("Error:") and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad.lrc").exists()
+    assert list(tmp_path.glob(".*tmp")) == []
+
+
+def test_bad_bitstreams_give_one_line_errors(models_dir, tmp_path):
+    src = tmp_path / "a.png"
+    photo_like(64, 64).save(src)
+    assert run("encode", str(src)).returncode == 0
+    data = (tmp_path / "a.lrc").read_bytes()
+    cases = {"truncated": data[: len(data) // 2], "checksum": data[:-1] + bytes([data[-1] ^ 0xFF]),
+             "magic": b"XYZ" + data[3:], "directory": None}
+    for message, content in cases.items():
+        target = tmp_path / f"{message}.lrc"
+        if content is None:
+            target.mkdir()
+        else:
+            target.write_bytes(content)
+        r = run("decode", str(target), "-o", str(tmp_path / f"{message}.png"))
+        err = r.stderr.decode().strip()
+        assert r.returncode == 1 and err.startswith("Error:") and message in err, err
+        assert len(err.splitlines()) == 1
+        assert not (tmp_path / f"{message}.png").exists()
+
+
+def test_missing_file_and_usage_errors(models_dir, tmp_path):
+    r = run("decode", str(tmp_path / "nope.lrc"))
+    assert r.returncode == 1 and b"no such file" in r.stderr
+    assert run("encode").returncode == 2
+    assert run("encode", "x.png", "--quality", "abc").returncode == 2
+
+
+def test_file_from_an_unknown_model(models_dir, tmp_path, tiny_scale_model):
+    from lrcodec.codec import encode_image
+
+    (tmp_path / "other.lrc").write_bytes(encode_image(photo_like(32, 32), tiny_scale_model).data)
+    r = run("decode", str(tmp_path / "other.lrc"))
+    assert r.returncode == 1 and b"not among the shipped models" in r.stderr
+
+
+def test_info_json(models_dir, tmp_path):
+    import json
+
+    src = tmp_path / "a.png"
+    photo_like(50, 30).save(src)
+    run("encode", str(src), "--uq", "--seed", "9")
+    r = run("info", str(tmp_path / "a.lrc"), "--json")
+    d = json.loads(r.stdout)
+    assert (d["width"], d["height"], d["uq"], d["seed"], d["model"]) == (50, 30, True, 9, "tiny")
+    assert d["file_bytes"] == (tmp_path / "a.lrc").stat().st_size
+
+
+def test_soft_mean_reconstruction_from_the_command_line(models_dir, tmp_path):
+    import json
+
+    src = tmp_path / "a.png"
+    photo_like(40, 24).save(src)
+    r = run("encode", str(src), "--reconstruction", "soft-mean")
+    assert r.returncode == 1 and b"--soft-alpha" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert not (tmp_path / "a.lrc").exists()
+    r = run("encode", str(src), "--reconstruction", "soft-mean", "--soft-alpha", "6", "--seed", "2")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(run("info", str(tmp_path / "a.lrc"), "--json").stdout)
+    assert (d["uq"], d["seed"], d["reconstruction"]) == (True, 2, "soft-mean (alpha 6)")
+    assert run("decode", str(tmp_path / "a.lrc"), "-o", str(tmp_path / "b.png")).returncode == 0
+
+
+def test_every_command_has_help():
+    for name, command in main.commands.items():
+        r = CliRunner().invoke(main, [name, "--help"])
+        assert r.exit_code == 0 and command.help and "Usage" in r.output
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from lrcodec.app.cli import main; assert 'torch' not in sys.modules, 'torch imported'"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_outputs_get_the_permissions_open_would_give(tmp_path, tiny_model):
+    """Atomic writes go through mkstemp (mode 0600), trained weights through safetensors (0600 too):
+    the output must not stay private."""
+    from lrcodec.imageio import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(str(tmp_path / "new.lrc"), b"x")
+        assert stat.S_IMODE((tmp_path / "new.lrc").stat().st_mode) == 0o644
+        (tmp_path / "new.lrc").chmod(0o640)
+        write_atomic(str(tmp_path / "new.lrc"), b"y", force=True)  # a replaced file keeps its mode
+        assert stat.S_IMODE((tmp_path / "new.lrc").stat().st_mode) == 0o640
+        models.save_model(tiny_model.net, tmp_path / "trained", {"arch": "mean-scale"})
+        assert stat.S_IMODE((tmp_path / "trained.safetensors").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_retired_models_are_listed_and_still_decode(models_dir, tmp_path, tiny_scale_model):
+    """Retraining ships new names; the old model stays in models/ marked retired: --quality no
+    longer picks it, `lrcodec models` says so, and its files decode as before."""
+    from lrcodec.codec import encode_image
+
+    models.save_model(tiny_scale_model.net, models_dir / "old", {"arch": "scale", "N": 16, "M": 24, "lmbda": 0.001,
+                                                                 "current": False})
+    old = models.load_model("old")
+    (tmp_path / "old.lrc").write_bytes(encode_image(photo_like(32, 32), old).data)
+    listing = CliRunner().invoke(main, ["models"])
+    assert listing.exit_code == 0
+    lines = {line.split()[1]: line.split()[0] for line in listing.output.splitlines()[1:3]}
+    assert lines == {"tiny": "1", "old": "-"} and "retired" in listing.output
+    zoo = {line.split()[0]: line.split()[-1] for line in listing.output.splitlines() if line.startswith("   ")}
+    assert zoo == {"bmshj2018-factorized": "1..8", "bmshj2018-hyperprior": "1..8",
+                   "mbt2018-mean": "1..8", "mbt2018": "1..8", "cheng2020-anchor": "1..6", "cheng2020-attn": "1..6",
+                   "bmshj2018-hyperprior-vbr": "1..8", "mbt2018-mean-vbr": "1..8", "mbt2018-vbr": "1..8"}
+    assert models.load_model(quality=1).name == "tiny"
+    r = run("decode", str(tmp_path / "old.lrc"), "-o", str(tmp_path / "old.png"))
+    assert r.returncode == 0, r.stderr
+    info = CliRunner().invoke(main, ["info", str(tmp_path / "old.lrc"), "--json"])
+    assert info.exit_code == 0 and json.loads(info.output)["model"] == "old"
+
+
+def test_json_outputs_keep_their_schemas(models_dir, tmp_path):
+    """The keys of every machine-readable output (docs/json.md): scripts rely on them. Adding a
+    key is allowed (extend these sets); renaming or removing one needs a new schema_version."""
+    import json
+
+    src = tmp_path / "a.png"
+    photo_like(40, 24).save(src)
+    assert run("encode", str(src), "-e", "0", "--summary", str(tmp_path / "s.json")).returncode == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert set(summary) == {"schema_version", "settings", "images"} and summary["schema_version"] == 1
+    plain = {"input", "output", "status", "width", "height", "model", "bytes", "bpp", "iterations", "seconds"}
+    assert set(summary["images"][0]) == plain
+    assert run("encode", str(src), "-e", "1", "-o", str(tmp_path / "r.lrc"), "--summary", str(tmp_path / "r.json")).returncode == 0
+    refined = json.loads((tmp_path / "r.json").read_text())["images"][0]
+    assert set(refined) == plain | {"psnr", "base_bytes", "base_bpp", "base_psnr", "kept_base", "lmbda"}
+
+    info = json.loads(run("info", str(tmp_path / "a.lrc"), "--json").stdout)
+    assert set(info) == {"schema_version", "model_id", "width", "height", "mode", "flags", "method", "seed",
+                         "zmin", "zmax", "ymin", "ymax", "tables_crc", "z_length", "y_length", "soft_alpha",
+                         "format_version", "refined", "uq", "reconstruction", "file_bytes", "bpp", "model"}
+
+    listing = json.loads(run("models", "--json").stdout)
+    assert set(listing) == {"schema_version", "current", "shipped", "retired", "zoo"}
+    assert listing["shipped"] == listing["current"] and listing["current"][0]["name"] == "tiny"
+    assert {"name", "arch", "N", "M", "lmbda", "model_id"} <= set(listing["current"][0])
+
+    assert run("eval", str(src), "--json", str(tmp_path / "e.json")).returncode == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert set(report) == {"schema_version", "images", "mean", "options"}
+    assert {"image", "bytes", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s"} <= set(report["images"][0])
+    assert set(report["mean"]) == {"bpp", "psnr", "ms_ssim", "encode_s", "decode_s"}
+    assert set(report["options"]) == {"method", "iterations", "uq", "reconstruction", "soft_alpha"}
+
+
+def test_a_checkpoint_encodes_at_the_default_effort_and_lmbda_steers_it(tmp_path, tiny_model):
+    """`lrcodec encode photo.png --model ckpt.pth.tar` at the default effort: a CompressAI state
+    dict carries no lambda, so the refinement gets the documented default; --lmbda sets it, and
+    without refinement it is refused in one line."""
+    import torch
+
+    ckpt = tmp_path / "ckpt.pth.tar"
+    torch.save({"state_dict": tiny_model.net.state_dict()}, ckpt)
+    src = tmp_path / "photo.png"
+    photo_like(96, 64, seed=2).save(src)
+    r = CliRunner().invoke(main, ["encode", str(src), "--model", str(ckpt), "-o", str(tmp_path / "a.lrc")])
+    assert r.exit_code == 0, r.output
+    assert "iterations" in r.output
+    r = CliRunner().invoke(main, ["encode", str(src), "--model", str(ckpt), "--lmbda", "0.5", "-o", str(tmp_path / "b.lrc")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["decode", str(tmp_path / "b.lrc"), "--model", str(ckpt), "-o", str(tmp_path / "b.png")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["encode", str(src), "--model", str(ckpt), "--effort", "0", "--lmbda", "0.5",
+                                  "-o", str(tmp_path / "c.lrc")])
+    assert r.exit_code == 1 and r.output.strip().splitlines()[-1] == "Error: --lmbda steers refinement: it needs an effort above 0"
+    assert not (tmp_path / "c.lrc").exists()
+    r = CliRunner().invoke(main, ["encode", str(src), "--lmbda", "0", "-o", str(tmp_path / "d.lrc")])
+    assert r.exit_code == 2 and "0.0 is not in the range x>0" in r.output
+
+
+def _imports(args: list[str], cwd) -> list[str]:
+    """The modules one lrcodec command imports, from ``python -X importtime``."""
+    code = "import sys; from lrcodec.app.cli import main; sys.argv[0] = 'lrcodec'; main()"
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], capture_output=True, text=True,
+                         cwd=cwd)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")]
+
+
+def test_coding_commands_import_no_compressai(tmp_path):
+    """encode, decode, refine, info, models and eval of lrcodec files run on lrcodec's own
+    networks: CompressAI is the tests' and benchmarks' reference only."""
+    photo_like(64, 48).save(tmp_path / "a.png")
+    commands = [["encode", "a.png", "-e", "0", "-o", "a.lrc"], ["encode", "a.png", "-e", "1", "-o", "b.lrc", "--quiet"],
+                ["decode", "a.lrc", "-o", "a-out.png"], ["info", "a.lrc", "--json"], ["models"],
+                ["refine", "a.png", "--iterations", "2", "-o", "c.lrc", "--quiet"],
+                ["eval", "a.png", "--json", "eval.json"]]
+    for args in commands:
+        modules = _imports(args, tmp_path)
+        assert "lrcodec.models" in modules, args  # the listing is read: the command ran
+        assert not [m for m in modules if m.split(".")[0] == "compressai"], args

@@ -1,0 +1,230 @@
+"""The file container (lrcodec.format.bitstream, docs/format.md): every header field round-trips at
+its documented offset, and any damaged or forged header is refused with a one-line
+LrcodecError before anything is allocated.
+
+Files a model wrote are checked in tests/test_codec.py (fields of one file, truncation, a
+flipped seed), tests/test_robustness.py (fuzzing through the decoder, huge sizes and
+alphabets) and tests/test_portability.py (golden files' headers, a newer version). Here the
+container is exercised on its own, field by field, without a model."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import GOLDEN
+from lrcodec.format import bitstream
+from lrcodec.format.entropy import ALPHABET_LIMIT
+from lrcodec.errors import LrcodecError
+
+# docs/format.md's header: magic, version, model id, width, height, mode, flags, method,
+# alpha, seed, zmin, zmax, ymin, ymax, tables CRC, z length, y length (little-endian)
+LAYOUT = struct.Struct("<3sB8sIIBBBBIhhhhIII")
+Z, Y = b"\x01\x02\x03\x04" * 3, b"\xa0\xb1\xc2\xd3" * 5
+
+
+def _header(**fields) -> bitstream.Header:
+    """A header with every field away from its default."""
+    base = dict(model_id=bytes(range(0xF0, 0xF8)), width=641, height=479, mode="L",
+                flags=bitstream.FLAG_REFINED | bitstream.FLAG_UQ | bitstream.FLAG_SOFT_MEAN, method=6,
+                seed=0xFEDCBA98, zmin=-123, zmax=45, ymin=-2000, ymax=2000, tables_crc=0x89ABCDEF,
+                soft_alpha=12, version=2)
+    return bitstream.Header(**{**base, **fields})
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _refused(data: bytes, match: str | None = None, **kw) -> str:
+    with pytest.raises(LrcodecError, match=match) as info:
+        bitstream.parse_header(data, **kw)
+    message = str(info.value)
+    assert message and "\n" not in message
+    return message
+
+
+def test_pack_and_parse_round_trip_every_field():
+    header = _header()
+    data = bitstream.pack(replace(header), Z, Y)
+    assert len(data) == bitstream.HEADER_SIZE + len(Z) + len(Y) + bitstream.TRAILER_SIZE
+    parsed = bitstream.parse_header(data)
+    assert parsed == replace(header, z_length=len(Z), y_length=len(Y))
+    assert bitstream.payloads(data, parsed) == (Z, Y)
+    plain = bitstream.Header(b"\0" * 8, 1, 1)  # the defaults: RGB, no flags, version 2
+    assert bitstream.parse_header(bitstream.pack(replace(plain), b"", b"")) == plain
+
+
+def test_fields_lie_at_their_documented_offsets():
+    """docs/format.md: magic, version, model id, sizes, mode, flags, method, alpha, seed,
+    symbol ranges, tables CRC and payload lengths, little-endian, then the file CRC."""
+    data = bitstream.pack(_header(), Z, Y)
+    assert bitstream.HEADER_SIZE == LAYOUT.size == 48 and data[:3] == b"LRC" and data[3] == 2
+    assert data[4:12] == bytes(range(0xF0, 0xF8))
+    assert struct.unpack_from("<II", data, 12) == (641, 479)
+    assert tuple(data[20:24]) == (bitstream.MODE_CODES["L"], 7, 6, 12)
+    assert struct.unpack_from("<I", data, 24) == (0xFEDCBA98,)
+    assert struct.unpack_from("<hhhh", data, 28) == (-123, 45, -2000, 2000)
+    assert struct.unpack_from("<III", data, 36) == (0x89ABCDEF, len(Z), len(Y))
+    assert data[48 : 48 + len(Z)] == Z and data[48 + len(Z) : -4] == Y
+    assert struct.unpack("<I", data[-4:]) == (zlib.crc32(data[:-4]),)
+
+
+def test_describe_names_what_the_flags_mean():
+    d = _header().describe()
+    assert d["model_id"] == "f0f1f2f3f4f5f6f7" and d["format_version"] == 2 and "version" not in d
+    assert (d["refined"], d["uq"], d["method"]) == (True, True, "noise")
+    assert d["reconstruction"] == "soft-mean (alpha 12)"
+    assert _header(flags=bitstream.FLAG_UQ, soft_alpha=0).describe()["reconstruction"] == "dither"
+    assert _header(flags=0, soft_alpha=0).describe()["reconstruction"] == "round"
+
+
+def test_every_truncation_is_refused():
+    data = bitstream.pack(_header(), Z, Y)
+    for n in range(len(data)):
+        _refused(data[:n])
+    assert "truncated" in _refused(data[: bitstream.HEADER_SIZE + 10])
+    assert "empty" in _refused(b"")
+
+
+def test_every_flipped_bit_is_refused():
+    """The checksum covers every byte: a single flipped bit anywhere is an error, not another
+    header."""
+    data = bitstream.pack(_header(), Z, Y)
+    for i in range(len(data)):
+        for bit in range(8):
+            damaged = bytearray(data)
+            damaged[i] ^= 1 << bit
+            _refused(bytes(damaged))
+
+
+def test_trailing_bytes_are_refused():
+    data = bitstream.pack(_header(), Z, Y)
+    assert "unexpected bytes after the end" in _refused(data + b"\0")
+    assert "unexpected bytes" in _refused(_with_crc(data[:-4] + b"\0\0\0\0"))
+
+
+def _forged(mode_code: int = 1, **fields) -> bytes:
+    """A file with a valid CRC whose header packs the given raw field values."""
+    h = _header(**fields)
+    head = LAYOUT.pack(b"LRC", h.version, h.model_id, h.width, h.height, mode_code,
+                                  h.flags, h.method, h.soft_alpha, h.seed, h.zmin, h.zmax, h.ymin, h.ymax,
+                                  h.tables_crc, len(Z), len(Y))
+    return _with_crc(head + Z + Y)
+
+
+@pytest.mark.parametrize("fields, match", [
+    (dict(mode_code=2), "invalid header fields"),
+    (dict(method=len(bitstream.REFINE_METHODS)), "invalid header fields"),
+    (dict(flags=8), "invalid header fields"),
+    (dict(zmin=5, zmax=4), "invalid header fields"),
+    (dict(ymin=1, ymax=0), "invalid header fields"),
+    (dict(flags=bitstream.FLAG_UQ, soft_alpha=3), "invalid header fields"),  # alpha without the flag
+    (dict(flags=bitstream.FLAG_UQ | bitstream.FLAG_SOFT_MEAN, soft_alpha=0), "invalid header fields"),
+    (dict(flags=bitstream.FLAG_SOFT_MEAN, soft_alpha=3), "invalid header fields"),  # soft mean needs UQ
+    (dict(width=0), "zero image size"),
+    (dict(height=0), "zero image size"),
+    (dict(zmin=-2048, zmax=2048), "alphabet"),
+    (dict(ymin=-2048, ymax=2048), "alphabet"),
+    (dict(version=0), "format version 0"),
+    (dict(version=3), "format version 3 is newer"),
+])
+def test_forged_headers_with_valid_checksums_are_refused(fields, match):
+    _refused(_forged(**fields), match)
+
+
+def test_limits_are_inclusive():
+    """The alphabet limit and the pixel limit themselves are allowed; format 1 files (which
+    coded y with a Gaussian family, not tables) may have any y range."""
+    bitstream.parse_header(_forged(zmin=-2048, zmax=ALPHABET_LIMIT - 2049, ymin=-2048, ymax=2047))
+    bitstream.parse_header(_forged(version=1, flags=0, soft_alpha=0, ymin=-30000, ymax=30000))
+    data = _forged(width=1000, height=1000)
+    assert bitstream.parse_header(data, max_pixels=1_000_000).width == 1000
+    assert "exceeds the limit of 999999 pixels" in _refused(data, max_pixels=999_999)
+
+
+def test_other_files_are_not_lrcodec_files():
+    png = (GOLDEN / "lrc-mshp-q1-plain.lrc.png").read_bytes()
+    assert "bad magic" in _refused(png)
+    assert "bad magic" in _refused(b"LR")
+
+
+@pytest.mark.parametrize("name", ["lrc-mshp-q1-uq.lrc", "v1-lrc-mshp-q6-uq.lrc", "mean-scale-vbr-q5.lrc"])
+def test_golden_headers_repack_to_the_same_bytes(name):
+    """A parsed header packs back, with its payloads, to the very file (formats 1 and 2)."""
+    data = (GOLDEN / name).read_bytes()
+    header = bitstream.parse_header(data)
+    assert bitstream.pack(replace(header), *bitstream.payloads(data, header)) == data
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0, max_size=120), st.booleans())
+def test_arbitrary_bytes_parse_or_raise_lrcodec_error(data, fix_crc):
+    """Any bytes, with or without a consistent checksum: a header or a one-line LrcodecError."""
+    if fix_crc and len(data) >= 4:
+        data = _with_crc(data[:-4])
+    try:
+        header = bitstream.parse_header(data)
+    except LrcodecError as e:
+        assert str(e) and "\n" not in str(e)
+    else:
+        assert len(data) == bitstream.HEADER_SIZE + header.z_length + header.y_length + bitstream.TRAILER_SIZE
+
+
+U8, U32, I16 = st.integers(0, 255), st.integers(0, 2**32 - 1), st.integers(-(2**15), 2**15 - 1)
+
+
+def _pack_raw(fields, z: bytes, y: bytes) -> bytes:
+    version, model_id, width, height, mode, flags, method, alpha, seed, zmin, zmax, ymin, ymax, tables_crc = fields
+    return _with_crc(LAYOUT.pack(b"LRC", version, model_id, width, height, mode, flags, method, alpha, seed,
+                                 zmin, zmax, ymin, ymax, tables_crc, len(z), len(y)) + z + y)
+
+
+@st.composite
+def valid_fields(draw):
+    """Field values a valid file may hold (the rules of docs/format.md)."""
+    flags = draw(st.integers(0, 7))
+    flags |= bitstream.FLAG_UQ if flags & bitstream.FLAG_SOFT_MEAN else 0
+    alpha = draw(st.integers(1, 255)) if flags & bitstream.FLAG_SOFT_MEAN else 0
+    ranges = []
+    for _ in "zy":
+        lo = draw(st.integers(-(2**15), 2**15 - 1))
+        ranges += [lo, draw(st.integers(lo, min(lo + ALPHABET_LIMIT - 1, 2**15 - 1)))]
+    return (draw(st.sampled_from([1, 2])), draw(st.binary(min_size=8, max_size=8)), draw(st.integers(1, 1000)),
+            draw(st.integers(1, 1000)), draw(st.sampled_from([0, 1])), flags,
+            draw(st.integers(0, len(bitstream.REFINE_METHODS) - 1)), alpha, draw(U32), *ranges, draw(U32))
+
+
+@settings(max_examples=200, deadline=None)
+@given(valid_fields(), st.integers(0, 3), st.integers(0, 3))
+def test_valid_field_values_parse_back_exactly(fields, z_words, y_words):
+    """Whatever valid values the fields hold, parsing gives every one back, and the payloads."""
+    z, y = b"\x11" * 4 * z_words, b"\x22" * 4 * y_words
+    data = _pack_raw(fields, z, y)
+    header = bitstream.parse_header(data, max_pixels=10**6)
+    assert (header.version, header.model_id, header.width, header.height, bitstream.MODE_CODES[header.mode],
+            header.flags, header.method, header.soft_alpha, header.seed, header.zmin, header.zmax, header.ymin,
+            header.ymax, header.tables_crc) == fields
+    assert bitstream.payloads(data, header) == (z, y)
+    assert bitstream.pack(replace(header), z, y) == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.tuples(st.sampled_from([0, 1, 2, 3, 255]), st.binary(min_size=8, max_size=8), st.integers(0, 5000),
+                 st.integers(0, 5000), st.integers(0, 3), st.integers(0, 9), st.integers(0, 12),
+                 st.one_of(st.just(0), U8), U32, I16, I16, I16, I16, U32))
+def test_any_field_values_parse_or_raise_lrcodec_error(fields):
+    """Files whose lengths and checksum are right but whose fields take any value: a header
+    whose fields obey the format's rules, or a one-line LrcodecError."""
+    try:
+        header = bitstream.parse_header(_pack_raw(fields, b"", b"\0" * 4), max_pixels=10**6)
+    except LrcodecError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    assert 0 < header.width * header.height <= 10**6 and header.zmin <= header.zmax and header.ymin <= header.ymax
+    assert header.mode in ("RGB", "L") and header.version in bitstream.READABLE_VERSIONS
