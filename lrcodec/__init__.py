@@ -2,8 +2,10 @@
 
 The library is usable from Python (``lrcodec.codec.encode_image`` / ``decode_image``,
 ``lrcodec.learn.refine.refine_image``); the ``lrcodec`` command is a thin layer over it.
-Heavy imports (torch, compressai, constriction) happen inside the modules that need them,
-so importing this package and running ``lrcodec --help`` stay fast.
+Heavy imports (torch, constriction) happen inside the modules that need them, so importing
+this package and running ``lrcodec --help`` stay fast. CompressAI is not imported when
+lrcodec codes: its networks are lrcodec's own (``lrcodec.families``), with CompressAI's
+tensor names; CompressAI is the tests' and benchmarks' reference.
 """
 
 __version__ = "0.2.0"
@@ -13,5 +15,6 @@ JSON_SCHEMA_VERSION = 1
 
 import warnings as _warnings
 
-# compressai decorates functions with torch.jit.script, which torch 2.14 deprecates loudly.
+# compressai (the reference, imported by tests and benchmarks) decorates functions with
+# torch.jit.script, which torch 2.14 deprecates loudly.
 _warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)

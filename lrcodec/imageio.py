@@ -97,7 +97,10 @@ def normalise_mode(image, drop_alpha: bool = False):
         from PIL import Image
 
         arr = np.asarray(image, dtype=np.float64)
-        scale = 255.0 / 65535.0 if arr.max() > 255 else 1.0
+        # By the mode, never by the content (a dark 16-bit image is no 8-bit one): integer
+        # samples span 0..65535 (32-bit "I" is how Pillow has opened 16-bit PNGs), floats
+        # 0..255 as Pillow's own convert("L") takes them.
+        scale = 1.0 if mode == "F" else 255.0 / 65535.0
         image = Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), "L")
         return image.convert("RGB"), "L"
     if mode in ("L", "1", "LA"):

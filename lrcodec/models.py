@@ -49,7 +49,7 @@ def models_dir() -> Path:
 class LoadedModel:
     """A network in eval mode plus what the codec needs to know about it."""
 
-    net: Any  # the family's network (a CompressAI model, with a context for "channel-context")
+    net: Any  # the family's network (``lrcodec.families``: CompressAI's tensor names)
     name: str
     arch: str  # the architecture name, which chooses the family (``lrcodec.families``)
     card: dict = field(default_factory=dict)

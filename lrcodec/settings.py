@@ -42,6 +42,8 @@ class RefineSettings:
             raise LrcodecError("iterations must be >= 0")
         if self.eval_every < 1 or self.patience < 0 or not 0 < self.lr_drop <= 1:
             raise LrcodecError("eval_every must be >= 1, patience >= 0 and lr_drop in (0, 1]")
+        if self.lmbda is not None and not self.lmbda > 0:
+            raise LrcodecError(f"lambda must be positive, got {self.lmbda}")
         if self.time_limit is not None and self.time_limit < 0:
             raise LrcodecError("time_limit must be >= 0 seconds (0: none)")
         if self.precision not in PRECISIONS:

@@ -196,10 +196,10 @@ def test_alpha_is_refused_unless_dropped(mode):
 
 
 def test_sixteen_bit_and_float_grey_are_reduced_to_eight_bits_with_a_warning():
-    """Each reduction warns; 16-bit samples v * 257 become v exactly, and a 32-bit or float
-    image within 0..255 keeps its values."""
+    """Each reduction warns; integer samples v * 257 (16-bit, or 32-bit as Pillow opens 16-bit
+    PNGs) become v exactly, and a float image keeps its values (Pillow's 0..255)."""
     levels = np.arange(96, dtype=np.uint16).reshape(8, 12) * 2
-    cases = [(Image.fromarray(levels * 257), levels), (Image.fromarray(levels.astype(np.int32)), levels),
+    cases = [(Image.fromarray(levels * 257), levels), (Image.fromarray((levels * 257).astype(np.int32)), levels),
              (Image.fromarray(levels.astype(np.float32)), levels)]
     assert [c[0].mode for c in cases] == ["I;16", "I", "F"]
     for image, expected in cases:
@@ -207,6 +207,14 @@ def test_sixteen_bit_and_float_grey_are_reduced_to_eight_bits_with_a_warning():
             out, got = imageio.normalise_mode(image)
         assert got == "L" and out.mode == "RGB"
         assert np.array_equal(np.asarray(out)[..., 0], expected.astype(np.uint8)), image.mode
+
+
+def test_a_dark_sixteen_bit_image_stays_dark():
+    """The scale comes from the mode, not the content: 16-bit samples all below 256 are a very
+    dark image (200 of 65535 is level 1), not an 8-bit one."""
+    with pytest.warns(UserWarning):
+        out, _ = imageio.normalise_mode(Image.fromarray(np.full((4, 4), 200, np.uint16)))
+    assert np.asarray(out).max() == 1
 
 
 # ---------------------------------------------------------------- output formats

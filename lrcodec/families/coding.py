@@ -69,10 +69,13 @@ class YTables:
     def __call__(self, index: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """``exact.y_tables(index, offsets, lo, hi)``."""
         keys = list(zip(index.tolist(), offsets.tolist()))
-        new = [i for i, key in enumerate(keys) if key not in self.rows]
+        new = {}  # each key not yet cached -> where it first appears
+        for i, key in enumerate(keys):
+            if key not in self.rows:
+                new.setdefault(key, i)
         if new:
-            for i, row in zip(new, self.exact.y_tables(index[new], offsets[new], self.lo, self.hi)):
-                self.rows[keys[i]] = row
+            at = list(new.values())
+            self.rows.update(zip(new, self.exact.y_tables(index[at], offsets[at], self.lo, self.hi)))
         if not keys:
             return np.zeros((0, self.hi - self.lo + 1))
         return np.stack([self.rows[key] for key in keys])

@@ -79,9 +79,9 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
     if entropy.crc(sigma_index, tables) != header.tables_crc:
         raise LrcodecError(NOT_HERE)
     u = u_y.values
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(y_payload, dtype="<u4").astype(np.uint32))
     family = constriction.stream.model.QuantizedGaussian(header.ymin, header.ymax)
-    try:
+    try:  # a payload of a length that is not whole 32-bit words is invalid too
+        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(y_payload, dtype="<u4").astype(np.uint32))
         y_flat = decoder.decode(family, -u.ravel(), table[sigma_index].ravel())
     except (AssertionError, ValueError, RuntimeError):
         raise LrcodecError("invalid lrcodec file (format 1: its y payload is not a valid range-coder stream)") from None

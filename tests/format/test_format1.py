@@ -103,9 +103,6 @@ def test_format_1_is_refused_for_families_it_never_had():
         _decode(data, make_model("factorized", seed=4))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="format1 reads the y payload with np.frombuffer outside its try: a length that is not a "
-                          "multiple of 4 escapes as ValueError instead of LrcodecError")
 def test_a_y_payload_of_a_ragged_length_is_refused(q3, plain_decodes_here):
     """A forged file (consistent lengths and CRC) whose y payload is not whole 32-bit words
     is an invalid file: LrcodecError, never another exception."""
