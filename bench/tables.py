@@ -145,10 +145,34 @@ def photo_tables(d: dict) -> None:
           f"{st['decode_kodak']} s end to end ({st['decode_kodak_peak_rss_mb']} MB peak RSS).")
 
 
+def startup_table(d: dict) -> None:
+    """Whole processes against `import torch` (bench/startup.py), the latest run first."""
+    for label, run in d["labelled"].items():
+        k = run["kodak"]
+        against = f", baseline {run['baseline']}" if run.get("baseline") else ""
+        print(f"\nFrom `{d['command']}` ({label}, {run['commit']}{against}, {run['date']}; {d['machine']['cpu']}, "
+              f"{d['machine']['threads']} threads; {d['setting']}):\n")
+        print("| command | wall s | peak RSS (MB) | imports compressai |")
+        print("|---|---|---|---|")
+        for name, r in k.items():
+            rss = r.get("peak_rss_mb", "(in-process)")
+            imports = run["imports_compressai"].get(name)
+            print(f"| {name} | {fmt(r['seconds'])} | {rss} | {'' if imports is None else 'yes' if imports else 'no'} |")
+        for name, r in run["photo_12mp"].items():
+            if "seconds" in r:
+                print(f"| 12 MP: {name} | {fmt(r['seconds'])} | {r['peak_rss_mb']} | |")
+            else:
+                print(f"| 12 MP: {name} | encode {fmt(r['encode_s'])}, decode {fmt(r['decode_s'])} | (in-process) | |")
+        print("\nAgainst the goals: " + "; ".join(f"{k} {v}" for k, v in run["goals"].items()) + ".\n")
+
+
 def main() -> None:
     photo = RESULTS / "photo.json"
     if photo.exists():
         photo_tables(json.loads(photo.read_text()))
+    startup = RESULTS / "startup.json"
+    if startup.exists():
+        startup_table(json.loads(startup.read_text()))
     kodak = RESULTS / "kodak.json"
     if kodak.exists():
         d = json.loads(kodak.read_text())
