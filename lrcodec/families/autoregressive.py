@@ -27,7 +27,9 @@ from ..format.exact import ACT_BITS, IntegerNetwork, PositionConvolution
 from .base import SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, has_prefix, zero_masked_taps
 from .coding import ExactEntropyModel, Rate, YUnit
 from .hyperprior import MeanScaleHyperpriorNet
-from .layers import AttentionBlock, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride, conv, conv3x3, deconv, gdn_analysis, gdn_synthesis, subpel_conv3x3
+from .layers import (AttentionBlock, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride,
+                     cheng2020_g_a, cheng2020_g_s,
+                     cheng2020_h_a, cheng2020_h_s, conv, conv3x3, deconv, gdn_analysis, gdn_synthesis, subpel_conv3x3)
 from .priors import GaussianConditional
 
 
@@ -58,35 +60,6 @@ class JointAutoregressiveNet(MeanScaleHyperpriorNet):
         self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=5, padding=2, stride=1)
         self.gaussian_conditional = GaussianConditional(None)
         self.N, self.M = int(N), int(M)
-
-
-def cheng2020_h_a(N: int) -> nn.Sequential:
-    """Cheng et al.'s h_a: 3x3 convolutions with leaky ReLUs, two of stride 2."""
-    return nn.Sequential(conv3x3(N, N), nn.LeakyReLU(inplace=True), conv3x3(N, N), nn.LeakyReLU(inplace=True),
-                         conv3x3(N, N, stride=2), nn.LeakyReLU(inplace=True), conv3x3(N, N),
-                         nn.LeakyReLU(inplace=True), conv3x3(N, N, stride=2))
-
-
-def cheng2020_h_s(N: int) -> nn.Sequential:
-    """Cheng et al.'s h_s: 3x3 and sub-pixel convolutions with leaky ReLUs -> 2N."""
-    return nn.Sequential(conv3x3(N, N), nn.LeakyReLU(inplace=True), subpel_conv3x3(N, N, 2),
-                         nn.LeakyReLU(inplace=True), conv3x3(N, N * 3 // 2), nn.LeakyReLU(inplace=True),
-                         subpel_conv3x3(N * 3 // 2, N * 3 // 2, 2), nn.LeakyReLU(inplace=True),
-                         conv3x3(N * 3 // 2, N * 2))
-
-
-def cheng2020_g_a(N: int) -> nn.Sequential:
-    """Cheng et al.'s anchor analysis: residual blocks, three strided, a strided 3x3 last."""
-    return nn.Sequential(ResidualBlockWithStride(3, N, stride=2), ResidualBlock(N, N),
-                         ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
-                         ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N), conv3x3(N, N, stride=2))
-
-
-def cheng2020_g_s(N: int) -> nn.Sequential:
-    """Cheng et al.'s anchor synthesis: residual blocks, three up-sampling, a sub-pixel conv last."""
-    return nn.Sequential(ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2), ResidualBlock(N, N),
-                         ResidualBlockUpsample(N, N, 2), ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
-                         ResidualBlock(N, N), subpel_conv3x3(N, 3, 2))
 
 
 class Cheng2020AnchorNet(JointAutoregressiveNet):
@@ -158,21 +131,20 @@ class ExactAutoregressive(ExactEntropyModel):
 
 
 class JointAutoregressive(Family):
-    """The shared entropy model; the architecture name picks the transforms."""
+    """The shared entropy model; each architecture brings its network (``net_class``): mbt2018's
+    of (N, M), Cheng et al.'s of N alone (``square``: M = N)."""
 
-    def __init__(self, arch: str):
-        self.archs = (arch,)
+    def __init__(self, arch: str, net_class: type, square: bool = False):
+        self.archs, self.net_class, self.square = (arch,), net_class, square
 
     def build(self, arch: str, N: int, M: int, shape: dict | None = None):
-        if self.archs[0] == "joint-autoregressive":
-            return JointAutoregressiveNet(N, M)
+        if not self.square:
+            return self.net_class(N, M)
         check_square(self.archs[0], N, M)
-        return (Cheng2020AnchorNet if self.archs[0] == "cheng2020-anchor" else Cheng2020AttentionNet)(N)
+        return self.net_class(N)
 
     def dims(self, state: dict) -> tuple[int, int]:
-        if self.archs[0] == "joint-autoregressive":
-            return super().dims(state)
-        return cheng2020_dims(state, self.archs[0])
+        return cheng2020_dims(state, self.archs[0]) if self.square else super().dims(state)
 
     def prepare(self, net):
         zero_masked_taps(net.context_prediction)
@@ -209,6 +181,6 @@ def match(state: dict) -> str | None:
     return "cheng2020-attn" if any(k.startswith("g_a.") and ".conv_a." in k for k in state) else "cheng2020-anchor"
 
 
-JOINT_AUTOREGRESSIVE = JointAutoregressive("joint-autoregressive")
-CHENG2020_ANCHOR = JointAutoregressive("cheng2020-anchor")
-CHENG2020_ATTN = JointAutoregressive("cheng2020-attn")
+JOINT_AUTOREGRESSIVE = JointAutoregressive("joint-autoregressive", JointAutoregressiveNet)
+CHENG2020_ANCHOR = JointAutoregressive("cheng2020-anchor", Cheng2020AnchorNet, square=True)
+CHENG2020_ATTN = JointAutoregressive("cheng2020-attn", Cheng2020AttentionNet, square=True)

@@ -29,10 +29,10 @@ from torch import nn
 from ..errors import LrcodecError
 from ..format.exact import ACT_BITS, IntegerNetwork, PositionConvolution
 from ..format.tiling import tiled
-from .autoregressive import cheng2020_g_a, cheng2020_g_s, cheng2020_h_a, cheng2020_h_s
 from .base import SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, has_prefix, receptive_radius, zero_masked_taps
 from .coding import ExactEntropyModel, YUnit
-from .layers import AttentionBlock, CheckerboardMaskedConv2d, ResidualBottleneckBlock, conv, conv1x1, deconv, sequential_channel_ramp
+from .layers import (AttentionBlock, CheckerboardMaskedConv2d, ResidualBottleneckBlock, cheng2020_g_a, cheng2020_g_s,
+                     cheng2020_h_a, cheng2020_h_s, conv, conv1x1, deconv, sequential_channel_ramp)
 from .priors import CompressionNet, EntropyBottleneck, GaussianConditional
 from .two_pass import anchors_of, checkerboard_units, two_pass
 
@@ -222,20 +222,14 @@ def _y_codec(net):
 
 
 class SpaceChannel:
-    """Where a network keeps each group's parts, and how a group's inputs are laid out."""
+    """Where a network keeps each group's parts (``checkerboards``: each group's spatial
+    context and entropy parameters; ``channel_contexts``: None for the first group), the
+    groups' sizes, and how a group's inputs are laid out (``chandelier``: Chandelier's)."""
 
-    def __init__(self, net, arch: str):
-        codec = _y_codec(net)
-        if arch == "cheng2020-anchor-checkerboard":
-            self.checkerboards, self.channel_contexts = [codec], [None]
-            self.groups = [codec.context_prediction.in_channels]
-        else:
-            self.groups = list(codec.groups)
-            self.checkerboards = [codec.latent_codec[f"y{k}"] for k in range(len(self.groups))]
-            self.channel_contexts = [None] + [codec.channel_context[f"y{k}"] for k in range(1, len(self.groups))]
+    def __init__(self, checkerboards: list, channel_contexts: list, groups: list[int], chandelier: bool = False):
+        self.checkerboards, self.channel_contexts, self.groups = checkerboards, channel_contexts, groups
         self.bounds = np.cumsum([0, *self.groups]).tolist()
-        self.first_and_latest = arch == "elic2022-chandelier"
-        self.means_first = arch == "elic2022-chandelier"
+        self.first_and_latest = self.means_first = chandelier
 
     def earlier(self, k: int, y_hat_groups: list):
         """The channel context's input for group k: every earlier group, or (Chandelier) the
@@ -263,10 +257,9 @@ class ExactCheckerboard(ExactEntropyModel):
     needs_y_hat = True
     params_at_positions = True
 
-    def __init__(self, net, arch: str, sigma_table):
-        hyper = net.latent_codec["hyper"]
-        super().__init__(hyper, sigma_table)
-        self.layout = layout = SpaceChannel(net, arch)
+    def __init__(self, net, layout: SpaceChannel, sigma_table):
+        super().__init__(net.latent_codec["hyper"], sigma_table)
+        self.layout = layout
         self.spatial = [PositionConvolution(IntegerNetwork(cb.context_prediction)) for cb in layout.checkerboards]
         self.parameters = [IntegerNetwork(cb.entropy_parameters) for cb in layout.checkerboards]
         self.channel = [None if c is None else IntegerNetwork(c) for c in layout.channel_contexts]
@@ -303,46 +296,36 @@ class ExactCheckerboard(ExactEntropyModel):
 
 
 class Checkerboard(Family):
-    def __init__(self, arch: str):
+    """Cheng2020AnchorCheckerboard: all of y one group, M = N."""
+
+    def __init__(self, arch: str = "cheng2020-anchor-checkerboard"):
         self.archs = (arch,)
 
-    @property
-    def arch(self) -> str:
-        return self.archs[0]
+    def layout(self, net) -> SpaceChannel:
+        codec = _y_codec(net)
+        return SpaceChannel([codec], [None], [codec.context_prediction.in_channels])
 
     def hyper(self, net):
         return net.latent_codec["hyper"]
 
     def build(self, arch: str, N: int, M: int, shape: dict | None = None):
-        if self.arch == "cheng2020-anchor-checkerboard":
-            check_square(self.arch, N, M)
-            return Cheng2020AnchorCheckerboardNet(N)
-        groups = (shape or {}).get("groups")  # None: CompressAI's, 16, 16, 32, 64 and the rest
-        if (sum(groups) != M) if groups else M <= 128:
-            raise LrcodecError(f"{self.arch}: channel groups {groups or [16, 16, 32, 64, '...']} do not split M={M}")
-        return (Elic2022OfficialNet if self.arch == "elic2022-official" else Elic2022ChandelierNet)(N, M, groups)
+        check_square(self.archs[0], N, M)
+        return Cheng2020AnchorCheckerboardNet(N)
 
     def dims(self, state: dict) -> tuple[int, int]:
-        if self.arch == "cheng2020-anchor-checkerboard":
-            return cheng2020_dims(state, self.arch)
-        if "g_a.0.weight" not in state:
-            raise LrcodecError(f"not a {self.arch} checkpoint: missing tensor g_a.0.weight")
-        return state["g_a.0.weight"].shape[0], sum(channel_groups(state))
-
-    def shape_of(self, state: dict, M: int) -> dict | None:
-        return None if self.arch == "cheng2020-anchor-checkerboard" else {"groups": channel_groups(state)}
+        return cheng2020_dims(state, self.archs[0])
 
     def latent_channels(self, net) -> int:
-        return sum(SpaceChannel(net, self.arch).groups)
+        return sum(self.layout(net).groups)
 
     def prepare(self, net):
-        for cb in SpaceChannel(net, self.arch).checkerboards:
+        for cb in self.layout(net).checkerboards:
             zero_masked_taps(cb.context_prediction)
         return net
 
     def y_forward(self, net, y, hyper, quantize: Quantizer, sigma_min: float = SIGMA_MIN) -> tuple:
         """Group by group, anchors then the others, exactly as the coder (teacher-forced)."""
-        layout, step = SpaceChannel(net, self.arch), gaussian_step(quantize, sigma_min)
+        layout, step = self.layout(net), gaussian_step(quantize, sigma_min)
         y_hats, bits = [], []
         for k, (cb, channel) in enumerate(zip(layout.checkerboards, layout.channel_contexts)):
             lo, hi = layout.bounds[k], layout.bounds[k + 1]
@@ -364,13 +347,43 @@ class Checkerboard(Family):
     def y_context_radius(self, net) -> int:
         """A group's y_hat reaches its anchors through the spatial context and earlier groups
         through the channel context, group after group."""
-        layout = SpaceChannel(net, self.arch)
+        layout = self.layout(net)
         spatial = layout.checkerboards[0].context_prediction.kernel_size[0] // 2
         channel = 0 if len(layout.groups) == 1 else receptive_radius(layout.channel_contexts[1])
         return spatial + (len(layout.groups) - 1) * (channel + spatial)
 
     def exact(self, net, sigma_table):
-        return ExactCheckerboard(net, self.arch, sigma_table)
+        return ExactCheckerboard(net, self.layout(net), sigma_table)
+
+
+class Elic(Checkerboard):
+    """ELIC: uneven channel groups, each with its checkerboard and (after the first) a channel
+    context; ``net_class`` CompressAI's or Chandelier's network (``chandelier``: its layout)."""
+
+    def __init__(self, arch: str, net_class: type, chandelier: bool):
+        super().__init__(arch)
+        self.net_class, self.chandelier = net_class, chandelier
+
+    def layout(self, net) -> SpaceChannel:
+        codec = _y_codec(net)
+        groups = list(codec.groups)
+        return SpaceChannel([codec.latent_codec[f"y{k}"] for k in range(len(groups))],
+                            [None] + [codec.channel_context[f"y{k}"] for k in range(1, len(groups))], groups,
+                            self.chandelier)
+
+    def build(self, arch: str, N: int, M: int, shape: dict | None = None):
+        groups = (shape or {}).get("groups")  # None: CompressAI's, 16, 16, 32, 64 and the rest
+        if (sum(groups) != M) if groups else M <= 128:
+            raise LrcodecError(f"{self.archs[0]}: channel groups {groups or [16, 16, 32, 64, '...']} do not split M={M}")
+        return self.net_class(N, M, groups)
+
+    def dims(self, state: dict) -> tuple[int, int]:
+        if "g_a.0.weight" not in state:
+            raise LrcodecError(f"not a {self.archs[0]} checkpoint: missing tensor g_a.0.weight")
+        return state["g_a.0.weight"].shape[0], sum(channel_groups(state))
+
+    def shape_of(self, state: dict, M: int) -> dict | None:
+        return {"groups": channel_groups(state)}
 
 
 def match(state: dict) -> str | None:
@@ -396,6 +409,6 @@ def channel_groups(state: dict) -> list[int]:
     return groups
 
 
-CHENG2020_ANCHOR_CHECKERBOARD = Checkerboard("cheng2020-anchor-checkerboard")
-ELIC2022_OFFICIAL = Checkerboard("elic2022-official")
-ELIC2022_CHANDELIER = Checkerboard("elic2022-chandelier")
+CHENG2020_ANCHOR_CHECKERBOARD = Checkerboard()
+ELIC2022_OFFICIAL = Elic("elic2022-official", Elic2022OfficialNet, chandelier=False)
+ELIC2022_CHANDELIER = Elic("elic2022-chandelier", Elic2022ChandelierNet, chandelier=True)

@@ -259,3 +259,35 @@ def sequential_channel_ramp(in_ch: int, out_ch: int, *, min_ch: int = 0, num_lay
     layers = [module for ch_in, ch_out in zip(channels[:-1], channels[1:])
               for module in (make_layer(ch_in, ch_out, **layer_kwargs), make_act())]
     return nn.Sequential(*(layers[:-1] if skip_last_act else layers))
+
+
+# ---------------------------------------------------------------- Cheng et al.'s transforms (autoregressive and checkerboard families)
+
+
+def cheng2020_h_a(N: int) -> nn.Sequential:
+    """Cheng et al.'s h_a: 3x3 convolutions with leaky ReLUs, two of stride 2."""
+    return nn.Sequential(conv3x3(N, N), nn.LeakyReLU(inplace=True), conv3x3(N, N), nn.LeakyReLU(inplace=True),
+                         conv3x3(N, N, stride=2), nn.LeakyReLU(inplace=True), conv3x3(N, N),
+                         nn.LeakyReLU(inplace=True), conv3x3(N, N, stride=2))
+
+
+def cheng2020_h_s(N: int) -> nn.Sequential:
+    """Cheng et al.'s h_s: 3x3 and sub-pixel convolutions with leaky ReLUs -> 2N."""
+    return nn.Sequential(conv3x3(N, N), nn.LeakyReLU(inplace=True), subpel_conv3x3(N, N, 2),
+                         nn.LeakyReLU(inplace=True), conv3x3(N, N * 3 // 2), nn.LeakyReLU(inplace=True),
+                         subpel_conv3x3(N * 3 // 2, N * 3 // 2, 2), nn.LeakyReLU(inplace=True),
+                         conv3x3(N * 3 // 2, N * 2))
+
+
+def cheng2020_g_a(N: int) -> nn.Sequential:
+    """Cheng et al.'s anchor analysis: residual blocks, three strided, a strided 3x3 last."""
+    return nn.Sequential(ResidualBlockWithStride(3, N, stride=2), ResidualBlock(N, N),
+                         ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N),
+                         ResidualBlockWithStride(N, N, stride=2), ResidualBlock(N, N), conv3x3(N, N, stride=2))
+
+
+def cheng2020_g_s(N: int) -> nn.Sequential:
+    """Cheng et al.'s anchor synthesis: residual blocks, three up-sampling, a sub-pixel conv last."""
+    return nn.Sequential(ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2), ResidualBlock(N, N),
+                         ResidualBlockUpsample(N, N, 2), ResidualBlock(N, N), ResidualBlockUpsample(N, N, 2),
+                         ResidualBlock(N, N), subpel_conv3x3(N, 3, 2))

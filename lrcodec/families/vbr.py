@@ -36,7 +36,7 @@ from ..errors import LrcodecError
 from ..format.exact import ACT_BITS, as_f64, softplus
 from ..format.likelihoods import gaussian_bits, gaussian_interval_likelihood, lower_bound
 from .autoregressive import PASSES, ExactAutoregressive, JointAutoregressive, JointAutoregressiveNet
-from .base import SIGMA_MIN, Family, Quantizer, factorized_forward, hard_rounding, has_prefix
+from .base import SIGMA_MIN, Quantizer, factorized_forward, hard_rounding, has_prefix
 from .coding import Rate
 from .hyperprior import ExactHyperprior, Hyperprior, MeanScaleHyperpriorNet, ScaleHyperpriorNet
 from .hyperprior import match as hyperprior_match
@@ -232,13 +232,7 @@ class JointAutoregressiveVbr(VariableRate, JointAutoregressive):
     """mbt2018-vbr: z at unit steps (CompressAI builds it without a z step network)."""
 
     def __init__(self):
-        super().__init__("joint-autoregressive-vbr")
-
-    def build(self, arch: str, N: int, M: int, shape: dict | None = None):
-        return JointAutoregressiveVbrNet(N, M)
-
-    def dims(self, state: dict) -> tuple[int, int]:
-        return Family.dims(self, state)
+        super().__init__("joint-autoregressive-vbr", JointAutoregressiveVbrNet)
 
     def context_shift(self, net):
         """scale_to_context(g): what this rate adds to the masked context's output, (2M,)."""
