@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LrcodecError
-from .families import ZOO, ZOO_LAMBDAS, ZOO_URLS, arch_of_state, family
+from .families import CODER_BUFFERS, ZOO, ZOO_LAMBDAS, ZOO_URLS, arch_of_state, family
 
-# CompressAI's coder tables: rebuilt by ``update()``, never part of a model's identity; and
-# its variable-rate checkpoints' unused QuantOffset, which its own loader drops too.
-_CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table", "QuantOffset")
+# CompressAI's coder tables, never part of a model's identity, and its variable-rate
+# checkpoints' unused QuantOffset, which its own loader drops too.
+_CODER_BUFFERS = (*CODER_BUFFERS, "QuantOffset")
 
 
 def models_dir() -> Path:

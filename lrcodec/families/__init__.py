@@ -31,6 +31,10 @@ _REGISTRY = {
 }
 ARCHITECTURES = tuple(_REGISTRY)
 
+# CompressAI's coder tables (built by its ``update()``): the networks keep them, empty, for its
+# state dicts and its loader; never part of an lrcodec model's weights or identity.
+CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
 # CompressAI's zoo names with pretrained weights (compressai.zoo.image.model_urls): (arch, highest
 # quality). Its bmshj2018-factorized-relu has none (it loads the GDN model's); ReLU checkpoints
 # load by their keys.

@@ -1,5 +1,5 @@
 """CompressAI's own network of an architecture, as a reference: for tests and benchmarks
-(``tests/test_layers.py``, ``bench/``) that compare lrcodec with CompressAI's classes, its
+(``tests/families/test_reference.py``, ``bench/``) that compare lrcodec with CompressAI's classes, its
 ``update``/``compress``/``decompress`` coder and its ``aux_loss``. Never used at run time:
 lrcodec's networks are its own (``lrcodec.families.layers``, ``priors``), and this module is the
 one place in the package that imports ``compressai``.
@@ -7,10 +7,7 @@ one place in the package that imports ``compressai``.
 
 from __future__ import annotations
 
-from . import family
-
-# CompressAI's coder tables, which lrcodec's weights (``models.weights_of``) leave out
-_CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+from . import CODER_BUFFERS, family
 
 
 def compressai_class(arch: str):
@@ -62,6 +59,6 @@ def compressai_network(arch: str, state: dict):
     own = net.state_dict()
     context = arch == "channel-context"
     state = {k: v for k, v in state.items() if k != "QuantOffset" and not (context and k.startswith("context."))}
-    state.update({k: v for k, v in own.items() if k.endswith(_CODER_BUFFERS) and k not in state})
+    state.update({k: v for k, v in own.items() if k.endswith(CODER_BUFFERS) and k not in state})
     net.load_state_dict(state)
     return net.eval()

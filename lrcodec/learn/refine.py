@@ -264,7 +264,7 @@ class _Budget:
 @dataclass
 class _Batch:
     """What the loop works on: images of one size, their latents as the optimised leaves, and
-    the tiling; ``weights`` is each image's distortion weight lambda * 255^2 / (3 H W)."""
+    the tiling."""
 
     model: LoadedModel
     x: torch.Tensor  # uint8 (B, 3, H, W) on the model's device
@@ -272,7 +272,7 @@ class _Batch:
     z: torch.Tensor
     u_y: torch.Tensor | None  # the UQ dithers (None / 0: none)
     u_z: torch.Tensor
-    weights: torch.Tensor
+    weights: torch.Tensor  # per squared error of a [0, 1] sample: rd_loss's MSE term over 3 H W samples
     grid: list  # ((top, bottom, left, right), (r0, r1, c0, c1)) of each tile: its own and its crop
     g_s: torch.nn.Module  # the loop's own copy, channels-last
     bf16: bool
@@ -452,7 +452,7 @@ def refine_images(
         torch.cat([z0 for _, z0 in latents]).detach().clone().requires_grad_(True),
         uq_dither(seed, y_shape, 0, soft_alpha).to(dev) if uq else None,
         uq_dither(seed, z_shape, 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev),
-        torch.tensor(lmbdas, device=dev) * 255**2 / (3 * H * W),
+        torch.tensor([rd_loss(lmbda, 1.0, 0.0) for lmbda in lmbdas], device=dev) / (3 * H * W),
         list(tiles(y_shape[2], y_shape[3], tile or tile_side(*y_shape[2:], TILE, ONE_TILE), refine_halo(model))),
         copy.deepcopy(model.net.g_s).to(memory_format=torch.channels_last),  # the coder keeps its own
         settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_native(dev)),
