@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lrcodec.app.evaluate import psnr  # noqa: E402
+from lrcodec.metrics import bits_per_pixel  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 OTHERS = {  # label: (Pillow format, options for a quality)
@@ -87,7 +88,7 @@ def main() -> int:
     for label, data, decoded, extra in panels:
         full = np.asarray(decoded)
         crop = tuple(args.box)
-        rows.append({"codec": label, "bytes": len(data), "bpp": round(8 * len(data) / (image.width * image.height), 4),
+        rows.append({"codec": label, "bytes": len(data), "bpp": round(bits_per_pixel(8 * len(data), image.width * image.height), 4),
                      "psnr_whole_image": round(psnr(reference, full), 2),
                      "psnr_crop": round(psnr(np.asarray(image.crop(crop)), np.asarray(decoded.crop(crop))), 2), **extra})
 

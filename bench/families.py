@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from lrcodec import codec  # noqa: E402
 from lrcodec.app.evaluate import bd_rate, psnr  # noqa: E402
 from lrcodec.imageio import open_image, read_bytes  # noqa: E402
-from lrcodec.metrics import rd_loss  # noqa: E402
+from lrcodec.metrics import bits_per_pixel, rd_loss  # noqa: E402
 from lrcodec.models import load_model, shipped_models  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -41,7 +41,7 @@ def kodak_point(model, images, lmbda: float) -> dict:
     for _, image in images:
         data = codec.encode_image(image, model).data
         decoded = np.asarray(codec.decode_image(data, model).convert("RGB"))
-        bpps.append(8 * len(data) / (image.width * image.height))
+        bpps.append(bits_per_pixel(8 * len(data), image.width * image.height))
         psnrs.append(psnr(np.asarray(image.convert("RGB")), decoded))
     mse = np.mean([10 ** (-p / 10) for p in psnrs])
     return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs)),

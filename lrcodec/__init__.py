@@ -12,9 +12,3 @@ __version__ = "0.2.0"
 # The version of every JSON output (models, info, eval, --summary; docs/json.md): raised only
 # when a key changes meaning or goes away, never when one is added.
 JSON_SCHEMA_VERSION = 1
-
-import warnings as _warnings
-
-# compressai (the reference, imported by tests and benchmarks) decorates functions with
-# torch.jit.script, which torch 2.14 deprecates loudly.
-_warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)

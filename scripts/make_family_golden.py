@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "families"), str(ROOT)]
 
-from conftest import photo_like  # noqa: E402
-from test_families import GOLDEN, tiny  # noqa: E402
+from conftest import GOLDEN, photo_like  # noqa: E402
+from family_checks import tiny  # noqa: E402
 
 from lrcodec import codec  # noqa: E402
 from lrcodec.app.probe import latent_digest, symbol_digest  # noqa: E402

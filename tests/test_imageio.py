@@ -3,7 +3,7 @@ partial file nor overwrite without force, input discovery, clear errors for unre
 inputs, mode normalisation and output formats by suffix.
 
 Palette, CMYK, bilevel and 16-bit inputs' decode modes, EXIF orientation and the pixel limit
-are checked in tests/test_robustness.py; output permissions in tests/test_cli.py."""
+are checked in tests/test_robustness.py; output permissions in tests/app/test_cli.py."""
 
 from __future__ import annotations
 

@@ -416,13 +416,14 @@ def info(input, as_json):
     """
     from ..format.bitstream import parse_header
     from ..imageio import read_bytes
+    from ..metrics import bits_per_pixel
     from ..models import shipped_models
 
     data = read_bytes(input)
     header = parse_header(data, max_pixels=2**64)
     d = {"schema_version": JSON_SCHEMA_VERSION, **header.describe()}
     d["file_bytes"] = len(data)
-    d["bpp"] = 8 * len(data) / (header.width * header.height)
+    d["bpp"] = bits_per_pixel(8 * len(data), header.width * header.height)
     # current or retired: a retired model still decodes its files
     d["model"] = next((c["name"] for c in shipped_models(current_only=False) if c.get("model_id") == d["model_id"]), None)
     if as_json:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..metrics import psnr_of
+from ..metrics import bits_per_pixel, psnr_of
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -82,7 +82,7 @@ def evaluate_image(image, name: str, model, *, method: str = "base", iterations:
     ref, out = _rgb(image), _rgb(decoded)
     label = (model.name + ("" if method == "base" else f"+{method}") + ("+uq" if quantizer["uq"] else "")
              + (f"+soft-mean{quantizer['soft_alpha']}" if quantizer["soft_alpha"] else ""))
-    return Point(name, label, str(model.card.get("lmbda", "")), len(data), 8 * len(data) / (image.width * image.height),
+    return Point(name, label, str(model.card.get("lmbda", "")), len(data), bits_per_pixel(8 * len(data), image.width * image.height),
                  psnr(ref, out), ms_ssim(ref, out), t1 - t0, t2 - t1)
 
 
@@ -140,7 +140,7 @@ def classical_point(image, name: str, codec_name: str, setting) -> Point:
     decoded.load()
     t2 = time.perf_counter()
     ref, out = _rgb(rgb), _rgb(decoded)
-    return Point(name, codec_name, str(setting), len(data), 8 * len(data) / (rgb.width * rgb.height),
+    return Point(name, codec_name, str(setting), len(data), bits_per_pixel(8 * len(data), rgb.width * rgb.height),
                  psnr(ref, out), ms_ssim(ref, out), t1 - t0, t2 - t1)
 
 

@@ -52,7 +52,7 @@ ZOO = {
 }
 
 # Where CompressAI 1.2.8 publishes the MSE weights of each zoo name (compressai.zoo.image's and
-# image_vbr's model_urls; tests/test_layers.py checks the copy): quality -> URL, or one URL for a
+# image_vbr's model_urls; tests/families/test_families.py checks the copy): quality -> URL, or one URL for a
 # variable-rate network's eight qualities. lrcodec never downloads them (``models.load_zoo``).
 _ZOO_ROOT = "https://compressai.s3.amazonaws.com/models/v1"
 ZOO_URLS: dict[str, dict[int, str] | str] = {

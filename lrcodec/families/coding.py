@@ -81,7 +81,7 @@ class YTables:
         return np.stack([self.rows[key] for key in keys])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rate:
     """The steps a model quantizes in: z symbols count steps of ``z_step``, y symbols steps of
     1 / ``y_gain`` (sigma is scaled by the gain before its table index is taken), and a decoded

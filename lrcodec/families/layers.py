@@ -6,8 +6,8 @@ default initialisation (the same draws from torch's generator, in the same order
 the shipped weights, CompressAI's zoo and its checkpoints name their tensors that way, and
 because ``lrcodec.format.exact`` and ``lrcodec.families.base.receptive_radius`` read the module
 tree: its Conv2d, ConvTranspose2d and PixelShuffle leaves, a residual block's ``skip`` and
-``upsample``, an attention block's ``conv_a`` and ``conv_b``. ``tests/test_layers.py`` checks
-each against CompressAI's.
+``upsample``, an attention block's ``conv_a`` and ``conv_b``. ``tests/families/test_layers.py``
+and ``test_reference.py`` check each against CompressAI's.
 """
 
 from __future__ import annotations
@@ -107,9 +107,11 @@ def subpel_conv3x3(in_ch: int, out_ch: int, r: int = 1) -> nn.Sequential:
 
 class MaskedConv2d(nn.Conv2d):
     """A convolution that sees only the causal part of its window (PixelCNN's mask "A": the
-    rows above and the positions left of the centre; "B" also the centre). As CompressAI's,
-    ``forward`` zeroes the masked weights in place, so that training and the state dict
-    behave as CompressAI's do; ``mask`` is a buffer of the weight's shape."""
+    rows above and the positions left of the centre; "B" also the centre). ``forward``
+    convolves with the masked weights, which gives CompressAI's outputs without rewriting the
+    weights in place as CompressAI's does (a model shared by threads is never written by a
+    call; loading zeroes the masked taps once, ``base.zero_masked_taps``); ``mask`` is a buffer
+    of the weight's shape."""
 
     mask: Tensor
 
@@ -123,8 +125,7 @@ class MaskedConv2d(nn.Conv2d):
         self.mask[:, :, h // 2 + 1 :] = 0
 
     def forward(self, x: Tensor) -> Tensor:
-        self.weight.data = self.weight.data * self.mask
-        return super().forward(x)
+        return self._conv_forward(x, self.weight * self.mask, self.bias)
 
 
 class CheckerboardMaskedConv2d(MaskedConv2d):

@@ -12,6 +12,7 @@ them.
 from __future__ import annotations
 
 import math
+import re
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +109,17 @@ class EntropyBottleneck(_FactorizedDensity):
 
     def _init_storage(self) -> None:
         self.matrices, self.biases, self.factors = nn.ParameterList(), nn.ParameterList(), nn.ParameterList()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A checkpoint of CompressAI before 1.2 (its zoo files) names the tensors ``_matrix0``,
+        ``_bias0``, ...: renamed here as CompressAI's own loader renames them
+        (``compressai.models.utils.remap_old_keys``)."""
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            old = re.fullmatch(r"_(matrix|bias|factor)(\d+)", key[len(prefix):])
+            if old:
+                kind = {"matrix": "matrices", "bias": "biases", "factor": "factors"}[old.group(1)]
+                state_dict[f"{prefix}{kind}.{old.group(2)}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _register_layer(self, i, matrix, bias, factor) -> None:
         self.matrices.append(matrix)

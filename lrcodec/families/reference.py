@@ -13,8 +13,12 @@ from . import CODER_BUFFERS, family
 def compressai_class(arch: str):
     """CompressAI's model class of an architecture ("channel-context": its hyperprior part,
     ``MeanScaleHyperprior``: CompressAI has no channel context)."""
-    import compressai.models as cm
-    from compressai.models import sensetime
+    import warnings
+
+    with warnings.catch_warnings():  # its torch.jit.script decorators, which torch 2.14 deprecates loudly
+        warnings.simplefilter("ignore", FutureWarning)
+        import compressai.models as cm
+        from compressai.models import sensetime
 
     return {
         "mean-scale": cm.MeanScaleHyperprior,

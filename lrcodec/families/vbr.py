@@ -44,6 +44,9 @@ from .layers import LowerBound
 from .priors import EntropyBottleneckVbr
 
 
+DEFAULT_LEVEL = 2  # CompressAI's lambda 0.0067: lrcodec's default rate (quality 3)
+
+
 # ================================================================ the networks
 # CompressAI 1.2.8's ScaleHyperpriorVbr, MeanScaleHyperpriorVbr and
 # JointAutoregressiveHierarchicalPriorsVbr, float part: its tensor names, module tree and
@@ -61,6 +64,7 @@ class ScaleHyperpriorVbrNet(ScaleHyperpriorNet):
         super().__init__(N=N, M=M, **kwargs)
         self.lmbda = [0.0018, 0.0035, 0.0067, 0.0130, 0.025, 0.0483, 0.0932, 0.18]
         self.levels = len(self.lmbda)
+        self.rate_level = DEFAULT_LEVEL  # the level lrcodec codes at (not in the state dict)
         self.Gain = nn.Parameter(torch.tensor([0.10000, 0.13944, 0.19293, 0.26874, 0.37268, 0.51801, 0.71957, 1.00000]),
                                  requires_grad=True)
         self.QuantABCD = nn.Sequential(nn.Linear(1 + 1, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 1))
@@ -93,9 +97,6 @@ class JointAutoregressiveVbrNet(ScaleHyperpriorVbrNet, JointAutoregressiveNet):
 
 # ================================================================ (end of the networks)
 
-DEFAULT_LEVEL = 2  # CompressAI's lambda 0.0067: lrcodec's default rate (quality 3)
-
-
 def exact_mlp(sequential, x: np.ndarray) -> np.ndarray:
     """A Sequential of Linear, ReLU and Softplus layers on rows of x, in float64 with every sum
     written out term by term (``lrcodec.format.exact``'s rules): the same result on every machine."""
@@ -122,12 +123,12 @@ class VariableRate:
         return len(net.Gain)
 
     def level(self, net) -> int:
-        return getattr(net, "lrcodec_level", DEFAULT_LEVEL)
+        return net.rate_level
 
     def set_level(self, net, level: int) -> None:
         if not 0 <= level < self.rate_levels(net):
             raise LrcodecError(f"{self.archs[0]}: quality must be 1-{self.rate_levels(net)}, got {level + 1}")
-        net.lrcodec_level = level
+        net.rate_level = level
 
     def identity(self, net) -> bytes:
         return f"rate level {self.level(net)}".encode()

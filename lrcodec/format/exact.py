@@ -293,6 +293,8 @@ def _integer_layer(module, deconv: bool, activation: str, slope: int) -> Integer
     import torch
 
     w = module.weight.detach().cpu().double()
+    if getattr(module, "mask", None) is not None:  # a masked convolution computes with its masked weights
+        w = w * module.mask.cpu().double()
     b = module.bias.detach().cpu().double()
     in_limit = ACT_LIMIT * 2**ACT_BITS
     # Sum of |weights| feeding one output: conv weight is [out, in, k, k], deconv [in, out, k, k].

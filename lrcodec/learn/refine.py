@@ -362,10 +362,11 @@ def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: l
                 break
             sampler = Sampler.of(schedule)
         if t % schedule.eval_every == 0 or t == schedule.iterations:
+            seconds = time.perf_counter() - t0
             for i, (history, b) in enumerate(zip(histories, best)):
                 y, z = batch.y[i : i + 1].detach(), batch.z[i : i + 1].detach()
                 q = codec.quantize_latents(batch.model, y, z, **quantizer)
-                history.append(_true_loss(batch.model, q, batch.x[i : i + 1], lmbdas[i], t, time.perf_counter() - t0))
+                history.append(_true_loss(batch.model, q, batch.x[i : i + 1], lmbdas[i], t, seconds))
                 if history[-1].loss < b.evaluation.loss:
                     best[i] = _Best(history[-1], y.clone(), z.clone())
                 else:
@@ -452,7 +453,7 @@ def refine_images(
         torch.cat([z0 for _, z0 in latents]).detach().clone().requires_grad_(True),
         uq_dither(seed, y_shape, 0, soft_alpha).to(dev) if uq else None,
         uq_dither(seed, z_shape, 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev),
-        torch.tensor([rd_loss(lmbda, 1.0, 0.0) for lmbda in lmbdas], device=dev) / (3 * H * W),
+        rd_loss(torch.tensor(lmbdas, device=dev), 1.0, 0.0) / (3 * H * W),
         list(tiles(y_shape[2], y_shape[3], tile or tile_side(*y_shape[2:], TILE, ONE_TILE), refine_halo(model))),
         copy.deepcopy(model.net.g_s).to(memory_format=torch.channels_last),  # the coder keeps its own
         settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_native(dev)),

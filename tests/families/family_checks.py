@@ -48,6 +48,25 @@ def golden_names(archs) -> list[str]:
     return sorted(name for name, entry in FAMILY_GOLDEN.items() if entry["arch"] in archs)
 
 
+def assert_positions_are_whole(context, parameters) -> None:
+    """A context convolution at chosen positions (``PositionConvolution``, the taps a 5x5
+    causal or checkerboard mask leaves) and a parameter network on those positions' vectors
+    give exactly the integers of the whole networks, saturation and zero padding included."""
+    import numpy as np
+
+    from lrcodec.format.exact import _run_layer, _saturate
+
+    assert len(context.offsets[0]) == 12  # of 25
+    channels = context.layer.weight.shape[1]
+    y = torch.randint(-300, 300, (1, channels, 7, 9)).double() * 2**10
+    y[0, 0, 3, 4] = 1e12  # saturated as the whole network saturates it
+    rows, cols = np.nonzero(np.ones((7, 9), bool))  # every position, the borders' zero padding included
+    whole = _run_layer(context.layer, _saturate(y))[0][:, rows, cols].T
+    assert torch.equal(context(y, rows, cols), whole)
+    p = torch.randint(-3000, 3000, (5, parameters.layers[0].weight.shape[1])).double() * 2**8
+    assert torch.equal(parameters.on_vectors(p), parameters.reference(p[..., None, None])[..., 0, 0])
+
+
 class FamilyChecks:
     ARCHS: tuple[str, ...] = ()
     REFINES_HERE = True  # False: its refinement is tested in tests/learn/test_refine.py

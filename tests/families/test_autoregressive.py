@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import assert_pixels_close, photo_like
-from family_checks import FamilyChecks, tiny
+from family_checks import FamilyChecks, assert_positions_are_whole, tiny
 from lrcodec import codec, models
 
 
@@ -68,24 +68,11 @@ def test_integer_networks_equal_their_int64_definition(arch):
     assert torch.equal(exact.entropy_parameters(p), exact.entropy_parameters.reference(p))
 
 
-@pytest.mark.parametrize("arch", ["joint-autoregressive", "cheng2020-anchor-checkerboard", "elic2022-chandelier"])
-def test_contexts_at_chosen_positions_are_the_whole_convolutions_there(arch):
-    """The coder's context reads only the taps its mask leaves, at a unit's positions, and its
-    parameter network runs on those positions' vectors: the integers of the whole networks."""
-    from lrcodec.format.exact import _run_layer, _saturate
-
-    exact = tiny(arch).exact
-    context, parameters = ((exact.context, exact.entropy_parameters) if arch == "joint-autoregressive"
-                           else (exact.spatial[-1], exact.parameters[-1]))
-    assert len(context.offsets[0]) == 12  # of 25: a 5x5 causal or checkerboard mask
-    channels = context.layer.weight.shape[1]
-    y = torch.randint(-300, 300, (1, channels, 7, 9)).double() * 2**10
-    y[0, 0, 3, 4] = 1e12  # saturated as the whole network saturates it
-    rows, cols = np.nonzero(np.ones((7, 9), bool))  # every position, the borders' zero padding included
-    whole = _run_layer(context.layer, _saturate(y))[0][:, rows, cols].T
-    assert torch.equal(context(y, rows, cols), whole)
-    p = torch.randint(-3000, 3000, (5, parameters.layers[0].weight.shape[1])).double() * 2**8
-    assert torch.equal(parameters.on_vectors(p), parameters.reference(p[..., None, None])[..., 0, 0])
+def test_the_context_at_chosen_positions_is_the_whole_convolution_there():
+    """The coder's masked context reads only the taps its mask leaves, at a unit's positions,
+    and entropy_parameters runs on those positions' vectors: the integers of the whole networks."""
+    exact = tiny("joint-autoregressive").exact
+    assert_positions_are_whole(exact.context, exact.entropy_parameters)
 
 
 def test_cheng2020_halos_come_from_the_receptive_fields():

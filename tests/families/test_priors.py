@@ -65,3 +65,23 @@ def test_aux_loss_is_every_entropy_bottlenecks_quantile_loss():
     net.aux_loss().backward()
     grads = {n for n, p in net.named_parameters() if p.grad is not None}
     assert grads == {"entropy_bottleneck.quantiles"}
+
+
+@pytest.mark.parametrize("old", ["_{one}{i}", "_{many}.{i}"])
+def test_checkpoints_with_compressais_older_names_load(old, tmp_path):
+    """CompressAI's zoo files predate its ParameterLists: their bottleneck tensors are
+    ``_matrix0``, ``_bias0``, ``_factor0`` (or, older still, ``_matrices.0``, ...). They load
+    into the same network, with the same model id, as CompressAI's own loader maps them."""
+    from family_checks import tiny
+    from lrcodec.models import load_model
+
+    model = tiny("mean-scale")
+    one = {"matrices": "matrix", "biases": "bias", "factors": "factor"}
+    state = {}
+    for key, value in model.net.state_dict().items():
+        kind, _, i = key.removeprefix("entropy_bottleneck.").partition(".")
+        renamed = key.startswith("entropy_bottleneck.") and kind in one
+        state[f"entropy_bottleneck.{old.format(one=one[kind], many=kind, i=i)}" if renamed else key] = value
+    assert "entropy_bottleneck.matrices.0" not in state and len(state) == len(model.net.state_dict())
+    torch.save(state, tmp_path / "old.pth.tar")
+    assert load_model(str(tmp_path / "old.pth.tar")).model_id == model.model_id

@@ -1,11 +1,10 @@
 """lrcodec's own networks (``lrcodec.families.layers``, ``priors`` and each family's classes)
-against CompressAI 1.2.8's (``lrcodec.families.reference``), which they replace at run time: for every architecture the same
-state dict (names, shapes, dtypes), the same tensors from the same seed, the same module tree
-(what the integer networks and the tile halos are read from), the same outputs of every
-sub-network lrcodec runs, within float tolerance, in both directions (CompressAI's weights
-in lrcodec's network, lrcodec's in CompressAI's, with its strict loader); then the shared
-layers' gradients, checkpoint key renaming and the zoo URLs. CompressAI is the reference
-here and in bench/ only (``lrcodec.families.reference``)."""
+against CompressAI 1.2.8's (``lrcodec.families.reference``), which they replace at run
+time: for every architecture the same state dict (names, shapes, dtypes), the same tensors
+from the same seed, the same module tree (what the integer networks and the tile halos are
+read from), the same outputs of every sub-network lrcodec runs, within float tolerance, in
+both directions (CompressAI's weights in lrcodec's network, lrcodec's in CompressAI's, with
+its strict loader). The shared layers: test_layers.py and test_priors.py."""
 
 from __future__ import annotations
 

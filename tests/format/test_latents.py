@@ -2,7 +2,7 @@
 functions of (seed, shape, stream), their coding groups, and latent shapes.
 
 The dither generator itself (levels, pinned values, uniformity, soft-mean offsets) is checked
-in tests/test_quantization.py; round trips of whole files in tests/test_codec.py."""
+in tests/format/test_dither.py; round trips of whole files in tests/test_codec.py."""
 
 from __future__ import annotations
 
