@@ -38,6 +38,9 @@ def pixel_digest(pixels) -> str:
     return hashlib.sha256(pixels.numpy().tobytes()).hexdigest()
 
 
+VARIANTS = ("threads-1", "threads-2", "threads-3", "native", "float64")  # what each file is decoded under
+
+
 def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
     """{variant: {path: {symbols, latents, pixels} or {error}}} for threads 1, 2 and 3, native
     kernels instead of oneDNN, and float64 transforms; with ``pixels_dir``, each variant's
@@ -57,15 +60,21 @@ def decode_variants(paths: list[str], pixels_dir: str | None = None) -> dict:
     loaded: dict = {}
     for path in paths:
         data = open(path, "rb").read()
-        model_id = parse_header(data).model_id
-        if model_id not in loaded:
-            model = find_model_by_id(model_id)
-            wide = copy.copy(model)
-            wide.net, wide._exact = copy.deepcopy(model.net).double(), None
-            loaded[model_id] = model, wide
+        try:  # a file this build cannot read, or whose model is not shipped: the same error in every variant
+            model_id = parse_header(data).model_id
+            if model_id not in loaded:
+                model = find_model_by_id(model_id)
+                wide = copy.copy(model)
+                wide.net, wide._exact = copy.deepcopy(model.net).double(), None
+                loaded[model_id] = model, wide
+        except LrcodecError as e:
+            for name in VARIANTS:
+                results.setdefault(name, {})[path] = {"error": str(e)}
+            continue
         model, wide = loaded[model_id]
-        variants = {"threads-1": (model, 1, nullcontext), "threads-2": (model, 2, nullcontext),
-                    "threads-3": (model, 3, nullcontext), "native": (model, 2, lambda: torch.backends.mkldnn.flags(enabled=False)), "float64": (wide, 2, nullcontext)}
+        variants = dict(zip(VARIANTS, [(model, 1, nullcontext), (model, 2, nullcontext), (model, 3, nullcontext),
+                                       (model, 2, lambda: torch.backends.mkldnn.flags(enabled=False)),
+                                       (wide, 2, nullcontext)]))
         for name, (m, threads, context) in variants.items():
             torch.set_num_threads(threads)
             record = results.setdefault(name, {})

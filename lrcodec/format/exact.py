@@ -90,7 +90,8 @@ def softplus(x: np.ndarray) -> np.ndarray:
 
 
 def erfc(x: np.ndarray) -> np.ndarray:
-    """Complementary error function, relative error < 1e-13 where it matters here.
+    """Complementary error function, relative error below 1e-10 (3.7e-11 at most, measured
+    against scipy, for 1.5 <= x < 3; far below the tables' 2**-24 resolution).
 
     |x| < 3: 1 - erf with erf(x) = 2/sqrt(pi) e**-x**2 sum_n (2x**2)**n x / (2n+1)!! (all
     terms positive, no cancellation); |x| >= 3: the continued fraction

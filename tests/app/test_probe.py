@@ -103,3 +103,13 @@ def test_the_command_line_on_a_golden_file(tmp_path):
         assert pixels.dtype == np.uint8 and pixels.shape[0] == 1 and pixels.shape[2:] == size
         assert got["pixels"] == pixel_digest(torch.from_numpy(pixels)), variant
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{Path(name).stem}.{v}.npy" for v in VARIANTS)
+
+
+def test_a_file_whose_model_is_not_shipped_is_an_error_in_every_variant():
+    """The probe records why a file cannot be decoded here, in each variant, and goes on."""
+    from lrcodec.app.probe import VARIANTS, decode_variants
+
+    results = decode_variants([str(GOLDEN / "mean-scale-plain.lrc")])
+    assert sorted(results) == sorted(VARIANTS)
+    assert all("not among the shipped models" in r[str(GOLDEN / "mean-scale-plain.lrc")]["error"]
+               for r in results.values())
