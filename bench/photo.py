@@ -1,5 +1,6 @@
-"""A phone photo and Kodak at every effort: time, peak memory and R-D gain, start-up, encode and
-decode per megapixel, with AVIF, JPEG XL and WebP timed in the same run (issue 26).
+"""A phone photo and Kodak at every effort: time, peak memory and R-D gain, encode and decode
+per megapixel, with AVIF, JPEG XL and WebP timed in the same run (issue 26). Start-up against
+`import torch`: bench/startup.py.
 
     python bench/photo.py                          # writes bench/results/photo.json
     python bench/photo.py --kodak-efforts 0,1,2,3 --photo-efforts 0,1,2
@@ -156,26 +157,6 @@ def tiled_against_untiled(folder: Path, images: int, tile: int = 16) -> dict:
             "largest_difference_points": max(abs(a - b) for a, b in zip(*gains.values()))}
 
 
-def startup(kodak: Path, work: Path) -> dict:
-    """Wall time of the smallest jobs: imports alone, and a whole `lrcodec decode` of a Kodak file."""
-    def seconds(code: str) -> float:
-        runs = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-            runs.append(time.perf_counter() - t0)
-        return round(statistics.median(runs), 2)
-
-    lrc = work / "kodim01.lrc"
-    subprocess.run([LRCODEC, "encode", str(kodak / "kodim01.png"), "-e", "0", "-o", str(lrc), "-f", "--quiet"],
-                   check=True)
-    decodes = [timed(["decode", str(lrc), "-o", str(work / "kodim01.png"), "-f", "--quiet"]) for _ in range(3)]
-    return {"python": seconds("pass"), "import_torch": seconds("import torch"),
-            "import_compressai": seconds("import compressai"),
-            "decode_kodak": statistics.median(d["seconds"] for d in decodes),
-            "decode_kodak_peak_rss_mb": max(d["peak_rss_mb"] for d in decodes)}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kodak", type=Path, default=ROOT.parent / "shared" / "data" / "kodak")
@@ -193,8 +174,6 @@ def main() -> int:
               "time_limits": {str(e): s.time_limit for e, s in EFFORTS.items() if s}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        print("start-up", flush=True)
-        result["startup"] = startup(args.kodak, work)
         image = mosaic(args.photos, work / "photo.png")
         result["photo"] = {"size": [4032, 3024], "sources": sorted(p.name for p in args.photos.iterdir())[:9]}
         for label, env in (("native", {}), ("avx2", AVX2)):

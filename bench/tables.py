@@ -117,7 +117,7 @@ def effort_table() -> str:
 
 
 def photo_tables(d: dict) -> None:
-    """The 12 MP photo and start-up (bench/photo.py)."""
+    """The 12 MP photo (bench/photo.py)."""
     print(effort_table())
     mp = d["photo"]["size"][0] * d["photo"]["size"][1] / 1e6
     print(f"\n12 MP photo ({d['photo']['size'][0]}x{d['photo']['size'][1]}), each command a fresh process, "
@@ -139,10 +139,6 @@ def photo_tables(d: dict) -> None:
         print(f"\nTiled refinement on {tiles['images']} Kodak images at effort {tiles['effort']}: true-loss gains "
               + "; ".join(f"{k} " + ", ".join(f"{g:.2f}" for g in v) + " %" for k, v in tiles["true_loss_gain_pct"].items())
               + f" (largest difference {tiles['largest_difference_points']:.4f} points).")
-    st = d["startup"]
-    print(f"\nStart-up: `python -c pass` {st['python']} s, `import torch` {st['import_torch']} s, "
-          f"`import compressai` {st['import_compressai']} s; `lrcodec decode` of a Kodak file "
-          f"{st['decode_kodak']} s end to end ({st['decode_kodak_peak_rss_mb']} MB peak RSS).")
 
 
 def startup_table(d: dict) -> None:

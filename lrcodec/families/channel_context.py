@@ -32,7 +32,7 @@ from ..format.tiling import tiled
 from .base import SIGMA_MIN, Quantizer, gaussian_step, has_prefix
 from .coding import YUnit
 from .hyperprior import ExactHyperprior, Hyperprior
-from .two_pass import anchors_of, checkerboard_units, two_pass
+from .two_pass import anchor_mask, anchors_of, checkerboard_units, two_pass
 
 DEFAULT_SHAPE = {"slices": 6, "hidden": [128, 64], "checkerboard": True}
 
@@ -106,6 +106,7 @@ class ChannelContext(nn.Module):
         k, B = self.shape.slice_size, y.shape[0]
         hyper = torch.cat([sigma, mu], 1).clamp(-ACT_LIMIT, ACT_LIMIT)
         sigmas, mus, y_hats, extras = [], [], [], []
+        first = anchor_mask(*y.shape[2:], y.device) if self.shape.checkerboard else None
         for s, net in enumerate(self.nets):
             lo, hi = s * k, (s + 1) * k
             earlier = torch.cat(y_hats, 1) if y_hats else None
@@ -121,7 +122,7 @@ class ChannelContext(nn.Module):
                 return sigma[:, lo:hi] * torch.exp(d_sigma), mu[:, lo:hi] + d_mu
 
             if self.shape.checkerboard:
-                y_hat, extra, sig, m = two_pass(y[:, lo:hi], params, quantize, slice(lo, hi))
+                y_hat, extra, sig, m = two_pass(y[:, lo:hi], params, quantize, slice(lo, hi), first)
             else:
                 sig, m = params(None, None)
                 y_hat, extra = quantize(y[:, lo:hi], sig, m, slice(lo, hi))

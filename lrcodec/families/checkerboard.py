@@ -34,7 +34,7 @@ from .coding import ExactEntropyModel, YUnit
 from .layers import (AttentionBlock, CheckerboardMaskedConv2d, ResidualBottleneckBlock, cheng2020_g_a, cheng2020_g_s,
                      cheng2020_h_a, cheng2020_h_s, conv, conv1x1, deconv, sequential_channel_ramp)
 from .priors import CompressionNet, EntropyBottleneck, GaussianConditional
-from .two_pass import anchors_of, checkerboard_units, two_pass
+from .two_pass import anchor_mask, anchors_of, checkerboard_units, two_pass
 
 
 # ================================================================ the networks
@@ -326,7 +326,7 @@ class Checkerboard(Family):
     def y_forward(self, net, y, hyper, quantize: Quantizer, sigma_min: float = SIGMA_MIN) -> tuple:
         """Group by group, anchors then the others, exactly as the coder (teacher-forced)."""
         layout, step = self.layout(net), gaussian_step(quantize, sigma_min)
-        y_hats, bits = [], []
+        y_hats, bits, first = [], [], anchor_mask(*y.shape[2:], y.device)
         for k, (cb, channel) in enumerate(zip(layout.checkerboards, layout.channel_contexts)):
             lo, hi = layout.bounds[k], layout.bounds[k + 1]
             side = hyper if channel is None else torch.cat([channel(torch.cat(layout.earlier(k, y_hats), 1)), hyper], 1)
@@ -339,7 +339,7 @@ class Checkerboard(Family):
                     spatial = cb.context_prediction(anchors).to(side.dtype)
                 return layout.chunk(cb.entropy_parameters(torch.cat([spatial, side], 1)).float())
 
-            y_hat, bits_k, _, _ = two_pass(y[:, lo:hi], params, step, slice(lo, hi))
+            y_hat, bits_k, _, _ = two_pass(y[:, lo:hi], params, step, slice(lo, hi), first)
             y_hats.append(y_hat)
             bits.append(bits_k)
         return torch.cat(y_hats, 1), torch.cat(bits, 1)

@@ -36,12 +36,12 @@ def anchors_of(unit: YUnit, y_hat_fixed: torch.Tensor) -> torch.Tensor | None:
     return y_hat_fixed[:, unit.lo : unit.hi] * torch.from_numpy(~unit.mask)
 
 
-def two_pass(y: torch.Tensor, params: Callable, step: Callable, channels: slice) -> tuple:
-    """One group of y in two passes: (sigma, mu) = ``params(None, mask)`` for the anchors,
-    ``params(anchors' y_hat, mask)`` for the others (``mask``: the anchor mask, (1, 1, h, w));
-    ``step(y, sigma, mu, channels)`` -> (y_hat, bits). Returns (y_hat, bits, sigma, mu), each
-    the anchors' where the mask is 1 and the others' elsewhere."""
-    first = anchor_mask(*y.shape[2:], y.device)
+def two_pass(y: torch.Tensor, params: Callable, step: Callable, channels: slice, first: torch.Tensor) -> tuple:
+    """One group of y in two passes: (sigma, mu) = ``params(None, first)`` for the anchors,
+    ``params(anchors' y_hat, first)`` for the others (``first``: ``anchor_mask`` of y's size,
+    made once for all of a latent's groups); ``step(y, sigma, mu, channels)`` -> (y_hat, bits).
+    Returns (y_hat, bits, sigma, mu), each the anchors' where the mask is 1 and the others'
+    elsewhere."""
     sigma1, mu1 = params(None, first)
     y_hat1, bits1 = step(y, sigma1, mu1, channels)
     sigma2, mu2 = params(y_hat1 * first, first)

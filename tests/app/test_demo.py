@@ -11,7 +11,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from conftest import photo_like
+from conftest import assert_pixels_close, photo_like
 from lrcodec import codec
 from lrcodec.app import demo
 from lrcodec.app.evaluate import psnr
@@ -49,4 +49,5 @@ def test_the_demo_encodes_plain_and_at_the_default_effort(models_dir, tmp_path, 
         pixels = np.asarray(decoded.image().convert("RGB"))
         assert abs(float(rows[label][4]) - psnr(original, pixels)) <= 0.005  # measured on the decoded pixels
         with Image.open(tmp_path / "out" / f"cat.e{effort}.png") as png:
-            assert np.array_equal(np.asarray(png.convert("RGB")), pixels)
+            # the demo's own decode and this one: float g_s twice, within the stated bound
+            assert_pixels_close(np.asarray(png.convert("RGB")), pixels)

@@ -77,14 +77,17 @@ def test_a_wider_step_costs_fewer_bits_at_the_same_value():
 
 def test_the_factorized_prior_stays_float32_under_autocast():
     """A bfloat16 synthesis loop (refinement's ``precision``) must not lower the prior's
-    precision: the same bits, bit for bit, as outside autocast."""
+    precision: float32 bits, the same as outside autocast within float32 rounding (bfloat16's
+    would be off by about 1e-2; the matrix products promise no bit equality between calls)."""
     eb = tiny("mean-scale").net.entropy_bottleneck
     torch.manual_seed(2)
     z = z_medians(eb) + torch.randn(1, eb.channels, 3, 3) * 3
     z_hat, bits = factorized_forward(eb, z, hard_rounding)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         z_hat_ac, bits_ac = factorized_forward(eb, z, hard_rounding)
-    assert bits_ac.dtype == torch.float32 and torch.equal(bits_ac, bits) and torch.equal(z_hat_ac, z_hat)
+    assert bits_ac.dtype == torch.float32 and z_hat_ac.dtype == torch.float32
+    torch.testing.assert_close(bits_ac, bits, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(z_hat_ac, z_hat, rtol=1e-6, atol=1e-6)
 
 
 def test_gaussian_step_scores_the_centred_value_under_its_sigma():
@@ -116,7 +119,7 @@ def test_gaussian_step_floors_sigma_at_sigma_min():
     y, mu = torch.full((1, 1, 2, 2), 1.0), torch.zeros(1, 1, 2, 2)
     _, at_floor = step(y, torch.full_like(y, 0.5), mu, slice(None))
     _, below = step(y, torch.full_like(y, 0.01), mu, slice(None))
-    assert torch.equal(below, at_floor)
+    torch.testing.assert_close(below, at_floor, rtol=1e-6, atol=0)  # float elementwise kernels: within rounding
     _, lower_floor = gaussian_step(hard_rounding, sigma_min=0.01)(y, torch.full_like(y, 0.01), mu, slice(None))
     assert (lower_floor > at_floor).all()
 

@@ -69,7 +69,7 @@ def test_two_pass_feeds_the_anchors_to_the_second_pass_and_merges_by_the_mask():
             return torch.full_like(y, 1.0), torch.full_like(y, 0.25)
         return torch.full_like(y, 2.0) + anchors.abs(), anchors * 0.5 - 0.125
 
-    y_hat, bits, sigma, mu = two_pass(y, params, _step, slice(0, 3))
+    y_hat, bits, sigma, mu = two_pass(y, params, _step, slice(0, 3), anchor_mask(5, 6))
     first = anchor_mask(5, 6)
     assert len(calls) == 2 and calls[0][0] is None
     assert torch.equal(calls[0][1], first) and torch.equal(calls[1][1], first)
@@ -91,7 +91,7 @@ def test_two_pass_without_a_context_is_one_pass():
     y = torch.randn(1, 4, 6, 5) * 3
     sigma0, mu0 = torch.rand(1, 4, 6, 5) + 0.2, torch.randn(1, 4, 6, 5)
     step = gaussian_step(hard_rounding)
-    y_hat, bits, sigma, mu = two_pass(y, lambda anchors, mask: (sigma0, mu0), step, slice(None))
+    y_hat, bits, sigma, mu = two_pass(y, lambda anchors, mask: (sigma0, mu0), step, slice(None), anchor_mask(6, 5))
     y_hat1, bits1 = step(y, sigma0, mu0, slice(None))
     assert torch.equal(y_hat, y_hat1) and torch.equal(bits, bits1)
     assert torch.equal(sigma, sigma0) and torch.equal(mu, mu0)
