@@ -164,11 +164,9 @@ def _walk_y(model: LoadedModel, shape: tuple, hyper, u_y: Dither, symbols_of) ->
     from the hyper tensor and the units before it, then ``symbols_of(unit, index, mu)`` -> the
     unit's symbols (flat): quantized by the encoder, decoded by the decoder. Returns (y
     symbols, table index, mu), each of y's ``shape``."""
-    import torch
-
     exact = model.exact
     y_symbols, index, mu = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape)
-    y_hat_fixed = torch.zeros(shape, dtype=torch.float64) if exact.needs_y_hat else None
+    y_hat_fixed = np.zeros(shape) if exact.needs_y_hat else None
     for unit in model.y_units(shape):
         index_u, mu_u = exact.unit_keys(unit, shape, hyper, y_hat_fixed)
         unit.put(index, index_u)
@@ -177,7 +175,7 @@ def _walk_y(model: LoadedModel, shape: tuple, hyper, u_y: Dither, symbols_of) ->
         unit.put(y_symbols, symbols)
         if y_hat_fixed is not None:
             y_centred = exact.restore(symbols, index_u) + unit.take(u_y.values) / exact.y_gain
-            unit.put(y_hat_fixed.numpy(), np.rint(y_centred * 2.0**ACT_BITS) + mu_u * 2.0**ACT_BITS)
+            unit.put(y_hat_fixed, np.rint(y_centred * 2.0**ACT_BITS) + mu_u * 2.0**ACT_BITS)
     return y_symbols, index, mu
 
 

@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import LrcodecError
 from ..format.exact import ACT_BITS, IntegerNetwork, PositionConvolution
 from .base import SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, has_prefix, zero_masked_taps
-from .coding import ExactEntropyModel, Rate, YUnit
+from .coding import ExactEntropyModel, Rate, YUnit, hyper_parts
 from .hyperprior import MeanScaleHyperpriorNet
 from .layers import (AttentionBlock, MaskedConv2d, ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride,
                      cheng2020_g_a, cheng2020_g_s,
@@ -107,13 +107,13 @@ class ExactAutoregressive(ExactEntropyModel):
 
     def __init__(self, net, sigma_table, context_prediction=None, rate: Rate = Rate()):
         """``context_prediction``: the masked convolution, if not the network's own."""
-        super().__init__(net, sigma_table, rate)
+        super().__init__(hyper_parts(net), sigma_table, rate)
         context = net.context_prediction if context_prediction is None else context_prediction
-        self.context = PositionConvolution(IntegerNetwork(context))
+        self.context = PositionConvolution(IntegerNetwork.of(context))
         self.kernel = net.context_prediction.kernel_size[0]
         if self.kernel > 5:  # the wavefront t = 3i + j orders a causal 5x5 neighbourhood at most
             raise LrcodecError(f"a {self.kernel}x{self.kernel} masked context is wider than the coder's wavefront allows")
-        self.entropy_parameters = IntegerNetwork(net.entropy_parameters)
+        self.entropy_parameters = IntegerNetwork.of(net.entropy_parameters)
 
     def y_units(self, shape: tuple) -> list[YUnit]:
         return wavefront_units(shape[1], *shape[2:])
@@ -123,9 +123,9 @@ class ExactAutoregressive(ExactEntropyModel):
         y_hat decoded so far and h_s's params through entropy_parameters, in integers, as
         matrix products over the unit's positions."""
         rows, cols = unit.positions
-        params = torch.from_numpy(hyper[0][:, rows, cols].T * 2.0**ACT_BITS)
-        inputs = torch.cat([params, self.context(y_hat_fixed, rows, cols)], 1)
-        out = self.entropy_parameters.on_vectors(inputs).numpy() * 2.0**-ACT_BITS
+        params = hyper[0][:, rows, cols].T * 2.0**ACT_BITS
+        inputs = np.concatenate([params, self.context(y_hat_fixed, rows, cols)], 1)
+        out = self.entropy_parameters.on_vectors(inputs) * 2.0**-ACT_BITS
         sigma, mu = np.split(out.T[None], 2, axis=1)
         return sigma, mu
 

@@ -30,8 +30,8 @@ from ..errors import LrcodecError
 from ..format.exact import ACT_BITS, ACT_LIMIT, IntegerNetwork, exp
 from ..format.tiling import tiled
 from .base import SIGMA_MIN, Quantizer, gaussian_step, has_prefix
-from .coding import YUnit
-from .hyperprior import ExactHyperprior, Hyperprior
+from .coding import ExactHyperprior, YUnit, hyper_parts
+from .hyperprior import Hyperprior
 from .two_pass import anchor_mask, anchors_of, checkerboard_units, two_pass
 
 DEFAULT_SHAPE = {"slices": 6, "hidden": [128, 64], "checkerboard": True}
@@ -140,9 +140,9 @@ class ExactChannelContext(ExactHyperprior):
     needs_y_hat = True
 
     def __init__(self, net, sigma_table):
-        super().__init__(net, sigma_table, mean_scale=True)
+        super().__init__(hyper_parts(net), sigma_table, mean_scale=True)
         self.shape = net.context.shape
-        self.nets = [IntegerNetwork(n) for n in net.context.nets]
+        self.nets = [IntegerNetwork.of(n) for n in net.context.nets]
 
     def y_units(self, shape: tuple) -> list[YUnit]:
         k = self.shape.slice_size
@@ -159,12 +159,12 @@ class ExactChannelContext(ExactHyperprior):
         if self.shape.checkerboard:
             anchors = anchors_of(unit, y_hat_fixed)
             if anchors is not None:
-                parts += [anchors, torch.from_numpy(~unit.mask).double() * 2.0**ACT_BITS]
+                parts += [anchors, (~unit.mask) * 2.0**ACT_BITS]
             else:
                 height, width = y_hat_fixed.shape[2:]
-                parts.append(torch.zeros((1, unit.hi - unit.lo + 1, height, width), dtype=torch.float64))
+                parts.append(np.zeros((1, unit.hi - unit.lo + 1, height, width)))
         net = self.nets[unit.slice_index]
-        out = tiled(net, torch.cat(parts, 1), tile=tile, halo=net.radius).numpy()
+        out = tiled(net, np.concatenate(parts, 1), tile=tile, halo=net.radius)
         return np.split(out, 2, axis=1)
 
     def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from ..errors import LrcodecError
 from ..format.exact import ACT_BITS, IntegerNetwork, PositionConvolution
 from ..format.tiling import tiled
 from .base import SIGMA_MIN, Family, Quantizer, check_square, cheng2020_dims, gaussian_step, has_prefix, receptive_radius, zero_masked_taps
-from .coding import ExactEntropyModel, YUnit
+from .coding import ExactEntropyModel, YUnit, hyper_parts
 from .layers import (AttentionBlock, CheckerboardMaskedConv2d, ResidualBottleneckBlock, cheng2020_g_a, cheng2020_g_s,
                      cheng2020_h_a, cheng2020_h_s, conv, conv1x1, deconv, sequential_channel_ramp)
 from .priors import CompressionNet, EntropyBottleneck, GaussianConditional
@@ -249,7 +249,7 @@ class HyperState:
     fixed point, and each group's channel context once computed."""
 
     def __init__(self, hyper: np.ndarray):
-        self.fixed = torch.from_numpy(hyper * 2.0**ACT_BITS)
+        self.fixed = hyper * 2.0**ACT_BITS
         self.channel_context: dict = {}
 
 
@@ -258,11 +258,11 @@ class ExactCheckerboard(ExactEntropyModel):
     params_at_positions = True
 
     def __init__(self, net, layout: SpaceChannel, sigma_table):
-        super().__init__(net.latent_codec["hyper"], sigma_table)
+        super().__init__(hyper_parts(net.latent_codec["hyper"], "latent_codec.hyper."), sigma_table)
         self.layout = layout
-        self.spatial = [PositionConvolution(IntegerNetwork(cb.context_prediction)) for cb in layout.checkerboards]
-        self.parameters = [IntegerNetwork(cb.entropy_parameters) for cb in layout.checkerboards]
-        self.channel = [None if c is None else IntegerNetwork(c) for c in layout.channel_contexts]
+        self.spatial = [PositionConvolution(IntegerNetwork.of(cb.context_prediction)) for cb in layout.checkerboards]
+        self.parameters = [IntegerNetwork.of(cb.entropy_parameters) for cb in layout.checkerboards]
+        self.channel = [None if c is None else IntegerNetwork.of(c) for c in layout.channel_contexts]
 
     def hyper(self, z_symbols: np.ndarray, z_offsets: np.ndarray, tile: int = 16) -> HyperState:
         return HyperState(super().hyper(z_symbols, z_offsets, tile))
@@ -282,16 +282,16 @@ class ExactCheckerboard(ExactEntropyModel):
         if k > 0:
             if k not in hyper.channel_context:
                 groups = [y_hat_fixed[:, b[j] : b[j + 1]] for j in range(k)]
-                hyper.channel_context[k] = self._run(self.channel[k], torch.cat(self.layout.earlier(k, groups), 1))
+                hyper.channel_context[k] = self._run(self.channel[k], np.concatenate(self.layout.earlier(k, groups), 1))
             side.insert(0, hyper.channel_context[k])
         rows, cols = unit.positions
         anchors = anchors_of(unit, y_hat_fixed)  # the group's, decoded in its first pass
         if anchors is not None:
             spatial = self.spatial[k](anchors, rows, cols)
         else:
-            spatial = torch.zeros((len(rows), 2 * (unit.hi - unit.lo)), dtype=torch.float64)
-        at_positions = [s[0][:, torch.from_numpy(rows), torch.from_numpy(cols)].T for s in side]
-        params = self.parameters[k].on_vectors(torch.cat([spatial, *at_positions], 1)).numpy() * 2.0**-ACT_BITS
+            spatial = np.zeros((len(rows), 2 * (unit.hi - unit.lo)))
+        at_positions = [s[0][:, rows, cols].T for s in side]
+        params = self.parameters[k].on_vectors(np.concatenate([spatial, *at_positions], 1)) * 2.0**-ACT_BITS
         return self.layout.chunk(params.T[None])
 
 

@@ -5,8 +5,8 @@ Everything here is built from ``lrcodec.format.exact``'s arithmetic, so it decid
 on every machine.
 
 A family's exact model is an ``ExactEntropyModel`` whose ``y_units`` and ``unit_params`` say
-in which order y is coded and with which (sigma, mu): the hyperprior's in ``hyperprior``, a
-context's in its family's module.
+in which order y is coded and with which (sigma, mu): the hyperprior's here (``ExactHyperprior``,
+y as one unit), a context's in its family's module.
 """
 
 from __future__ import annotations
@@ -94,6 +94,12 @@ class Rate:
     y_offsets: np.ndarray | None = None
 
 
+def hyper_parts(hyper, prefix: str = "") -> tuple[FactorizedPrior, IntegerNetwork]:
+    """(z's prior, the integer h_s) of the module holding a network's entropy_bottleneck and h_s
+    (``prefix``: that module's name in the network's state dict)."""
+    return FactorizedPrior.of(hyper.entropy_bottleneck), IntegerNetwork.of(hyper.h_s, f"{prefix}h_s")
+
+
 class ExactEntropyModel:
     """Everything a file's symbols depend on for a Gaussian y under a hyperprior: z tables,
     the integer h_s, y tables from (sigma index, mu). Built once per model from its float
@@ -103,10 +109,9 @@ class ExactEntropyModel:
     needs_y_hat = False  # whether unit_params reads the y_hat decoded so far
     params_at_positions = False  # whether unit_params gives (1, k, P) at the unit's positions only
 
-    def __init__(self, hyper, sigma_table: np.ndarray, rate: Rate = Rate()):
-        """``hyper``: the module with the network's entropy_bottleneck and h_s."""
-        self.prior = FactorizedPrior.of(hyper.entropy_bottleneck)
-        self.h_s = IntegerNetwork(hyper.h_s)
+    def __init__(self, parts: tuple[FactorizedPrior, IntegerNetwork], sigma_table: np.ndarray, rate: Rate = Rate()):
+        """``parts``: z's prior and the integer h_s (``hyper_parts`` of a network's modules)."""
+        self.prior, self.h_s = parts
         self.sigma_table = sigma_table
         self.rate = rate
 
@@ -138,12 +143,10 @@ class ExactEntropyModel:
         return unit.pick(self.sigma_index(sigma)), unit.pick(mu)
 
     @staticmethod
-    def fixed(*arrays: np.ndarray) -> "torch.Tensor":
+    def fixed(*arrays: np.ndarray) -> np.ndarray:
         """Arrays of multiples of 2**-ACT_BITS, concatenated along channels, as fixed-point
         integers (exact: a power-of-two scaling)."""
-        import torch
-
-        return torch.from_numpy(np.concatenate(arrays, 1) * 2.0**ACT_BITS)
+        return np.concatenate(arrays, 1) * 2.0**ACT_BITS
 
     @property
     def medians(self) -> np.ndarray:
@@ -172,12 +175,25 @@ class ExactEntropyModel:
         """h_s's output in real units (float64 multiples of 2**-ACT_BITS), (1, C, 4h, 4w), from
         the z symbols and their dither offsets, shape (1, N, h, w). Tiled with a halo of h_s's
         receptive field (exact: integers do not care)."""
-        import torch
-
-        z_fixed = torch.from_numpy(np.rint(self.z_hat(z_symbols, z_offsets) * 2.0**ACT_BITS))
-        return tiled(self.h_s, z_fixed, up=4, tile=tile, halo=self.h_s.radius).numpy() * 2.0**-ACT_BITS
+        z_fixed = np.rint(self.z_hat(z_symbols, z_offsets) * 2.0**ACT_BITS)
+        return tiled(self.h_s, z_fixed, up=4, tile=tile, halo=self.h_s.radius) * 2.0**-ACT_BITS
 
     def sigma_index(self, sigma: np.ndarray) -> np.ndarray:
         """The number of table values below each sigma (times the gain), clipped to the table (int32)."""
         idx = np.searchsorted(self.sigma_table, sigma.ravel() * self.y_gain, side="left")
         return np.clip(idx, 0, len(self.sigma_table) - 1).astype(np.int32).reshape(sigma.shape)
+
+
+class ExactHyperprior(ExactEntropyModel):
+    """y as one unit, each element's (sigma, mu) read off h_s's output: sigma then mu for the
+    mean-scale model, sigma alone (mu = 0) for the scale model."""
+
+    def __init__(self, parts: tuple, sigma_table: np.ndarray, mean_scale: bool = True, rate: Rate = Rate()):
+        super().__init__(parts, sigma_table, rate)
+        self.mean_scale = mean_scale
+
+    def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
+        if not self.mean_scale:
+            return hyper[:, unit.lo : unit.hi], np.zeros_like(hyper[:, unit.lo : unit.hi])
+        M = hyper.shape[1] // 2
+        return hyper[:, unit.lo : unit.hi], hyper[:, M + unit.lo : M + unit.hi]

@@ -10,11 +10,10 @@ y is coded as one unit: every element's (sigma, mu) comes from z alone.
 
 from __future__ import annotations
 
-import numpy as np
 from torch import nn
 
 from .base import SIGMA_MIN, Family, Quantizer, gaussian_step
-from .coding import ExactEntropyModel, Rate, YUnit
+from .coding import ExactHyperprior, hyper_parts
 from .layers import conv, deconv, gdn_analysis, gdn_synthesis
 from .priors import CompressionNet, EntropyBottleneck, GaussianConditional
 
@@ -54,21 +53,6 @@ class MeanScaleHyperpriorNet(ScaleHyperpriorNet):
 # ================================================================ (end of the networks)
 
 
-class ExactHyperprior(ExactEntropyModel):
-    """y as one unit, each element's (sigma, mu) read off h_s's output: sigma then mu for the
-    mean-scale model, sigma alone (mu = 0) for the scale model."""
-
-    def __init__(self, hyper, sigma_table: np.ndarray, mean_scale: bool = True, rate: Rate = Rate()):
-        super().__init__(hyper, sigma_table, rate)
-        self.mean_scale = mean_scale
-
-    def unit_params(self, unit: YUnit, hyper: np.ndarray, y_hat_fixed=None) -> tuple[np.ndarray, np.ndarray]:
-        if not self.mean_scale:
-            return hyper[:, unit.lo : unit.hi], np.zeros_like(hyper[:, unit.lo : unit.hi])
-        M = hyper.shape[1] // 2
-        return hyper[:, unit.lo : unit.hi], hyper[:, M + unit.lo : M + unit.hi]
-
-
 class Hyperprior(Family):
     def __init__(self, mean_scale: bool):
         self.mean_scale = mean_scale
@@ -91,7 +75,7 @@ class Hyperprior(Family):
         return gaussian_step(quantize, sigma_min)(y, sigma, mu, slice(None))
 
     def exact(self, net, sigma_table):
-        return ExactHyperprior(net, sigma_table, self.mean_scale)
+        return ExactHyperprior(hyper_parts(net), sigma_table, self.mean_scale)
 
 
 def match(state: dict) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .coding import YUnit
@@ -28,12 +29,12 @@ def checkerboard_units(bounds: list[int], height: int, width: int) -> list[YUnit
             for s, (lo, hi) in enumerate(zip(bounds, bounds[1:])) for second in (False, True)]
 
 
-def anchors_of(unit: YUnit, y_hat_fixed: torch.Tensor) -> torch.Tensor | None:
+def anchors_of(unit: YUnit, y_hat_fixed: np.ndarray) -> np.ndarray | None:
     """The decoded anchors of a second-pass unit's channels (zero elsewhere), fixed point, or
     None for a first-pass unit, which reads no y_hat of its own group."""
     if not unit.second_pass:
         return None
-    return y_hat_fixed[:, unit.lo : unit.hi] * torch.from_numpy(~unit.mask)
+    return y_hat_fixed[:, unit.lo : unit.hi] * ~unit.mask
 
 
 def two_pass(y: torch.Tensor, params: Callable, step: Callable, channels: slice, first: torch.Tensor) -> tuple:

@@ -38,7 +38,8 @@ from ..format.likelihoods import gaussian_bits, gaussian_interval_likelihood, lo
 from .autoregressive import PASSES, ExactAutoregressive, JointAutoregressive, JointAutoregressiveNet
 from .base import SIGMA_MIN, Quantizer, factorized_forward, hard_rounding, has_prefix
 from .coding import Rate
-from .hyperprior import ExactHyperprior, Hyperprior, MeanScaleHyperpriorNet, ScaleHyperpriorNet
+from .coding import ExactHyperprior, hyper_parts
+from .hyperprior import Hyperprior, MeanScaleHyperpriorNet, ScaleHyperpriorNet
 from .hyperprior import match as hyperprior_match
 from .layers import LowerBound
 from .priors import EntropyBottleneckVbr
@@ -226,7 +227,7 @@ class HyperpriorVbr(VariableRate, Hyperprior):
         return self.step(net, quantize, sigma_min)(y, sigma, mu, slice(None))
 
     def exact(self, net, sigma_table):
-        return ExactHyperprior(net, sigma_table, self.mean_scale, self.rate(net, sigma_table))
+        return ExactHyperprior(hyper_parts(net), sigma_table, self.mean_scale, self.rate(net, sigma_table))
 
 
 class JointAutoregressiveVbr(VariableRate, JointAutoregressive):

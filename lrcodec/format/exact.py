@@ -151,10 +151,16 @@ class FactorizedPrior:
     @classmethod
     def of(cls, entropy_bottleneck) -> "FactorizedPrior":
         """The prior of an entropy bottleneck (``lrcodec.families.priors``, either naming)."""
+        return cls.of_layers(entropy_bottleneck.layers(), entropy_bottleneck.quantiles)
+
+    @classmethod
+    def of_layers(cls, layers, quantiles) -> "FactorizedPrior":
+        """The prior of a bottleneck's (matrix, bias, factor or None) layers and its quantiles
+        (tensors or arrays, as stored)."""
         layers = [(softplus(as_f64(matrix)), as_f64(bias)[..., 0],
                    None if factor is None else tanh(as_f64(factor))[..., 0])
-                  for matrix, bias, factor in entropy_bottleneck.layers()]
-        return cls(layers, as_f64(entropy_bottleneck.quantiles[:, 0, 1]))
+                  for matrix, bias, factor in layers]
+        return cls(layers, as_f64(quantiles)[:, 0, 1])
 
     def logits(self, t: np.ndarray, channels: np.ndarray) -> np.ndarray:
         """Logit of the CDF at t, shape (R, n), row r under channel ``channels[r]``; sums are
@@ -183,7 +189,10 @@ class FactorizedPrior:
 
 
 def as_f64(t) -> np.ndarray:
-    return t.detach().cpu().double().numpy()
+    """float64 numpy of a tensor or array (exact: every float32 or float16 is a float64)."""
+    if hasattr(t, "detach"):
+        t = t.detach().cpu().double().numpy()
+    return np.asarray(t, dtype=np.float64)
 
 
 # ---------------------------------------------------------------- h_s in integers
@@ -192,8 +201,8 @@ def as_f64(t) -> np.ndarray:
 @dataclass
 class IntegerLayer:
     kind: str  # "conv", "deconv" or "shuffle" (a pixel shuffle: a permutation, exact as it is)
-    weight: "torch.Tensor | None"  # float64 holding integers: round(w * 2**weight_bits)
-    bias: "torch.Tensor | None"  # float64 integers: round(b * 2**(weight_bits + ACT_BITS)) + 2**(weight_bits - 1),
+    weight: np.ndarray | None  # float64 holding integers: round(w * 2**weight_bits)
+    bias: np.ndarray | None  # float64 integers: round(b * 2**(weight_bits + ACT_BITS)) + 2**(weight_bits - 1),
     # the second term making the final floor a round-half-up
     weight_bits: int
     stride: int  # the upscale factor for "shuffle"
@@ -201,6 +210,7 @@ class IntegerLayer:
     output_padding: int
     activation: str  # "none", "relu" or "leaky"
     slope: int = 0  # leaky ReLU slope as an integer out of 2**SLOPE_BITS
+    name: str = ""  # the float module's name in its network's state dict (``spec``)
 
     def input_radius(self, radius: int) -> int:
         """How far (in input positions) the outputs within ``radius`` of one output reach."""
@@ -212,46 +222,81 @@ class IntegerLayer:
             return radius * self.stride + reach
         return -(-(radius + reach) // self.stride)
 
+    def spec(self) -> dict:
+        """The layer without its weights (JSON): what ``integer_layer`` needs besides them."""
+        return {"kind": self.kind, "name": self.name, "stride": self.stride, "padding": self.padding,
+                "output_padding": self.output_padding, "activation": self.activation, "slope": self.slope}
 
-def leaf_modules(module) -> list:
+
+def leaf_modules(module, prefix: str = "") -> list:
     """A transform's layers in order, nested Sequentials flattened (CompressAI's
-    ``subpel_conv3x3`` is a Sequential of a convolution and a pixel shuffle)."""
+    ``subpel_conv3x3`` is a Sequential of a convolution and a pixel shuffle), as (name, module)
+    pairs, names under ``prefix``."""
     import torch
 
     if isinstance(module, torch.nn.Sequential):
-        return [leaf for child in module for leaf in leaf_modules(child)]
-    return [module]
+        return [leaf for name, child in module.named_children()
+                for leaf in leaf_modules(child, f"{prefix}.{name}" if prefix else name)]
+    return [(prefix, module)]
 
 
 class IntegerNetwork:
     """A trained stack of convolutions, pixel shuffles and (leaky) ReLUs as an integer network
     (module docstring): h_s, and the context networks of the families. Built from the float
     weights by rounding, which is exact arithmetic, so a zoo or checkpoint model converted at
-    load time gives the same integers on every machine."""
+    load time gives the same integers on every machine: from its torch modules (``of``) or,
+    without torch, from its ``spec`` and the weights as arrays (``of_spec``)."""
 
-    def __init__(self, h_s):
+    def __init__(self, layers: list[IntegerLayer]):
+        self.layers = layers
+
+    @classmethod
+    def of(cls, module, prefix: str = "") -> "IntegerNetwork":
+        """The integer network of a float transform (``prefix``: its name in the network)."""
         import torch
 
         layers: list[IntegerLayer] = []
-        modules = leaf_modules(h_s)
-        for i, module in enumerate(modules):
-            nxt = modules[i + 1] if i + 1 < len(modules) else None
+        modules = leaf_modules(module, prefix)
+        for i, (name, module) in enumerate(modules):
+            nxt = modules[i + 1][1] if i + 1 < len(modules) else None
             activation, slope = "none", 0
             if isinstance(nxt, torch.nn.LeakyReLU):
                 activation, slope = "leaky", int(round(nxt.negative_slope * 2**SLOPE_BITS))
             elif isinstance(nxt, torch.nn.ReLU):
                 activation = "relu"
             if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-                layers.append(_integer_layer(module, isinstance(module, torch.nn.ConvTranspose2d), activation, slope))
+                deconv = isinstance(module, torch.nn.ConvTranspose2d)
+                mask = getattr(module, "mask", None)
+                layers.append(integer_layer(dict(
+                    kind="deconv" if deconv else "conv", name=name, stride=module.stride[0], padding=module.padding[0],
+                    output_padding=module.output_padding[0] if deconv else 0, activation=activation, slope=slope),
+                    module.weight, module.bias, mask))
             elif isinstance(module, torch.nn.PixelShuffle):
                 if activation != "none":  # elementwise, it commutes with the shuffle: apply it before
                     if not layers:
                         raise ValueError("no integer form for an activation after a leading pixel shuffle")
                     layers[-1].activation, layers[-1].slope, activation, slope = activation, slope, "none", 0
-                layers.append(IntegerLayer("shuffle", None, None, 0, module.upscale_factor, 0, 0, activation, slope))
+                layers.append(IntegerLayer("shuffle", None, None, 0, module.upscale_factor, 0, 0, activation, slope, name))
             elif not isinstance(module, (torch.nn.ReLU, torch.nn.LeakyReLU)):
                 raise ValueError(f"no integer form for {type(module).__name__}")
-        self.layers = layers
+        return cls(layers)
+
+    def spec(self) -> list[dict]:
+        """The network without its weights (JSON), for ``of_spec``."""
+        return [layer.spec() for layer in self.layers]
+
+    @classmethod
+    def of_spec(cls, spec: list[dict], weights: dict) -> "IntegerNetwork":
+        """The integer network of a ``spec`` with its float weights looked up by name (arrays):
+        the same integers as ``of`` on the modules they came from."""
+        layers = []
+        for s in spec:
+            if s["kind"] == "shuffle":
+                layers.append(IntegerLayer("shuffle", None, None, 0, s["stride"], 0, 0, s["activation"], s["slope"], s["name"]))
+            else:
+                n = s["name"]
+                layers.append(integer_layer(s, weights[f"{n}.weight"], weights[f"{n}.bias"], weights.get(f"{n}.mask")))
+        return cls(layers)
 
     @property
     def radius(self) -> int:
@@ -261,9 +306,10 @@ class IntegerNetwork:
             radius = layer.input_radius(radius)
         return radius
 
-    def __call__(self, z_fixed: "torch.Tensor") -> "torch.Tensor":
-        """The network of a fixed-point input (float64 integers, ACT_BITS fraction bits) -> fixed-point output."""
-        x = _saturate(z_fixed)
+    def __call__(self, z_fixed: np.ndarray) -> np.ndarray:
+        """The network of a fixed-point input (float64 integers, ACT_BITS fraction bits, (1, C,
+        h, w)) -> fixed-point output."""
+        x = _saturate(np.asarray(z_fixed, dtype=np.float64))
         for layer in self.layers:
             x = _run_layer(layer, x)
         return x
@@ -273,72 +319,112 @@ class IntegerNetwork:
         """Each layer's weights as a (in, out) matrix, for a stack of 1x1 convolutions."""
         if any(layer.kind != "conv" or layer.weight.shape[-2:] != (1, 1) for layer in self.layers):
             raise ValueError("not a stack of 1x1 convolutions")
-        return [layer.weight[:, :, 0, 0].T.contiguous() for layer in self.layers]
+        return [np.ascontiguousarray(layer.weight[:, :, 0, 0].T) for layer in self.layers]
 
-    def on_vectors(self, x: "torch.Tensor") -> "torch.Tensor":
+    def on_vectors(self, x: np.ndarray) -> np.ndarray:
         """A stack of 1x1 convolutions on (P, C) fixed-point vectors -> (P, C_out)."""
-        x = _saturate(x)
+        x = _saturate(np.asarray(x, dtype=np.float64))
         for layer, matrix in zip(self.layers, self.matrices):
             x = _dense(layer, x, matrix)
         return x
 
-    def reference(self, z_fixed: "torch.Tensor") -> "torch.Tensor":
+    def reference(self, z_fixed: np.ndarray) -> np.ndarray:
         """The same network in int64 arithmetic (slower): the definition the float64 path must equal."""
-        x = _saturate(z_fixed).long()
+        x = _saturate(np.asarray(z_fixed, dtype=np.float64)).astype(np.int64)
         for layer in self.layers:
             x = _run_layer(layer, x)
-        return x.double()
+        return x.astype(np.float64)
 
 
-def _integer_layer(module, deconv: bool, activation: str, slope: int) -> IntegerLayer:
-    import torch
-
-    w = module.weight.detach().cpu().double()
-    if getattr(module, "mask", None) is not None:  # a masked convolution computes with its masked weights
-        w = w * module.mask.cpu().double()
-    b = module.bias.detach().cpu().double()
+def integer_layer(spec: dict, weight, bias, mask=None) -> IntegerLayer:
+    """A convolution's integer layer: its float weights (times its ``mask``: a masked
+    convolution computes with its masked weights) rounded at the most fraction bits that keep
+    every partial sum below SUM_LIMIT."""
+    w, b = as_f64(weight), as_f64(bias)
+    if mask is not None:
+        w = w * as_f64(mask)
     in_limit = ACT_LIMIT * 2**ACT_BITS
     # Sum of |weights| feeding one output: conv weight is [out, in, k, k], deconv [in, out, k, k].
-    l1_dims = (1, 2, 3) if not deconv else (0, 2, 3)
+    l1_dims = (1, 2, 3) if spec["kind"] == "conv" else (0, 2, 3)
     for bits in range(WEIGHT_BITS_MAX, -1, -1):
-        wi = torch.round(w * 2.0**bits)
-        bi = torch.round(b * 2.0 ** (bits + ACT_BITS))
-        worst = in_limit * wi.abs().sum(l1_dims).max().item() + bi.abs().max().item() + 2.0**bits
+        wi = np.rint(w * 2.0**bits)
+        bi = np.rint(b * 2.0 ** (bits + ACT_BITS))
+        worst = in_limit * np.abs(wi).sum(l1_dims).max() + np.abs(bi).max() + 2.0**bits
         if worst < SUM_LIMIT:
             break
     else:  # pragma: no cover - needs weights of magnitude ~2**22
         raise ValueError("weights too large for an integer network")
     half = 2.0 ** (bits - 1) if bits else 0.0
-    return IntegerLayer("deconv" if deconv else "conv", wi, bi + half, bits, module.stride[0], module.padding[0],
-                        module.output_padding[0] if deconv else 0, activation, slope)
+    return IntegerLayer(spec["kind"], wi, bi + half, bits, spec["stride"], spec["padding"], spec["output_padding"],
+                        spec["activation"], spec["slope"], spec.get("name", ""))
 
 
-def _run_layer(layer: IntegerLayer, x):
+def _run_layer(layer: IntegerLayer, x: np.ndarray) -> np.ndarray:
     """One layer: exact integer convolution plus bias, floor((acc + 2**(b-1)) / 2**b), saturation
-    to +-ACT_LIMIT, activation. float64 holding integers (in place, fast) or int64 (reference)."""
-    import torch
-    import torch.nn.functional as F
-
+    to +-ACT_LIMIT, activation. float64 holding integers (BLAS matrix products, fast) or int64
+    (the reference)."""
     if layer.kind == "shuffle":  # an activation before it commutes with it: it is applied there
-        return F.pixel_shuffle(x, layer.stride)
-    integer = not x.is_floating_point()
-    w, b = (layer.weight.long(), layer.bias.long()) if integer else (layer.weight, layer.bias)
+        return pixel_shuffle(x, layer.stride)
+    if len(x) > 1:  # a batch, one input at a time
+        return np.concatenate([_run_layer(layer, x[n : n + 1]) for n in range(len(x))])
+    w, b = (layer.weight.astype(np.int64), layer.bias.astype(np.int64)) if x.dtype == np.int64 else (layer.weight, layer.bias)
     if layer.kind == "deconv":
-        acc = F.conv_transpose2d(x, w, b, stride=layer.stride, padding=layer.padding,
-                                 output_padding=layer.output_padding)
+        acc = conv_transpose2d(x, w, b, layer.stride, layer.padding, layer.output_padding)
     else:
-        acc = F.conv2d(x, w, b, stride=layer.stride, padding=layer.padding)
+        acc = conv2d(x, w, b, layer.stride, layer.padding)
     return _requantize(layer, acc)
 
 
-def _dense(layer: IntegerLayer, x, matrix):
-    """A layer whose kernel covers its whole input, on P flattened float64 inputs (P, K) with
-    the weights as a (K, out) ``matrix``: one matrix product where PyTorch's float64 convolution
-    runs one matrix-vector product per input (an autoregressive model's few positions per
-    step). The same integers as ``_run_layer``: exact sums do not depend on their order."""
-    import torch
+# The convolutions below are sums of products written as one matrix product per kernel tap:
+# with integers (or any values whose partial sums float64 holds exactly) the result does not
+# depend on how BLAS orders, blocks or vectorises them.
 
-    return _requantize(layer, torch.addmm(layer.bias, x, matrix))
+
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """PyTorch's ``conv2d`` of a (1, C, H, W) input with (O, C, k, k) weights, (O,) bias."""
+    _, C, H, W = x.shape
+    O, _, k, _ = w.shape
+    xp = np.pad(x[0], ((0, 0), (padding, padding), (padding, padding)))
+    Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
+    acc = np.broadcast_to(b.reshape(O, 1), (O, Ho * Wo)).copy()
+    for i in range(k):
+        for j in range(k):
+            tap = w[:, :, i, j]
+            if tap.any():  # a masked convolution's zeroed taps add nothing
+                part = xp[:, i : i + (Ho - 1) * stride + 1 : stride, j : j + (Wo - 1) * stride + 1 : stride]
+                acc += tap @ part.reshape(C, Ho * Wo)
+    return acc.reshape(1, O, Ho, Wo)
+
+
+def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, padding: int,
+                     output_padding: int) -> np.ndarray:
+    """PyTorch's ``conv_transpose2d`` of a (1, C, H, W) input with (C, O, k, k) weights: each
+    tap's products scattered onto the strided output grid, then cropped by the padding."""
+    _, C, H, W = x.shape
+    _, O, k, _ = w.shape
+    Hf, Wf = (H - 1) * stride + k + output_padding, (W - 1) * stride + k + output_padding
+    full = np.zeros((O, Hf, Wf), dtype=x.dtype)
+    flat = x[0].reshape(C, H * W)
+    for i in range(k):
+        for j in range(k):
+            full[:, i : i + (H - 1) * stride + 1 : stride, j : j + (W - 1) * stride + 1 : stride] += (
+                w[:, :, i, j].T @ flat).reshape(O, H, W)
+    Ho, Wo = Hf - 2 * padding, Wf - 2 * padding
+    return (full[:, padding : padding + Ho, padding : padding + Wo] + b.reshape(O, 1, 1))[None]
+
+
+def pixel_shuffle(x: np.ndarray, r: int) -> np.ndarray:
+    """PyTorch's ``pixel_shuffle``: (1, C r^2, H, W) -> (1, C, H r, W r)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (r * r), h * r, w * r)
+
+
+def _dense(layer: IntegerLayer, x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """A layer whose kernel covers its whole input, on P flattened float64 inputs (P, K) with
+    the weights as a (K, out) ``matrix``: one matrix product (an autoregressive model's few
+    positions per step). The same integers as ``_run_layer``: exact sums do not depend on
+    their order."""
+    return _requantize(layer, x @ matrix + layer.bias)
 
 
 class PositionConvolution:
@@ -353,40 +439,37 @@ class PositionConvolution:
         out, channels, k, _ = layer.weight.shape
         if layer.kind != "conv" or layer.stride != 1 or 2 * layer.padding != k - 1:
             raise ValueError("not a size-keeping stride-1 convolution")
-        taps = np.flatnonzero(layer.weight.abs().sum((0, 1)).numpy().ravel())
+        taps = np.flatnonzero(np.abs(layer.weight).sum((0, 1)).ravel())
         self.layer, self.offsets = layer, (taps // k - k // 2, taps % k - k // 2)
-        self.matrix = layer.weight.reshape(out, channels, -1)[:, :, taps].reshape(out, -1).T.contiguous()
+        self.matrix = np.ascontiguousarray(layer.weight.reshape(out, channels, -1)[:, :, taps].reshape(out, -1).T)
 
-    def __call__(self, x: "torch.Tensor", rows: np.ndarray, cols: np.ndarray) -> "torch.Tensor":
+    def __call__(self, x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """The output at positions (rows, cols) of a fixed-point (1, C, h, w) input, (P, out)."""
-        import torch
-
+        x = np.asarray(x, dtype=np.float64)
         _, _, h, w = x.shape
         ii, jj = rows[:, None] + self.offsets[0], cols[:, None] + self.offsets[1]
         inside = (ii >= 0) & (ii < h) & (jj >= 0) & (jj < w)
-        patches = x.numpy()[0][:, np.clip(ii, 0, h - 1), np.clip(jj, 0, w - 1)] * inside  # (C, P, taps)
-        return _dense(self.layer, _saturate(torch.from_numpy(patches.transpose(1, 0, 2).reshape(len(rows), -1))), self.matrix)
+        patches = x[0][:, np.clip(ii, 0, h - 1), np.clip(jj, 0, w - 1)] * inside  # (C, P, taps)
+        return _dense(self.layer, _saturate(patches.transpose(1, 0, 2).reshape(len(rows), -1)), self.matrix)
 
 
-def _requantize(layer: IntegerLayer, acc):
+def _requantize(layer: IntegerLayer, acc: np.ndarray) -> np.ndarray:
     """An accumulator (weights times inputs plus bias) back to activations."""
-    import torch
-
-    if not acc.is_floating_point():
-        out = _saturate(torch.div(acc, 2**layer.weight_bits, rounding_mode="floor"))
+    if acc.dtype == np.int64:
+        out = _saturate(np.floor_divide(acc, 2**layer.weight_bits))
         if layer.activation == "leaky":
-            out = torch.where(out < 0, torch.div(out * layer.slope, 2**SLOPE_BITS, rounding_mode="floor"), out)
+            out = np.where(out < 0, np.floor_divide(out * layer.slope, 2**SLOPE_BITS), out)
     else:
         # Multiplying by a power of two and by slope / 2**SLOPE_BITS are exact here: the
         # results are integers or dyadic values far inside float64's 53 bits.
-        out = _saturate(acc.mul_(2.0**-layer.weight_bits).floor_())
+        out = _saturate(np.floor(acc * 2.0**-layer.weight_bits))
         if layer.activation == "leaky":  # x >= floor(x c) exactly when x >= 0, since 0 < c < 1
-            out = torch.maximum(out, (out * (layer.slope * 2.0**-SLOPE_BITS)).floor_())
+            out = np.maximum(out, np.floor(out * (layer.slope * 2.0**-SLOPE_BITS)))
     if layer.activation == "relu":
-        out = out.clamp_min(0)
+        out = np.maximum(out, 0)
     return out
 
 
-def _saturate(x):
+def _saturate(x: np.ndarray) -> np.ndarray:
     limit = ACT_LIMIT * 2**ACT_BITS
-    return x.clamp(-limit, limit)
+    return np.clip(x, -limit, limit)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
+import numpy as np
+
 Box = tuple[int, int, int, int]  # (top, bottom, left, right)
 
 
@@ -27,7 +29,7 @@ def tile_side(h: int, w: int, tile: int, whole: int) -> int:
 
 def tiled(fn: Callable, x, *, up: int = 1, down: int = 1, tile: int, halo: int,
           on_tile: Callable[[int, int], None] | None = None):
-    """fn(x) for a (1, C, H, W) x whose output has H*up/down rows and W*up/down columns.
+    """fn(x) for a (1, C, H, W) x (a tensor or an array) whose output has H*up/down rows and W*up/down columns.
     ``tile`` and ``halo`` are in input positions and must be multiples of ``down``;
     ``on_tile(done, total)`` is called after each tile."""
     grid = list(tiles(*x.shape[-2:], tile, halo))
@@ -38,7 +40,8 @@ def tiled(fn: Callable, x, *, up: int = 1, down: int = 1, tile: int, halo: int,
             out = part
         else:
             if out is None:
-                out = part.new_empty((*part.shape[:2], x.shape[-2] * up // down, x.shape[-1] * up // down))
+                shape = (*part.shape[:2], x.shape[-2] * up // down, x.shape[-1] * up // down)
+                out = part.new_empty(shape) if hasattr(part, "new_empty") else np.empty(shape, part.dtype)
             R, C, r, c = top * up // down, left * up // down, (top - t0) * up // down, (left - l0) * up // down
             rows, cols = (bottom - top) * up // down, (right - left) * up // down
             out[..., R : R + rows, C : C + cols] = part[..., r : r + rows, c : c + cols]

@@ -63,9 +63,9 @@ def test_integer_networks_equal_their_int64_definition(arch):
     exact = tiny(arch).exact
     z = torch.randint(-40, 40, (1, 16, 7, 9)).double() * 2**16
     z[0, 0, 0, 0] = 1e9
-    assert torch.equal(exact.h_s(z), exact.h_s.reference(z))
+    assert np.array_equal(exact.h_s(z), exact.h_s.reference(z))
     p = torch.randint(-3000, 3000, (5, exact.entropy_parameters.layers[0].weight.shape[1], 1, 1)).double() * 2**8
-    assert torch.equal(exact.entropy_parameters(p), exact.entropy_parameters.reference(p))
+    assert np.array_equal(exact.entropy_parameters(p), exact.entropy_parameters.reference(p))
 
 
 def test_the_context_at_chosen_positions_is_the_whole_convolution_there():
@@ -86,7 +86,7 @@ def test_cheng2020_halos_come_from_the_receptive_fields():
     from lrcodec.format.tiling import tiled
 
     z_fixed = torch.from_numpy(z * 2.0**16)
-    assert not torch.equal(tiled(exact.h_s, z_fixed, up=4, tile=8, halo=2), exact.h_s(z_fixed))
+    assert not np.array_equal(tiled(exact.h_s, z_fixed, up=4, tile=8, halo=2), exact.h_s(z_fixed))
 
 
 def test_cheng2020_tiled_synthesis_is_the_untiled_one(monkeypatch):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from family_checks import tiny
-from lrcodec.families.coding import ExactEntropyModel, Rate, YTables, YUnit
+from lrcodec.families.coding import ExactEntropyModel, Rate, YTables, YUnit, hyper_parts
 
 
 def _latent(shape=(1, 6, 4, 5)) -> np.ndarray:
@@ -135,7 +135,7 @@ def test_the_default_rate_is_the_identity():
 
 def _with_rate(rate: Rate) -> ExactEntropyModel:
     net = tiny("mean-scale").net
-    return ExactEntropyModel(net, tiny("mean-scale").exact.sigma_table, rate)
+    return ExactEntropyModel(hyper_parts(net), tiny("mean-scale").exact.sigma_table, rate)
 
 
 def test_a_variable_rate_restores_offsets_and_gain():
