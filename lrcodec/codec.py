@@ -3,6 +3,9 @@
     encode_image(image, model) -> EncodeResult (.data is the file's bytes)
     decode_image(data)         -> PIL image (the model is found from the file's model id)
 
+A file of a shipped model decodes without torch (``lrcodec.runtime``: the exact path in numpy,
+g_s on onnxruntime) unless a ``LoadedModel`` is passed, which decodes with torch.
+
 Images are padded (edge replication) on the right and bottom to a multiple of 64 and
 cropped back after decoding; only the real pixels count in bpp.
 """
@@ -22,6 +25,7 @@ from .families.coding import YTables
 from .format.format1 import decode_latents_v1
 from .format.latents import STRIDE, Dither, QuantizedLatents, channel_index, dithers, latent_shapes
 from .models import LoadedModel
+from .runtime import Decoder
 from .settings import RECONSTRUCTIONS
 from .format.tiling import tile_side, tiled
 
@@ -60,11 +64,14 @@ def to_pixels(x):
 
 
 def tensor_to_image(x, mode: str = "RGB"):
-    """PIL image from a (1, 3, H, W) float tensor or uint8 pixels, back to ``mode``."""
+    """PIL image from a (1, 3, H, W) float tensor or uint8 pixels (a tensor or an array), back
+    to ``mode``."""
     from PIL import Image
 
-    pixels = x if not x.is_floating_point() else to_pixels(x)
-    arr = pixels[0].permute(1, 2, 0).numpy()
+    if isinstance(x, np.ndarray):
+        arr = x[0].transpose(1, 2, 0)
+    else:
+        arr = (x if not x.is_floating_point() else to_pixels(x))[0].permute(1, 2, 0).numpy()
     image = Image.fromarray(np.ascontiguousarray(arr), "RGB")
     return image.convert(mode) if mode != "RGB" else image
 
@@ -106,20 +113,23 @@ def analyse(model: LoadedModel, x, progress=None):
         return y, model.family.hyper_analysis(model.net, y)
 
 
-def synthesise(model: LoadedModel, y_hat, height: int, width: int, progress=None):
-    """8-bit pixels (uint8, (1, 3, height, width)) from y_hat; g_s runs tile by tile.
+def synthesise(model: "LoadedModel | Decoder", y_hat, height: int, width: int, progress=None):
+    """8-bit pixels (uint8, (1, 3, height, width)) from y_hat; g_s runs tile by tile, on torch
+    (a ``LoadedModel``, y_hat a tensor) or onnxruntime (a ``Decoder``, y_hat an array).
 
-    The one float step of decoding: its pixels may differ by a level between machines, kernels
-    or thread counts (bench/portability.py and bench/threads.py measure how often), never the
-    latents."""
+    The one float step of decoding: its pixels may differ by a level between machines, kernels,
+    thread counts or runtimes (bench/portability.py, bench/threads.py and bench/decode.py
+    measure how often), never the latents."""
+    tiles = dict(up=16, tile=tile_side(*y_hat.shape[-2:], TILE // 16, WHOLE // 256), halo=model.halos[1],
+                 on_tile=_stage(progress, "synthesis"))
+    if isinstance(model, Decoder):
+        return tiled(model.g_s, y_hat, **tiles)[:, :, :height, :width]
     import torch
 
     net = model.net
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
-        pixels = tiled(lambda t: to_pixels(run_transform(net.g_s, t.to(model.device, dtype))).cpu(), y_hat, up=16,
-                       tile=tile_side(*y_hat.shape[-2:], TILE // 16, WHOLE // 256), halo=model.halos[1],
-                       on_tile=_stage(progress, "synthesis"))
+        pixels = tiled(lambda t: to_pixels(run_transform(net.g_s, t.to(model.device, dtype))).cpu(), y_hat, **tiles)
     return pixels[:, :, :height, :width]
 
 
@@ -197,13 +207,19 @@ def _quantize(model: LoadedModel, y, z, uq: bool, seed: int, soft_alpha: int) ->
     return _latents(model, y_symbols, z_symbols.astype(np.int32), index, mu, u_y, u_z), u_y, u_z
 
 
-def _latents(model: LoadedModel, y_symbols, z_symbols, sigma_index, mu, u_y: Dither, u_z: Dither) -> QuantizedLatents:
+def _latents(model: "LoadedModel | Decoder", y_symbols, z_symbols, sigma_index, mu, u_y: Dither,
+             u_z: Dither) -> QuantizedLatents:
     """The decoder's view of integer symbols: y_hat = k + mu + u (float64, then float32; a
-    variable-rate model's steps and offsets in ``ExactEntropyModel.restore``), z_hat."""
-    import torch
-
+    variable-rate model's steps and offsets in ``ExactEntropyModel.restore``), z_hat. Tensors,
+    or arrays for a ``Decoder`` (no torch)."""
     exact = model.exact
     y_hat = exact.restore(y_symbols, sigma_index) + mu + u_y.values / exact.y_gain
+    if isinstance(model, Decoder):
+        return QuantizedLatents(y_symbols, z_symbols, y_hat.astype(np.float32),
+                                exact.z_hat(z_symbols, u_z.values).astype(np.float32), sigma_index, mu,
+                                u_y.values.astype(np.float32), exact.sigma_table)
+    import torch
+
     return QuantizedLatents(
         torch.from_numpy(y_symbols), torch.from_numpy(z_symbols),
         torch.from_numpy(y_hat).float(), torch.from_numpy(exact.z_hat(z_symbols, u_z.values)).float(),
@@ -277,18 +293,29 @@ def encode_image(image, model: LoadedModel, *, uq: bool = False, seed: int = 0, 
 @dataclass
 class Decoded:
     header: Header
-    latents: QuantizedLatents
-    pixels: "torch.Tensor"  # uint8, (1, 3, H, W)
+    latents: QuantizedLatents  # tensors, or arrays where decoded without torch
+    pixels: "torch.Tensor | np.ndarray"  # uint8, (1, 3, H, W): an array where decoded without torch
 
     def image(self):
         return tensor_to_image(self.pixels, self.header.mode)
 
 
-def _model_for(header: Header, model: LoadedModel | None) -> LoadedModel:
+def _model_for(header: Header, model: "LoadedModel | Decoder | None") -> "LoadedModel | Decoder":
+    """The model a file names: the given one (checked), else the shipped model's decoder
+    without torch, else (format 1, or a shipped model without an export) the model itself."""
     from .models import find_model_by_id
+    from .runtime import find_decoder_by_id
 
     if model is None:
-        return find_model_by_id(header.model_id)
+        decoder = find_decoder_by_id(header.model_id) if header.version > 1 else None
+        return decoder or find_model_by_id(header.model_id)
+    if isinstance(model, Decoder):
+        if model.model_id != header.model_id:
+            raise LrcodecError(f"file was made with model {header.model_id.hex()}, not with {model.name} "
+                               f"({model.model_id.hex()})")
+        if header.version == 1:
+            raise LrcodecError("a format 1 file decodes with torch only: decode it with lrcodec's full install")
+        return model
     levels = model.family.rate_levels(model.net)
     if levels and model.model_id != header.model_id:  # a variable-rate network: the id names its level
         model = next((m for m in map(model.at_level, range(levels)) if m.model_id == header.model_id), model)
@@ -298,12 +325,11 @@ def _model_for(header: Header, model: LoadedModel | None) -> LoadedModel:
     return model
 
 
-def decode_latents(data: bytes, model: LoadedModel | None = None,
+def decode_latents(data: bytes, model: "LoadedModel | Decoder | None" = None,
                    max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, progress=None) -> Decoded:
-    """Parse, validate and entropy-decode a file; reconstruct with the model it names.
-    ``progress(stage, done, total)`` hears of the symbols and of each synthesis tile."""
-    import torch
-
+    """Parse, validate and entropy-decode a file; reconstruct with the model it names (without
+    torch where it can: module docstring). ``progress(stage, done, total)`` hears of the
+    symbols and of each synthesis tile."""
     header = bitstream.parse_header(data, max_pixels)
     model = _model_for(header, model)
     if progress:
@@ -312,12 +338,10 @@ def decode_latents(data: bytes, model: LoadedModel | None = None,
         latents = decode_latents_v1(data, header, model)
     else:
         latents = _decode_symbols(data, header, model)
-    with torch.no_grad():
-        pixels = synthesise(model, latents.y_hat, header.height, header.width, progress)
-    return Decoded(header, latents, pixels)
+    return Decoded(header, latents, synthesise(model, latents.y_hat, header.height, header.width, progress))
 
 
-def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> QuantizedLatents:
+def _decode_symbols(data: bytes, header: Header, model: "LoadedModel | Decoder") -> QuantizedLatents:
     z_payload, y_payload = bitstream.payloads(data, header)
     y_shape, z_shape = latent_shapes(model, header.width, header.height)
     u_y, u_z = dithers(y_shape, z_shape, header.uq, header.seed, header.soft_alpha)
@@ -349,7 +373,7 @@ def _decode_symbols(data: bytes, header: Header, model: LoadedModel) -> Quantize
     return _latents(model, y_symbols, z_symbols, sigma_index, mu, u_y, u_z)
 
 
-def decode_image(data: bytes, model: LoadedModel | None = None,
+def decode_image(data: bytes, model: "LoadedModel | Decoder | None" = None,
                  max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, progress=None):
     """The decoded PIL image of an lrcodec file."""
     return decode_latents(data, model, max_pixels, progress).image()

@@ -34,6 +34,14 @@ from .families import CODER_BUFFERS, ZOO, ZOO_LAMBDAS, ZOO_URLS, arch_of_state, 
 _CODER_BUFFERS = (*CODER_BUFFERS, "QuantOffset")
 
 
+EXPORT_VERSION = 1  # of the decoder.json layout
+PORTABLE = ("mean-scale", "scale")  # architectures whose decoder has an export (lrcodec.runtime)
+SPEC = ".decoder.json"
+G_S = ".g_s.onnx"
+
+
+
+
 def models_dir() -> Path:
     """The folder of shipped models: ``$LRCODEC_MODELS``; else the package's ``weights/``
     (an installed wheel carries ``models/`` there, see pyproject.toml); else ``models/`` of the
@@ -93,6 +101,10 @@ class LoadedModel:
     def device(self):
         """Where the transforms run (the exact entropy model always runs on the CPU)."""
         return next(self.net.parameters()).device
+
+    def latent_shapes(self, height: int, width: int) -> tuple[tuple, tuple]:
+        """Shapes of y and z for a padded image of height x width pixels."""
+        return self.family.latent_shapes(self.net, height, width)
 
     def y_units(self, shape: tuple) -> list:
         """The exact model's coding units of a y of this shape, in coding order; those of the
@@ -377,8 +389,9 @@ def widen_latents(net, arch: str, M: int, new_scale: float = 0.01):
     return wide.eval()
 
 
-def save_model(net, path: Path, card: dict, fp16: bool = True) -> None:
-    """Write weights (fp16 by default) and the JSON model card beside them."""
+def save_model(net, path: Path, card: dict, fp16: bool = True, decoder: bool = True) -> None:
+    """Write weights (fp16 by default) and the JSON model card beside them, and (``decoder``,
+    for the architectures in PORTABLE) the decoder export that decodes without torch."""
     from safetensors.torch import save
 
     from .imageio import write_atomic
@@ -388,5 +401,55 @@ def save_model(net, path: Path, card: dict, fp16: bool = True) -> None:
     weights = {k: (v.half() if fp16 else v) for k, v in weights_of(net).items()}
     write_atomic(str(path), save(weights), force=True)  # safetensors' save_file makes it 0600
     # The id is that of the weights as they load back (fp16 rounding included).
-    card = dict(card, name=path.stem, model_id=load_safetensors(path, dict(card)).model_id.hex())
+    model = load_safetensors(path, dict(card))
+    card = dict(card, name=path.stem, model_id=model.model_id.hex())
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    if decoder and model.arch in PORTABLE:
+        model.name = path.stem
+        export_decoder(model, path.with_suffix(""), path)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export_decoder(model: LoadedModel, stem: Path, weights: Path) -> Path:
+    """Write a loaded model's decoder export as ``<stem>.decoder.json`` and ``<stem>.g_s.onnx``;
+    ``weights``: the safetensors file its exact path will read (the model's own, or one that
+    ``lrcodec.runtime`` writes for a checkpoint). Needs torch and onnx. Returns the spec's path."""
+    import torch
+
+    if model.arch not in PORTABLE:
+        raise LrcodecError(f"{model.arch} models decode with torch only (decoding without torch covers "
+                           f"{', '.join(PORTABLE)})")
+    net, exact = model.net, model.exact
+    names = {id(t): k for k, t in net.state_dict(keep_vars=True).items()}
+    bottleneck = model.family.hyper(net).entropy_bottleneck
+    spec = {
+        "export_version": EXPORT_VERSION, "name": model.name, "arch": model.arch, "model_id": model.model_id.hex(),
+        "N": bottleneck.channels, "M": model.family.latent_channels(net), "sigma_min": model.sigma_min,
+        "mean_scale": exact.mean_scale, "g_s_halo": model.halos[1],
+        "weights": weights.name, "weights_sha256": file_digest(weights),
+        "h_s": exact.h_s.spec(),
+        "prior": {"layers": [[names[id(m)], names[id(b)], None if f is None else names[id(f)]] for m, b, f in bottleneck.layers()],
+                  "quantiles": names[id(bottleneck.quantiles)]},
+    }
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    g_s = stem.with_name(stem.name + G_S)
+    y = torch.zeros((1, spec["M"], 4, 6))
+    with torch.no_grad():
+        # The TorchScript exporter: it takes free tile sizes as dynamic axes, where torch.export's
+        # needs onnxscript besides onnx.
+        torch.onnx.export(net.g_s.float().eval(), (y,), str(g_s) + ".tmp", dynamo=False, input_names=["y_hat"],
+                          output_names=["x_hat"], dynamic_axes={"y_hat": {2: "h", 3: "w"}, "x_hat": {2: "H", 3: "W"}},
+                          opset_version=17)
+    os.replace(str(g_s) + ".tmp", g_s)
+    path = stem.with_name(stem.name + SPEC)
+    path.with_suffix(".tmp").write_text(json.dumps(spec, indent=1) + "\n")
+    os.replace(path.with_suffix(".tmp"), path)
+    return path

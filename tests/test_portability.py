@@ -47,17 +47,21 @@ def check_pixels(name: str, pixels) -> None:
     assert_pixels_close(pixels, Image.open(GOLDEN / f"{name}.png").convert("RGB"), name)
 
 
+@pytest.mark.parametrize("path", ["runtime", "torch"])
 @pytest.mark.parametrize("name", sorted(MANIFEST))
-def test_golden_file_decodes_to_its_digests(name):
-    """Any change to tables, coder order, header parsing or released weights fails here."""
+def test_golden_file_decodes_to_its_digests(name, path):
+    """Any change to tables, coder order, header parsing or released weights fails here, on
+    both decoders: without torch (``lrcodec.runtime``, what a file decodes with by default from
+    format 2 on) and with the torch model."""
     expected = MANIFEST[name]
     data = (GOLDEN / name).read_bytes()
     assert len(data) == expected["bytes"]
     header = bitstream.parse_header(data)
     assert header.version == expected["format_version"] and header.refined == expected["refined"]
     assert header.model_id.hex() == expected["model_id"]
+    model = models.find_model_by_id(header.model_id) if path == "torch" else None
     try:
-        decoded = codec.decode_latents(data)
+        decoded = codec.decode_latents(data, model)
     except LrcodecError as e:
         check_digests(name, None, None, str(e))
         return

@@ -14,17 +14,19 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
+
 
 def symbol_digest(latents) -> str:
     """SHA-256 of the integers the range decoder produced (z and y symbols, sigma indices): the
     same on every machine for every format version that decodes there."""
-    return _digest(latents.z_symbols.numpy(), latents.y_symbols.numpy(), latents.sigma_index)
+    return _digest(np.asarray(latents.z_symbols), np.asarray(latents.y_symbols), latents.sigma_index)
 
 
 def latent_digest(latents) -> str:
     """SHA-256 of the symbols and the y_hat they imply for g_s. Machine-independent from format
     2 on (its mu is exact); format 1's y_hat holds a float mu."""
-    return _digest(latents.z_symbols.numpy(), latents.y_symbols.numpy(), latents.sigma_index, latents.y_hat.numpy())
+    return _digest(np.asarray(latents.z_symbols), np.asarray(latents.y_symbols), latents.sigma_index, np.asarray(latents.y_hat))
 
 
 def _digest(*arrays) -> str:

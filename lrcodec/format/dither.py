@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 UQ_LEVELS = 15  # tensorflow-compression's num_noise_levels
 
@@ -53,6 +52,8 @@ def uq_offsets(alpha: int = 0) -> np.ndarray:
     return np.round(u * 2**20) / 2**20
 
 
-def uq_dither(seed: int, shape: tuple[int, ...], stream: int = 0, alpha: int = 0) -> torch.Tensor:
+def uq_dither(seed: int, shape: tuple[int, ...], stream: int = 0, alpha: int = 0) -> "torch.Tensor":
     """The per-element offset (see :func:`uq_offsets`) for a tensor of this shape."""
+    import torch  # the float graph's: the coder's dither is ``uq_levels`` and ``uq_offsets``
+
     return torch.from_numpy(uq_offsets(alpha).astype(np.float32)[uq_levels(seed, shape, stream)])

@@ -10,7 +10,6 @@ import numpy as np
 from . import bitstream, entropy
 from ..errors import LrcodecError
 from .latents import QuantizedLatents, channel_index, dithers, latent_shapes
-from .likelihoods import factorized_interval_likelihood, z_medians
 
 
 NOT_HERE = ("this file has lrcodec format version 1, whose probabilities came from floating-point networks, "
@@ -20,6 +19,8 @@ NOT_HERE = ("this file has lrcodec format version 1, whose probabilities came fr
 def _float_z_tables(entropy_bottleneck, lo: int, hi: int, offsets: np.ndarray) -> np.ndarray:
     """Format 1's z tables, (C, L, K): the float CDF's interval masses rounded to 2^-24."""
     import torch
+
+    from .likelihoods import factorized_interval_likelihood, z_medians
 
     C = entropy_bottleneck.channels
     ks = torch.arange(lo, hi + 1, dtype=torch.float32)
@@ -55,6 +56,8 @@ def decode_latents_v1(data: bytes, header: bitstream.Header, model):
 
     import constriction
     import torch
+
+    from .likelihoods import z_medians
 
     if model.arch not in ("mean-scale", "scale"):  # lrcodec 0.1 wrote only these
         raise LrcodecError(f"invalid lrcodec file (format 1 with a {model.arch} model)")

@@ -75,4 +75,4 @@ def channel_index(shape) -> np.ndarray:
 
 def latent_shapes(model, width: int, height: int) -> tuple[tuple, tuple]:
     """Shapes of y and z for an image of width x height pixels (padded to STRIDE)."""
-    return model.family.latent_shapes(model.net, height + (-height) % STRIDE, width + (-width) % STRIDE)
+    return model.latent_shapes(height + (-height) % STRIDE, width + (-width) % STRIDE)
