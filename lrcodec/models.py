@@ -406,7 +406,7 @@ def save_model(net, path: Path, card: dict, fp16: bool = True, decoder: bool = T
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     if decoder and model.arch in PORTABLE:
         model.name = path.stem
-        export_decoder(model, path.with_suffix(""), path)
+        export_decoder(model, path.with_suffix(""))
 
 
 def file_digest(path: Path) -> str:
@@ -418,16 +418,18 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def export_decoder(model: LoadedModel, stem: Path, weights: Path) -> Path:
-    """Write a loaded model's decoder export as ``<stem>.decoder.json`` and ``<stem>.g_s.onnx``;
-    ``weights``: the safetensors file its exact path will read (the model's own, or one that
-    ``lrcodec.runtime`` writes for a checkpoint). Needs torch and onnx. Returns the spec's path."""
+def export_decoder(model: LoadedModel, stem: Path) -> Path:
+    """Write a loaded model's decoder export as ``<stem>.decoder.json`` and ``<stem>.g_s.onnx``,
+    for the weights in ``<stem>.safetensors`` (the model's own, or those ``lrcodec.runtime``
+    writes for a checkpoint), which its exact path reads. Needs torch and onnx. Returns the
+    spec's path."""
     import torch
 
     if model.arch not in PORTABLE:
         raise LrcodecError(f"{model.arch} models decode with torch only (decoding without torch covers "
                            f"{', '.join(PORTABLE)})")
     net, exact = model.net, model.exact
+    weights = stem.with_name(stem.name + ".safetensors")
     names = {id(t): k for k, t in net.state_dict(keep_vars=True).items()}
     bottleneck = model.family.hyper(net).entropy_bottleneck
     spec = {

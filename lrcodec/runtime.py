@@ -67,7 +67,7 @@ def export_checkpoint(source: Path, quiet: bool = False) -> Path:
     weights = stem.with_name(key + ".safetensors")
     weights.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(str(weights), save(weights_of(model.net)), force=True)
-    return export_decoder(model, stem, weights)
+    return export_decoder(model, stem)
 
 
 # ---------------------------------------------------------------- reading one
@@ -129,7 +129,7 @@ def _weights(spec: dict, folder: Path) -> dict:
     digest the export was made from, so that replaced weights cannot decode wrongly."""
     from safetensors import safe_open
 
-    path = folder / spec["weights"]
+    path = folder / spec["weights"]  # <stem>.safetensors
     if not path.is_file():
         raise LrcodecError(f"the weights of decoder export {spec['name']} are missing: {path}")
     if file_digest(path) != spec["weights_sha256"]:
@@ -145,11 +145,12 @@ _LOCK = threading.Lock()
 
 
 def load_decoder(path: Path) -> Decoder:
-    """The decoder of an export (``<stem>.decoder.json``); kept once loaded, keyed by the spec
-    file's path and modification time."""
+    """The decoder of an export (``<stem>.decoder.json``, its weights ``<stem>.safetensors``);
+    kept once loaded, keyed by the files' paths and modification times."""
     path = Path(path)
+    weights = path.with_name(path.name[: -len(SPEC)] + ".safetensors")
     try:
-        key = (str(path.resolve()), path.stat().st_mtime_ns)
+        key = (str(path.resolve()), path.stat().st_mtime_ns, weights.stat().st_mtime_ns if weights.exists() else 0)
     except OSError:
         raise LrcodecError(f"decoder export not found: {path}") from None
     with _LOCK:

@@ -15,7 +15,7 @@ def main() -> None:
     for card in shipped_models(current_only=False):
         stem = models_dir() / card["name"]
         if card["arch"] in PORTABLE and ("--all" in sys.argv or not stem.with_name(stem.name + SPEC).exists()):
-            print(export_decoder(load_model(card["name"]), stem, stem.with_suffix(".safetensors")))
+            print(export_decoder(load_model(card["name"]), stem))
 
 
 if __name__ == "__main__":

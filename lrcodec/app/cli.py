@@ -283,20 +283,28 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
     """Decode an lrcodec file into an image (PNG unless the output name says otherwise).
 
     The model is found from the file's model id; --model is needed only for models that
-    are not shipped (zoo names, checkpoint files).
+    are not shipped (zoo names, checkpoint files). A hyperprior model decodes without torch;
+    a checkpoint's decoder is exported for that once, with torch, into the cache.
 
     \b
     Example: lrcodec decode photo.lrc -o photo.png
     """
     from ..codec import decode_image
     from ..imageio import image_bytes, read_bytes, write_atomic
-    from ..models import load_model
     from .progress import ProgressBar
 
     output = output or _default_output(input, ".png")
     _check_binary_stdout(output)
     data = read_bytes(input)
-    model = load_model(model_name, quality) if model_name else None
+    model = None
+    if model_name:
+        from ..runtime import decoder_for
+
+        model = decoder_for(model_name, quiet) if quality is None else None
+        if model is None:  # a zoo name, a rate level or an architecture that decodes with torch only
+            from ..models import load_model
+
+            model = load_model(model_name, quality)
     progress = ProgressBar.for_terminal("decode", quiet)
     try:
         image = decode_image(data, model, max_pixels, progress)

@@ -262,3 +262,16 @@ def test_coding_commands_import_no_compressai(tmp_path):
         modules = _imports(args, tmp_path)
         assert "lrcodec.models" in modules, args  # the listing is read: the command ran
         assert not [m for m in modules if m.split(".")[0] == "compressai"], args
+
+
+def test_decoding_commands_import_no_torch(tmp_path):
+    """decode (to PNG, and through a pipe), info and models import neither torch nor
+    CompressAI: a shipped model's file decodes on numpy and onnxruntime (``lrcodec.runtime``)."""
+    photo_like(64, 48).save(tmp_path / "a.png")
+    assert run("encode", "a.png", "-e", "0", "-o", "a.lrc", "--quiet", cwd=tmp_path).returncode == 0
+    for args in (["decode", "a.lrc", "-o", "a-out.png"], ["decode", "a.lrc", "-o", "a-out.webp", "--model", "lrc-mshp-q3"],
+                 ["info", "a.lrc", "--json"], ["models"]):
+        modules = _imports(args, tmp_path)
+        assert "lrcodec.models" in modules, args
+        assert not [m for m in modules if m.split(".")[0] in ("torch", "compressai")], args
+    assert (tmp_path / "a-out.png").is_file() and (tmp_path / "a-out.webp").is_file()
