@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads bench-photo bench-photo-memory bench-startup fuzz clean
+.PHONY: install demo test test-decoder bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads bench-photo bench-photo-memory bench-startup bench-decode fuzz clean
 
 install: $(STAMP)
 
@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+	$(MAKE) test-decoder
 
 bench: $(STAMP)
 	$(PY) bench/run.py --update-cards
@@ -57,5 +58,18 @@ bench-photo: $(STAMP)
 bench-photo-memory: $(STAMP)
 	$(PY) bench/photo_memory.py
 
+bench-decode: $(STAMP)
+	$(PY) bench/decode.py
+
 bench-startup: $(STAMP)
 	$(PY) bench/startup.py
+
+# The decode-only distribution (scripts/build_decoder.py) in a fresh environment of its own:
+# it must decode every golden file to its pins without torch. `make test` runs it.
+DECODER := build/decoder
+test-decoder: $(STAMP)
+	rm -rf $(DECODER)
+	$(PY) scripts/build_decoder.py $(DECODER)/dist
+	python3 -m venv $(DECODER)/venv
+	$(DECODER)/venv/bin/python -m pip install -q -c constraints.txt $(DECODER)/dist/lrcodec_decode-*.whl
+	cd $(DECODER) && venv/bin/python ../../scripts/check_golden.py ../../tests/golden --no-torch

@@ -18,7 +18,7 @@ import numpy as np
 
 from .format import bitstream, entropy
 from .format.bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
-from .errors import LrcodecError
+from .errors import LrcodecError, torch_missing
 from .metrics import bits_per_pixel
 from .format.exact import ACT_BITS
 from .families.coding import YTables
@@ -308,6 +308,9 @@ def _model_for(header: Header, model: "LoadedModel | Decoder | None") -> "Loaded
 
     if model is None:
         decoder = find_decoder_by_id(header.model_id) if header.version > 1 else None
+        if decoder is None and (error := torch_missing(f"decoding a format {header.version} file of model "
+                                                       f"{header.model_id.hex()}")):
+            raise error
         return decoder or find_model_by_id(header.model_id)
     if isinstance(model, Decoder):
         if model.model_id != header.model_id:

@@ -6,6 +6,11 @@ from __future__ import annotations
 import math
 
 
+# What the float synthesis may change between machines, kernels, thread counts and runtimes
+# (README, "What a file needs to decode elsewhere"): a pixel by at most PIXEL_LEVELS levels, and
+# fewer than PIXEL_FRACTION of them at all. Files' symbols and y_hat are exact everywhere.
+PIXEL_LEVELS, PIXEL_FRACTION = 1, 1e-3
+
 PSNR_MAX = 120.0  # dB: a perfect match, finite so that JSON results and means stay numbers
 
 

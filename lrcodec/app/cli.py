@@ -94,6 +94,10 @@ class _Group(click.Group):
         except Exception as e:  # a bug or an unforeseen input: still one line unless --debug
             if ctx.obj and ctx.obj.get("debug"):
                 raise
+            if isinstance(e, ModuleNotFoundError) and e.name in ("torch", "compressai"):
+                click.echo(f"Error: this command needs {e.name}, which this decode-only install leaves out: "
+                           "pip install lrcodec", err=True)
+                sys.exit(1)
             first = str(e).splitlines()[0] if str(e) else ""
             click.echo(f"Error: {type(e).__name__}: {first} (rerun with --debug for details)", err=True)
             sys.exit(1)

@@ -387,9 +387,10 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, padding: in
     xp = np.pad(x[0], ((0, 0), (padding, padding), (padding, padding)))
     Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
     acc = np.broadcast_to(b.reshape(O, 1), (O, Ho * Wo)).copy()
+    taps = np.ascontiguousarray(w.transpose(2, 3, 0, 1))  # numpy hands contiguous matrices to BLAS
     for i in range(k):
         for j in range(k):
-            tap = w[:, :, i, j]
+            tap = taps[i, j]
             if tap.any():  # a masked convolution's zeroed taps add nothing
                 part = xp[:, i : i + (Ho - 1) * stride + 1 : stride, j : j + (Wo - 1) * stride + 1 : stride]
                 acc += tap @ part.reshape(C, Ho * Wo)
@@ -404,11 +405,12 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, p
     _, O, k, _ = w.shape
     Hf, Wf = (H - 1) * stride + k + output_padding, (W - 1) * stride + k + output_padding
     full = np.zeros((O, Hf, Wf), dtype=x.dtype)
-    flat = x[0].reshape(C, H * W)
+    flat = np.ascontiguousarray(x[0].reshape(C, H * W))
+    taps = np.ascontiguousarray(w.transpose(2, 3, 1, 0))  # (k, k, O, C), contiguous for BLAS
     for i in range(k):
         for j in range(k):
             full[:, i : i + (H - 1) * stride + 1 : stride, j : j + (W - 1) * stride + 1 : stride] += (
-                w[:, :, i, j].T @ flat).reshape(O, H, W)
+                taps[i, j] @ flat).reshape(O, H, W)
     Ho, Wo = Hf - 2 * padding, Wf - 2 * padding
     return (full[:, padding : padding + Ho, padding : padding + Wo] + b.reshape(O, 1, 1))[None]
 
