@@ -162,6 +162,29 @@ def startup_table(d: dict) -> None:
         print("\nAgainst the goals: " + "; ".join(f"{k} {v}" for k, v in run["goals"].items()) + ".\n")
 
 
+def decode_table(d: dict) -> None:
+    """Decoding without torch against with it (bench/decode.py)."""
+    print(f"\nFrom `{d['command']}` ({d['date']}; {d['machine']['cpu']}, {d['machine']['threads']} threads; "
+          f"{d['setting']}):\n")
+    print("| command | wall s | peak RSS (MB) |")
+    print("|---|---|---|")
+    for name, r in d["kodak"].items():
+        print(f"| {name} | {fmt(r['seconds'])} | {r['peak_rss_mb']} |")
+    for name, r in d["photo_12mp"].items():
+        if "seconds" in r:
+            print(f"| 12 MP: {name} | {fmt(r['seconds'])} | {r['peak_rss_mb']} |")
+        else:
+            print(f"| 12 MP: {name} | encode {fmt(r['encode_s'])}, decode {fmt(r['decode_s'])} | (in-process) |")
+    p = d["pixels_torch_vs_runtime"]
+    print(f"\nPixels without torch against with it ({p['images']}): {p['differing']} of {p['values']} 8-bit values "
+          f"differ ({100 * p['fraction']:.4f} %), by at most {p['largest']}; symbols and y_hat "
+          f"{'equal' if p['latents_equal'] else 'DIFFER'} in every file.")
+    light = d["install_mb"]["lrcodec-decode environment"]
+    print("\nThe lrcodec-decode environment on disk (MB): " + ", ".join(f"{k} {v}" for k, v in light.items() if v >= 1)
+          + ". This environment's largest: " + ", ".join(f"{k} {v}" for k, v in d["install_mb"]["this environment, largest"].items()) + ".")
+    print("\nAgainst the goals: " + "; ".join(f"{k} {v}" for k, v in d["goals"].items()) + ".\n")
+
+
 def main() -> None:
     photo = RESULTS / "photo.json"
     if photo.exists():
@@ -169,6 +192,9 @@ def main() -> None:
     startup = RESULTS / "startup.json"
     if startup.exists():
         startup_table(json.loads(startup.read_text()))
+    decode = RESULTS / "decode.json"
+    if decode.exists():
+        decode_table(json.loads(decode.read_text()))
     kodak = RESULTS / "kodak.json"
     if kodak.exists():
         d = json.loads(kodak.read_text())
