@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden"
 VBR_LEVEL = 7  # the variable-rate test networks are trained and coded at their finest step (gain 1)
+# Checkpoints' decoder exports (lrcodec.runtime) go to a folder of this run's, never the user's cache;
+# the CLI's subprocesses inherit it.
+os.environ["LRCODEC_CACHE"] = tempfile.mkdtemp(prefix="lrcodec-test-cache-")
 
 
 def make_model(arch: str = "mean-scale", N: int = 16, M: int = 24, seed: int = 0, context: dict | None = None):

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import photo_like
+import torch
+from conftest import assert_pixels_close, photo_like
+from PIL import Image
 
 from lrcodec import models
 from lrcodec.app.cli import main
@@ -264,14 +266,20 @@ def test_coding_commands_import_no_compressai(tmp_path):
         assert not [m for m in modules if m.split(".")[0] == "compressai"], args
 
 
-def test_decoding_commands_import_no_torch(tmp_path):
-    """decode (to PNG, and through a pipe), info and models import neither torch nor
-    CompressAI: a shipped model's file decodes on numpy and onnxruntime (``lrcodec.runtime``)."""
+def test_decoding_commands_import_no_torch(tmp_path, tiny_model):
+    """decode, info and models import neither torch nor CompressAI: a shipped model's file
+    decodes on numpy and onnxruntime (``lrcodec.runtime``), and so does a checkpoint's once its
+    decoder is exported (the first decode, which says so)."""
     photo_like(64, 48).save(tmp_path / "a.png")
-    assert run("encode", "a.png", "-e", "0", "-o", "a.lrc", "--quiet", cwd=tmp_path).returncode == 0
+    torch.save(tiny_model.net.state_dict(), tmp_path / "ckpt.pth")
+    for args in (["a.png", "-o", "a.lrc"], ["a.png", "-o", "c.lrc", "--model", "ckpt.pth"]):
+        assert run("encode", *args, "-e", "0", "--quiet", cwd=tmp_path).returncode == 0
+    first = run("decode", "c.lrc", "--model", "ckpt.pth", "-o", "first.png", cwd=tmp_path)
+    assert first.returncode == 0 and b"exporting" in first.stderr
     for args in (["decode", "a.lrc", "-o", "a-out.png"], ["decode", "a.lrc", "-o", "a-out.webp", "--model", "lrc-mshp-q3"],
-                 ["info", "a.lrc", "--json"], ["models"]):
+                 ["decode", "c.lrc", "-o", "c-out.png", "--model", "ckpt.pth"], ["info", "a.lrc", "--json"], ["models"]):
         modules = _imports(args, tmp_path)
         assert "lrcodec.models" in modules, args
         assert not [m for m in modules if m.split(".")[0] in ("torch", "compressai")], args
     assert (tmp_path / "a-out.png").is_file() and (tmp_path / "a-out.webp").is_file()
+    assert_pixels_close(Image.open(tmp_path / "first.png"), Image.open(tmp_path / "c-out.png"))

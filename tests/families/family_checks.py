@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 
 import pytest
 import torch
 
-from conftest import GOLDEN, make_model, photo_like
-from lrcodec import codec, models
+from conftest import FIXTURES, GOLDEN, make_model, photo_like
+from lrcodec import codec, models, runtime
 from lrcodec.app.probe import latent_digest, symbol_digest
 from lrcodec.format import bitstream
+from lrcodec.models import PORTABLE, export_decoder
 
 FAMILY_GOLDEN = json.loads((GOLDEN / "families.json").read_text())
 # (arch, N, M, seed) of each architecture's small test network (tests/fixtures/)
@@ -146,10 +148,20 @@ class FamilyChecks:
         assert torch.equal(codec.decode_latents(result.encoded.data, model).latents.y_hat,
                            result.encoded.latents.y_hat)
 
-    def test_golden_file_decodes_to_its_digests(self, golden):
+    def test_golden_file_decodes_to_its_digests(self, golden, tmp_path):
+        """With the torch model, and for an architecture that has one, with its decoder export
+        (``lrcodec.runtime``, no torch: exported here as a checkpoint is on first use)."""
         expected = FAMILY_GOLDEN[golden]
         data = (GOLDEN / golden).read_bytes()
         assert len(data) == expected["bytes"]
-        decoded = codec.decode_latents(data, tiny(expected["arch"]))
-        assert symbol_digest(decoded.latents) == expected["symbols_sha256"]
-        assert latent_digest(decoded.latents) == expected["latents_sha256"]
+        model = tiny(expected["arch"])
+        decoders = [model]
+        if model.arch in PORTABLE:
+            stem = tmp_path / "tiny"
+            N, M, seed = TINY[model.arch]
+            shutil.copy(FIXTURES / f"tiny-{model.arch}-N{N}-M{M}-{seed}.safetensors", stem.with_suffix(".safetensors"))
+            decoders.append(runtime.load_decoder(export_decoder(model, stem)))
+        for decoder in decoders:
+            decoded = codec.decode_latents(data, decoder)
+            assert symbol_digest(decoded.latents) == expected["symbols_sha256"]
+            assert latent_digest(decoded.latents) == expected["latents_sha256"]
