@@ -34,12 +34,11 @@ from .families import CODER_BUFFERS, ZOO, ZOO_LAMBDAS, ZOO_URLS, arch_of_state, 
 _CODER_BUFFERS = (*CODER_BUFFERS, "QuantOffset")
 
 
-EXPORT_VERSION = 1  # of the decoder.json layout
-PORTABLE = ("mean-scale", "scale")  # architectures whose decoder has an export (lrcodec.runtime)
-SPEC = ".decoder.json"
-G_S = ".g_s.onnx"
-
-
+# Decoder exports (``export_decoder``, read by lrcodec.runtime): the architectures that have one,
+# the version of the spec's layout, and the files' suffixes after the model's stem.
+PORTABLE = ("mean-scale", "scale")
+EXPORT_VERSION = 1
+SPEC, G_S = ".decoder.json", ".g_s.onnx"
 
 
 def models_dir() -> Path:
@@ -447,7 +446,7 @@ def export_decoder(model: LoadedModel, stem: Path) -> Path:
     with torch.no_grad():
         # The TorchScript exporter: it takes free tile sizes as dynamic axes, where torch.export's
         # needs onnxscript besides onnx.
-        torch.onnx.export(net.g_s.float().eval(), (y,), str(g_s) + ".tmp", dynamo=False, input_names=["y_hat"],
+        torch.onnx.export(net.g_s, (y,), str(g_s) + ".tmp", dynamo=False, input_names=["y_hat"],
                           output_names=["x_hat"], dynamic_axes={"y_hat": {2: "h", 3: "w"}, "x_hat": {2: "H", 3: "W"}},
                           opset_version=17)
     os.replace(str(g_s) + ".tmp", g_s)

@@ -36,6 +36,9 @@ from .format.entropy import sigma_table
 from .format.exact import FactorizedPrior, IntegerNetwork
 from .models import G_S, EXPORT_VERSION, PORTABLE, SPEC, export_decoder, file_digest, models_dir, shipped_models
 
+TORCH_ONLY = ".torch-only"  # beside a cache key: that checkpoint's architecture has no export
+
+
 def cache_dir() -> Path:
     """Where exports of users' checkpoints are kept: ``$LRCODEC_CACHE``, else
     ``$XDG_CACHE_HOME/lrcodec``, else ``~/.cache/lrcodec``."""
@@ -45,27 +48,31 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lrcodec"
 
 
-def export_checkpoint(source: Path, quiet: bool = False) -> Path:
+def export_checkpoint(source: Path, quiet: bool = False) -> Path | None:
     """The cached export of a user's checkpoint (made now if missing: that needs torch, and is
-    said on stderr), keyed by the checkpoint's bytes."""
+    said on stderr), keyed by the checkpoint's bytes; None where its architecture decodes with
+    torch only (remembered, so that it is loaded once to find out)."""
     key = file_digest(source)[:24]
     stem = cache_dir() / key
     spec = stem.with_name(key + SPEC)
     if spec.is_file() and stem.with_name(key + G_S).is_file():
         return spec
+    if stem.with_name(key + TORCH_ONLY).is_file():
+        return None
     from .models import load_model, weights_of
 
+    model = load_model(str(source))
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if model.arch not in PORTABLE:
+        stem.with_name(key + TORCH_ONLY).write_text(model.arch + "\n")
+        return None
     if not quiet:
         print(f"lrcodec: exporting {source}'s decoder to {cache_dir()} (once; this step imports torch)", file=sys.stderr)
-    model = load_model(str(source))
-    if model.arch not in PORTABLE:
-        raise LrcodecError(f"{model.arch} models decode with torch only")
     from safetensors.torch import save
 
     from .imageio import write_atomic
 
     weights = stem.with_name(key + ".safetensors")
-    weights.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(str(weights), save(weights_of(model.net)), force=True)
     return export_decoder(model, stem)
 
@@ -115,7 +122,11 @@ class Decoder:
             raise LrcodecError("decoding without torch needs onnxruntime: pip install onnxruntime") from None
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initialisers are not the user's
-        return onnxruntime.InferenceSession(str(self.g_s_path), options, providers=["CPUExecutionProvider"])
+        try:
+            return onnxruntime.InferenceSession(str(self.g_s_path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own error types: a missing or damaged graph
+            raise LrcodecError(f"{self.g_s_path}: not a usable g_s graph ({str(e).splitlines()[0][:200]}); "
+                               "export it again") from None
 
     def g_s(self, y_hat: np.ndarray) -> np.ndarray:
         """8-bit pixels (uint8, (1, 3, 16h, 16w)) of a y_hat tile (float32, (1, M, h, w)): the
@@ -199,12 +210,8 @@ def decoder_for(name: str, quiet: bool = False) -> Decoder | None:
     if path.suffix or os.sep in name or path.exists():
         if not path.is_file():
             raise LrcodecError(f"model file not found: {name}")
-        try:
-            return load_decoder(export_checkpoint(path, quiet))
-        except LrcodecError as e:
-            if "decode with torch only" in str(e):
-                return None
-            raise
+        spec = export_checkpoint(path, quiet)
+        return None if spec is None else load_decoder(spec)
     for card in shipped_models(current_only=False):
         if card["name"] == name:
             return shipped_decoder(card)

@@ -105,6 +105,8 @@ def test_a_model_that_decodes_with_torch_only_has_no_decoder(tmp_path, tiny_cont
     checkpoint = tmp_path / "context.pth"
     torch.save(tiny_context_model.net.state_dict(), checkpoint)
     assert runtime.decoder_for(str(checkpoint), quiet=True) is None
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [runtime.TORCH_ONLY]  # found out once
+    assert runtime.decoder_for(str(checkpoint), quiet=True) is None
     assert runtime.decoder_for("bmshj2018-hyperprior") is None  # a zoo name: torch's hub cache
 
 
@@ -120,6 +122,14 @@ def test_an_export_refuses_weights_it_was_not_made_from(tmp_path, tiny_model):
         runtime.load_decoder(spec)
     with pytest.raises(LrcodecError, match="not found"):
         runtime.load_decoder(tmp_path / f"missing{SPEC}")
+
+
+def test_a_damaged_g_s_graph_is_a_one_line_error(exported, tmp_path):
+    _, decoder = exported
+    decoder.g_s_path.write_bytes(decoder.g_s_path.read_bytes()[:1000])
+    damaged = runtime.Decoder(decoder.spec, decoder.exact, decoder.g_s_path)
+    with pytest.raises(LrcodecError, match="not a usable g_s graph"):
+        damaged.g_s(np.zeros((1, 24, 2, 2), np.float32))
 
 
 def test_a_file_of_another_model_is_refused_by_a_decoder(exported, tiny_scale_model):
