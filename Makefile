@@ -65,7 +65,8 @@ bench-startup: $(STAMP)
 	$(PY) bench/startup.py
 
 # The decode-only distribution (scripts/build_decoder.py) in a fresh environment of its own:
-# it must decode every golden file to its pins without torch. `make test` runs it.
+# it must decode every golden file to its pins without torch, and plain-encode and decode an
+# image. `make test` runs it.
 DECODER := build/decoder
 test-decoder: $(STAMP)
 	rm -rf $(DECODER)
@@ -73,3 +74,5 @@ test-decoder: $(STAMP)
 	python3 -m venv $(DECODER)/venv
 	$(DECODER)/venv/bin/python -m pip install -q -c constraints.txt $(DECODER)/dist/lrcodec_decode-*.whl
 	cd $(DECODER) && venv/bin/python ../../scripts/check_golden.py ../../tests/golden --no-torch
+	cd $(DECODER) && venv/bin/lrcodec encode ../../tests/golden/lrc-mshp-q3-plain.lrc.png -e 0 -o plain.lrc \
+		&& venv/bin/lrcodec decode plain.lrc -o plain.png

@@ -9,6 +9,7 @@ Measured in fresh processes (wall time and peak RSS, medians of --repeats, inter
 * `lrcodec decode` of a Kodak file (kodim01, plain-encoded with the default model): without
   torch (the default) in this environment and in a fresh one holding only lrcodec-decode
   (scripts/build_decoder.py), and with torch (the model loaded and passed to the library);
+  the plain encode of kodim01 both ways too;
 * the same for a 12 MP photo (bench/photo.py's mosaic), with AVIF 4:4:4 speed 6 (quality 50)
   encode and decode of it;
 * the decode-only install on disk, package by package, next to this environment's torch;
@@ -40,6 +41,8 @@ RESULTS = ROOT / "bench" / "results" / "decode.json"
 WITH_TORCH = ("import sys; from lrcodec import codec, models; from lrcodec.format.bitstream import parse_header; "
               "data = open(sys.argv[1], 'rb').read(); "
               "codec.decode_image(data, models.find_model_by_id(parse_header(data).model_id)).save(sys.argv[2])")
+ENCODE_WITH_TORCH = ("import sys; from PIL import Image; from lrcodec import codec, models; "
+                     "open(sys.argv[2], 'wb').write(codec.encode_image(Image.open(sys.argv[1]), models.load_model()).data)")
 
 
 def decode_only_install(work: Path) -> Path:
@@ -112,7 +115,11 @@ def main() -> None:
         commands = {"import torch": (["-c", "import torch"], sys.executable, {}),
                     "decode kodak, without torch": (["decode", str(lrc), "-o", out, "-f", "--quiet"], LRCODEC, {}),
                     "decode kodak, lrcodec-decode install": (["decode", str(lrc), "-o", out, "-f", "--quiet"], light, {}),
-                    "decode kodak, with torch": (["-c", WITH_TORCH, str(lrc), out], sys.executable, {})}
+                    "decode kodak, with torch": (["-c", WITH_TORCH, str(lrc), out], sys.executable, {}),
+                    "encode kodak, effort 0, without torch": (["encode", str(kodim), "-e", "0", "-o", str(work / "e.lrc"),
+                                                              "-f", "--quiet"], LRCODEC, {}),
+                    "encode kodak, effort 0, with torch": (["-c", ENCODE_WITH_TORCH, str(kodim), str(work / "t.lrc")],
+                                                           sys.executable, {})}
         kodak = medians(commands, args.repeats)
         for name, row in kodak.items():
             print(f"{name}: {row}", flush=True)
@@ -141,6 +148,8 @@ def main() -> None:
         "decode kodak without torch, peak RSS (MB; goal <= 450)": kodak["decode kodak, without torch"]["peak_rss_mb"],
         "decode kodak, lrcodec-decode install / import torch": round(kodak["decode kodak, lrcodec-decode install"]["seconds"] / torch_s, 2),
         "decode kodak with torch / import torch": round(kodak["decode kodak, with torch"]["seconds"] / torch_s, 2),
+        "encode kodak, effort 0, without torch / import torch": round(
+            kodak["encode kodak, effort 0, without torch"]["seconds"] / torch_s, 2),
         "import torch peak RSS (MB)": torch_mb,
         "lrcodec-decode install on disk, without pip (MB; goal < 100)": install_mb,
     }

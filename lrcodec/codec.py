@@ -4,7 +4,8 @@
     decode_image(data)         -> PIL image (the model is found from the file's model id)
 
 A file of a shipped model decodes without torch (``lrcodec.runtime``: the exact path in numpy,
-g_s on onnxruntime) unless a ``LoadedModel`` is passed, which decodes with torch.
+g_s on onnxruntime) unless a ``LoadedModel`` is passed, which decodes with torch; a
+``RuntimeModel`` (``lrcodec.runtime.runtime_for``) also plain-encodes without torch.
 
 Images are padded (edge replication) on the right and bottom to a multiple of 64 and
 cropped back after decoding; only the real pixels count in bpp.
@@ -20,12 +21,12 @@ from .format import bitstream, entropy
 from .format.bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError, torch_missing
 from .metrics import bits_per_pixel
-from .format.exact import ACT_BITS
+from .format.exact import ACT_BITS, as_f64
 from .families.coding import YTables
 from .format.format1 import decode_latents_v1
 from .format.latents import STRIDE, Dither, QuantizedLatents, channel_index, dithers, latent_shapes
 from .models import LoadedModel
-from .runtime import Decoder
+from .runtime import RuntimeModel
 from .settings import RECONSTRUCTIONS
 from .format.tiling import tile_side, tiled
 
@@ -96,10 +97,16 @@ def _stage(progress, stage: str):
     return None if progress is None else lambda done, total: progress(stage, done, total)
 
 
-def analyse(model: LoadedModel, x, progress=None):
-    """(y, z) of a padded image tensor, float in [0, 1] or uint8 pixels (converted tile by
-    tile, so that a large image is never held in float); g_a runs tile by tile on the model's
-    device, and y and z stay there. ``progress(stage, done, total)`` hears of each tile."""
+def analyse(model: "LoadedModel | RuntimeModel", x, progress=None):
+    """(y, z) of a padded image, float in [0, 1] or uint8 pixels (converted tile by tile, so
+    that a large image is never held in float): a tensor, whose g_a runs tile by tile on the
+    model's device, where y and z stay; or for a ``RuntimeModel`` an array, on onnxruntime.
+    ``progress(stage, done, total)`` hears of each tile."""
+    tiles = dict(down=16, tile=tile_side(*x.shape[-2:], TILE, WHOLE), halo=model.halos[0],
+                 on_tile=_stage(progress, "analysis"))
+    if isinstance(model, RuntimeModel):
+        y = tiled(model.g_a, x, **tiles)
+        return y, model.h_a(y)
     import torch
 
     device = model.device
@@ -109,20 +116,20 @@ def analyse(model: LoadedModel, x, progress=None):
         return run_transform(model.net.g_a, tile if tile.is_floating_point() else tile.float().div_(255))
 
     with torch.no_grad():
-        y = tiled(g_a, x, down=16, tile=tile_side(*x.shape[-2:], TILE, WHOLE), halo=model.halos[0], on_tile=_stage(progress, "analysis"))
+        y = tiled(g_a, x, **tiles)
         return y, model.family.hyper_analysis(model.net, y)
 
 
-def synthesise(model: "LoadedModel | Decoder", y_hat, height: int, width: int, progress=None):
+def synthesise(model: "LoadedModel | RuntimeModel", y_hat, height: int, width: int, progress=None):
     """8-bit pixels (uint8, (1, 3, height, width)) from y_hat; g_s runs tile by tile, on torch
-    (a ``LoadedModel``, y_hat a tensor) or onnxruntime (a ``Decoder``, y_hat an array).
+    (a ``LoadedModel``, y_hat a tensor) or onnxruntime (a ``RuntimeModel``, y_hat an array).
 
     The one float step of decoding: its pixels may differ by a level between machines, kernels,
     thread counts or runtimes (bench/portability.py, bench/threads.py and bench/decode.py
     measure how often), never the latents."""
     tiles = dict(up=16, tile=tile_side(*y_hat.shape[-2:], TILE // 16, WHOLE // 256), halo=model.halos[1],
                  on_tile=_stage(progress, "synthesis"))
-    if isinstance(model, Decoder):
+    if isinstance(model, RuntimeModel):
         return tiled(model.g_s, y_hat, **tiles)[:, :, :height, :width]
     import torch
 
@@ -189,8 +196,9 @@ def _walk_y(model: LoadedModel, shape: tuple, hyper, u_y: Dither, symbols_of) ->
     return y_symbols, index, mu
 
 
-def _quantize(model: LoadedModel, y, z, uq: bool, seed: int, soft_alpha: int) -> tuple[QuantizedLatents, Dither, Dither]:
-    y64, z64 = y.detach().cpu().double().numpy(), z.detach().cpu().double().numpy()
+def _quantize(model: "LoadedModel | RuntimeModel", y, z, uq: bool, seed: int,
+              soft_alpha: int) -> tuple[QuantizedLatents, Dither, Dither]:
+    y64, z64 = as_f64(y), as_f64(z)
     if not (np.isfinite(y64).all() and np.isfinite(z64).all()):
         raise LrcodecError("the model produced non-finite latents; cannot code this image")
     u_y, u_z = dithers(y64.shape, z64.shape, uq, seed, soft_alpha)
@@ -207,14 +215,14 @@ def _quantize(model: LoadedModel, y, z, uq: bool, seed: int, soft_alpha: int) ->
     return _latents(model, y_symbols, z_symbols.astype(np.int32), index, mu, u_y, u_z), u_y, u_z
 
 
-def _latents(model: "LoadedModel | Decoder", y_symbols, z_symbols, sigma_index, mu, u_y: Dither,
+def _latents(model: "LoadedModel | RuntimeModel", y_symbols, z_symbols, sigma_index, mu, u_y: Dither,
              u_z: Dither) -> QuantizedLatents:
     """The decoder's view of integer symbols: y_hat = k + mu + u (float64, then float32; a
     variable-rate model's steps and offsets in ``ExactEntropyModel.restore``), z_hat. Tensors,
-    or arrays for a ``Decoder`` (no torch)."""
+    or arrays for a ``RuntimeModel`` (no torch)."""
     exact = model.exact
     y_hat = exact.restore(y_symbols, sigma_index) + mu + u_y.values / exact.y_gain
-    if isinstance(model, Decoder):
+    if isinstance(model, RuntimeModel):
         return QuantizedLatents(y_symbols, z_symbols, y_hat.astype(np.float32),
                                 exact.z_hat(z_symbols, u_z.values).astype(np.float32), sigma_index, mu,
                                 u_y.values.astype(np.float32), exact.sigma_table)
@@ -232,14 +240,14 @@ def _y_unit_groups(unit, sigma_index: np.ndarray, u_y: Dither) -> tuple:
     return Dither(unit.take(u_y.levels), u_y.offsets).groups(sigma_index)
 
 
-def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str = "RGB", *,
+def encode_latents(model: "LoadedModel | RuntimeModel", y, z, width: int, height: int, mode: str = "RGB", *,
                    uq: bool = False, seed: int = 0, soft_alpha: int = 0,
                    refined_method: str | None = None) -> EncodeResult:
     """Quantize and range-code latents of a padded image; returns the complete file."""
     if soft_alpha and not uq:
         raise LrcodecError("soft-mean reconstruction needs universal quantization (--uq)")
     q, u_y, u_z = _quantize(model, y, z, uq, seed, soft_alpha)
-    z_symbols, y_symbols = q.z_symbols.numpy(), q.y_symbols.numpy()
+    z_symbols, y_symbols = np.asarray(q.z_symbols), np.asarray(q.y_symbols)
     zlo, zhi = entropy.symbol_range(z_symbols)
     z_groups, channels, z_offsets = u_z.groups(channel_index(z_symbols.shape))
     z_tables = model.exact.z_tables(channels, z_offsets, zlo, zhi)
@@ -259,17 +267,23 @@ def encode_latents(model: LoadedModel, y, z, width: int, height: int, mode: str 
                         {"bits_z": coded_z.bits_ideal, "bits_y": coded_y.bits_ideal})
 
 
-def prepare_pixels(image, drop_alpha: bool = False):
-    """(uint8 tensor (1, 3, Hp, Wp) padded by edge replication, mode to decode back to) for a PIL
+def padded_pixels(image, drop_alpha: bool = False) -> tuple[np.ndarray, str]:
+    """(uint8 array (1, 3, Hp, Wp) padded by edge replication, mode to decode back to) for a PIL
     image; refuses alpha unless dropped."""
-    import torch
-
     from .imageio import normalise_mode
 
     image, mode = normalise_mode(image, drop_alpha)
     arr = np.asarray(image, dtype=np.uint8)
     arr = np.pad(arr, ((0, (-arr.shape[0]) % STRIDE), (0, (-arr.shape[1]) % STRIDE), (0, 0)), mode="edge")
-    return torch.from_numpy(arr).permute(2, 0, 1)[None], mode
+    return arr.transpose(2, 0, 1)[None], mode
+
+
+def prepare_pixels(image, drop_alpha: bool = False):
+    """``padded_pixels`` as a uint8 tensor."""
+    import torch
+
+    pixels, mode = padded_pixels(image, drop_alpha)
+    return torch.from_numpy(pixels), mode
 
 
 def prepare_image(image, drop_alpha: bool = False):
@@ -278,12 +292,12 @@ def prepare_image(image, drop_alpha: bool = False):
     return pixels.float().div_(255), mode
 
 
-def encode_image(image, model: LoadedModel, *, uq: bool = False, seed: int = 0, soft_alpha: int = 0,
-                 drop_alpha: bool = False, progress=None) -> EncodeResult:
-    """Encode a PIL image with a model; ``.data`` holds the complete lrcodec file.
-    ``uq``: universal quantization with a dither from ``seed``; ``soft_alpha`` > 0 adds soft-mean
-    reconstruction with that soft-rounding alpha."""
-    pixels, mode = prepare_pixels(image, drop_alpha)
+def encode_image(image, model: "LoadedModel | RuntimeModel", *, uq: bool = False, seed: int = 0,
+                 soft_alpha: int = 0, drop_alpha: bool = False, progress=None) -> EncodeResult:
+    """Encode a PIL image with a model (a ``RuntimeModel``: without torch, its latents arrays);
+    ``.data`` holds the complete lrcodec file. ``uq``: universal quantization with a dither
+    from ``seed``; ``soft_alpha`` > 0 adds soft-mean reconstruction with that soft-rounding alpha."""
+    pixels, mode = (padded_pixels if isinstance(model, RuntimeModel) else prepare_pixels)(image, drop_alpha)
     y, z = analyse(model, pixels, progress)
     if progress:
         progress("coding", 0, 1)
@@ -300,19 +314,19 @@ class Decoded:
         return tensor_to_image(self.pixels, self.header.mode)
 
 
-def _model_for(header: Header, model: "LoadedModel | Decoder | None") -> "LoadedModel | Decoder":
+def _model_for(header: Header, model: "LoadedModel | RuntimeModel | None") -> "LoadedModel | RuntimeModel":
     """The model a file names: the given one (checked), else the shipped model's decoder
     without torch, else (format 1, or a shipped model without an export) the model itself."""
     from .models import find_model_by_id
-    from .runtime import find_decoder_by_id
+    from .runtime import find_runtime_by_id
 
     if model is None:
-        decoder = find_decoder_by_id(header.model_id) if header.version > 1 else None
+        decoder = find_runtime_by_id(header.model_id) if header.version > 1 else None
         if decoder is None and (error := torch_missing(f"decoding a format {header.version} file of model "
                                                        f"{header.model_id.hex()}")):
             raise error
         return decoder or find_model_by_id(header.model_id)
-    if isinstance(model, Decoder):
+    if isinstance(model, RuntimeModel):
         if model.model_id != header.model_id:
             raise LrcodecError(f"file was made with model {header.model_id.hex()}, not with {model.name} "
                                f"({model.model_id.hex()})")
@@ -328,7 +342,7 @@ def _model_for(header: Header, model: "LoadedModel | Decoder | None") -> "Loaded
     return model
 
 
-def decode_latents(data: bytes, model: "LoadedModel | Decoder | None" = None,
+def decode_latents(data: bytes, model: "LoadedModel | RuntimeModel | None" = None,
                    max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, progress=None) -> Decoded:
     """Parse, validate and entropy-decode a file; reconstruct with the model it names (without
     torch where it can: module docstring). ``progress(stage, done, total)`` hears of the
@@ -344,7 +358,7 @@ def decode_latents(data: bytes, model: "LoadedModel | Decoder | None" = None,
     return Decoded(header, latents, synthesise(model, latents.y_hat, header.height, header.width, progress))
 
 
-def _decode_symbols(data: bytes, header: Header, model: "LoadedModel | Decoder") -> QuantizedLatents:
+def _decode_symbols(data: bytes, header: Header, model: "LoadedModel | RuntimeModel") -> QuantizedLatents:
     z_payload, y_payload = bitstream.payloads(data, header)
     y_shape, z_shape = latent_shapes(model, header.width, header.height)
     u_y, u_z = dithers(y_shape, z_shape, header.uq, header.seed, header.soft_alpha)
@@ -376,7 +390,7 @@ def _decode_symbols(data: bytes, header: Header, model: "LoadedModel | Decoder")
     return _latents(model, y_symbols, z_symbols, sigma_index, mu, u_y, u_z)
 
 
-def decode_image(data: bytes, model: "LoadedModel | Decoder | None" = None,
+def decode_image(data: bytes, model: "LoadedModel | RuntimeModel | None" = None,
                  max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, progress=None):
     """The decoded PIL image of an lrcodec file."""
     return decode_latents(data, model, max_pixels, progress).image()

@@ -34,11 +34,11 @@ from .families import CODER_BUFFERS, ZOO, ZOO_LAMBDAS, ZOO_URLS, arch_of_state, 
 _CODER_BUFFERS = (*CODER_BUFFERS, "QuantOffset")
 
 
-# Decoder exports (``export_decoder``, read by lrcodec.runtime): the architectures that have one,
-# the version of the spec's layout, and the files' suffixes after the model's stem.
+# Runtime exports (``export_runtime``, read by lrcodec.runtime): the architectures that have one,
+# the version of the spec's layout, its suffix after the model's stem, and the graphs beside it.
 PORTABLE = ("mean-scale", "scale")
 EXPORT_VERSION = 1
-SPEC, G_S = ".decoder.json", ".g_s.onnx"
+SPEC, GRAPHS = ".runtime.json", ("g_s", "g_a", "h_a")
 
 
 def models_dir() -> Path:
@@ -319,11 +319,18 @@ def load_model(name: str | None = None, quality: int | None = None) -> LoadedMod
         if path.suffix == ".safetensors":
             return load_safetensors(path, quality=quality)
         return load_checkpoint(path, quality=quality)
+    card = shipped_card(name, quality)
+    return load_safetensors(models_dir() / f"{card['name']}.safetensors", card)
+
+
+def shipped_card(name: str | None, quality: int | None = None) -> dict:
+    """The card of the shipped model a name (current or retired) or else a quality (of the
+    current set; the default without either) chooses."""
     cards = shipped_models()
     if name:
         for card in shipped_models(current_only=False):
             if card["name"] == name:
-                return load_safetensors(models_dir() / f"{name}.safetensors", card)
+                return card
         known = ", ".join([c["name"] for c in cards] + list(ZOO))
         raise LrcodecError(f"unknown model {name!r} (known: {known}, or a checkpoint path)")
     if not cards:
@@ -331,8 +338,7 @@ def load_model(name: str | None = None, quality: int | None = None) -> LoadedMod
     q = quality if quality is not None else min(DEFAULT_QUALITY, len(cards))
     if not 1 <= q <= len(cards):
         raise LrcodecError(f"quality must be 1-{len(cards)} for the shipped models, got {q}")
-    card = cards[q - 1]
-    return load_safetensors(models_dir() / f"{card['name']}.safetensors", card)
+    return cards[q - 1]
 
 
 def find_model_by_id(model_id: bytes) -> LoadedModel:
@@ -388,9 +394,9 @@ def widen_latents(net, arch: str, M: int, new_scale: float = 0.01):
     return wide.eval()
 
 
-def save_model(net, path: Path, card: dict, fp16: bool = True, decoder: bool = True) -> None:
-    """Write weights (fp16 by default) and the JSON model card beside them, and (``decoder``,
-    for the architectures in PORTABLE) the decoder export that decodes without torch."""
+def save_model(net, path: Path, card: dict, fp16: bool = True, runtime: bool = True) -> None:
+    """Write weights (fp16 by default) and the JSON model card beside them, and (``runtime``,
+    for the architectures in PORTABLE) the runtime export that codes without torch."""
     from safetensors.torch import save
 
     from .imageio import write_atomic
@@ -403,9 +409,9 @@ def save_model(net, path: Path, card: dict, fp16: bool = True, decoder: bool = T
     model = load_safetensors(path, dict(card))
     card = dict(card, name=path.stem, model_id=model.model_id.hex())
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    if decoder and model.arch in PORTABLE:
+    if runtime and model.arch in PORTABLE:
         model.name = path.stem
-        export_decoder(model, path.with_suffix(""))
+        export_runtime(model, path.with_suffix(""))
 
 
 def file_digest(path: Path) -> str:
@@ -417,16 +423,15 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def export_decoder(model: LoadedModel, stem: Path) -> Path:
-    """Write a loaded model's decoder export as ``<stem>.decoder.json`` and ``<stem>.g_s.onnx``,
-    for the weights in ``<stem>.safetensors`` (the model's own, or those ``lrcodec.runtime``
-    writes for a checkpoint), which its exact path reads. Needs torch and onnx. Returns the
-    spec's path."""
+def export_runtime(model: LoadedModel, stem: Path) -> Path:
+    """Write a loaded model's runtime export (``lrcodec.runtime``): ``<stem>.runtime.json`` and
+    its graphs ``<stem>.g_s.onnx``, ``<stem>.g_a.onnx`` and ``<stem>.h_a.onnx``, for the weights
+    in ``<stem>.safetensors`` (the model's own, or those ``lrcodec.runtime`` writes for a
+    checkpoint), which its exact path reads. Needs torch and onnx. Returns the spec's path."""
     import torch
 
     if model.arch not in PORTABLE:
-        raise LrcodecError(f"{model.arch} models decode with torch only (decoding without torch covers "
-                           f"{', '.join(PORTABLE)})")
+        raise LrcodecError(f"{model.arch} models code with torch only (without torch: {', '.join(PORTABLE)})")
     net, exact = model.net, model.exact
     weights = stem.with_name(stem.name + ".safetensors")
     names = {id(t): k for k, t in net.state_dict(keep_vars=True).items()}
@@ -434,23 +439,60 @@ def export_decoder(model: LoadedModel, stem: Path) -> Path:
     spec = {
         "export_version": EXPORT_VERSION, "name": model.name, "arch": model.arch, "model_id": model.model_id.hex(),
         "N": bottleneck.channels, "M": model.family.latent_channels(net), "sigma_min": model.sigma_min,
-        "mean_scale": exact.mean_scale, "g_s_halo": model.halos[1],
+        "mean_scale": exact.mean_scale, "g_a_halo": model.halos[0], "g_s_halo": model.halos[1],
         "weights": weights.name, "weights_sha256": file_digest(weights),
         "h_s": exact.h_s.spec(),
         "prior": {"layers": [[names[id(m)], names[id(b)], None if f is None else names[id(f)]] for m, b, f in bottleneck.layers()],
                   "quantiles": names[id(bottleneck.quantiles)]},
+        "card": model.card,
     }
+
+    class HyperAnalysis(torch.nn.Module):  # the family's h_a (of |y| for the scale model) as a module
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, y):
+            return model.family.hyper_analysis(self.net, y)
+
     stem.parent.mkdir(parents=True, exist_ok=True)
-    g_s = stem.with_name(stem.name + G_S)
-    y = torch.zeros((1, spec["M"], 4, 6))
-    with torch.no_grad():
-        # The TorchScript exporter: it takes free tile sizes as dynamic axes, where torch.export's
-        # needs onnxscript besides onnx.
-        torch.onnx.export(net.g_s, (y,), str(g_s) + ".tmp", dynamo=False, input_names=["y_hat"],
-                          output_names=["x_hat"], dynamic_axes={"y_hat": {2: "h", 3: "w"}, "x_hat": {2: "H", 3: "W"}},
-                          opset_version=17)
-    os.replace(str(g_s) + ".tmp", g_s)
+    M = spec["M"]
+    graphs = {"g_s": (net.g_s, torch.zeros((1, M, 4, 6))), "g_a": (net.g_a, torch.zeros((1, 3, 64, 96))),
+              "h_a": (HyperAnalysis(), torch.zeros((1, M, 4, 8)))}
+    for graph, (module, example) in graphs.items():
+        path = stem.with_name(f"{stem.name}.{graph}.onnx")
+        with torch.no_grad():
+            # The TorchScript exporter: it takes free tile sizes as dynamic axes, where torch.export's
+            # needs onnxscript besides onnx.
+            torch.onnx.export(module, (example,), str(path) + ".tmp", dynamo=False, input_names=["input"],
+                              output_names=["output"], opset_version=17,
+                              dynamic_axes={"input": {2: "h", 3: "w"}, "output": {2: "H", 3: "W"}})
+        _store_half(Path(str(path) + ".tmp"))
+        os.replace(str(path) + ".tmp", path)
     path = stem.with_name(stem.name + SPEC)
     path.with_suffix(".tmp").write_text(json.dumps(spec, indent=1) + "\n")
     os.replace(path.with_suffix(".tmp"), path)
     return path
+
+
+def _store_half(path: Path) -> None:
+    """Store an ONNX graph's float32 weights in float16 where that is exact (fp16 weights, as
+    shipped), each read back through a Cast to float32 (which onnxruntime folds when it loads
+    the graph): the same graph at half the bytes."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    casts = []
+    for init in model.graph.initializer:
+        a = numpy_helper.to_array(init)
+        if a.dtype != np.float32 or not np.array_equal(a.astype(np.float16).astype(np.float32), a):
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(a.astype(np.float16), f"{name}.fp16"))
+        casts.append(helper.make_node("Cast", [f"{name}.fp16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(path))

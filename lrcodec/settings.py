@@ -103,7 +103,8 @@ class EncodeSettings:
     soft_alpha: int | None = None
     drop_alpha: bool = False
     max_pixels: int = 100_000_000
-    device: str = "auto"  # where the transforms run: auto (CUDA if present), cpu or cuda
+    device: str = "auto"  # where the transforms run: auto (CUDA if present), cpu or cuda; a plain encode
+    # of a model with a runtime export runs on the CPU without torch (lrcodec.runtime) unless "cuda"
     time_limit: float | None = None  # seconds for one image's refinement (None: the effort's; 0: no limit)
     lmbda: float | None = None  # the refinement's R-D trade-off (None: the refinement's, else ``refine.lambda_for``)
 

@@ -1,8 +1,9 @@
 """Build ``lrcodec-decode``: the decode-only distribution, from the same tree as ``lrcodec``.
 
-It holds the same ``lrcodec`` package and shipped models (with their decoder exports), and
+It holds the same ``lrcodec`` package and shipped models (with their runtime exports), and
 requires only what decoding needs (``NEEDS``, with pyproject.toml's ranges): no torch, no
-CompressAI. ``lrcodec decode``, ``info`` and ``models`` work; commands that need torch say so.
+CompressAI. ``lrcodec decode``, ``info``, ``models`` and the plain encode (``encode --effort 0``)
+work; commands that need torch (refinement, training) say so.
 The two distributions hold the same package: install one of them.
 
     python scripts/build_decoder.py [DIST_DIR]        # writes lrcodec_decode-<version>-py3-none-any.whl

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = Path(__file__).parent / "golden"
 VBR_LEVEL = 7  # the variable-rate test networks are trained and coded at their finest step (gain 1)
-# Checkpoints' decoder exports (lrcodec.runtime) go to a folder of this run's, never the user's cache;
+# Checkpoints' runtime exports (lrcodec.runtime) go to a folder of this run's, never the user's cache;
 # the CLI's subprocesses inherit it.
 os.environ["LRCODEC_CACHE"] = tempfile.mkdtemp(prefix="lrcodec-test-cache-")
 

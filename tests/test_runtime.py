@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
-from conftest import assert_pixels_close, photo_like
+from conftest import assert_latents_close, assert_pixels_close, photo_like
 
 from lrcodec import codec, runtime
+from lrcodec.format import bitstream
 from lrcodec.app.probe import latent_digest, symbol_digest
 from lrcodec.errors import LrcodecError
 from lrcodec.models import SPEC, load_model, save_model, shipped_models
@@ -19,9 +20,9 @@ from lrcodec.models import SPEC, load_model, save_model, shipped_models
 
 @pytest.fixture
 def exported(tmp_path, tiny_model):
-    """The tiny model saved as a model is made (weights, card, decoder export), and its decoder."""
+    """The tiny model saved as a model is made (weights, card, runtime export), and its decoder."""
     save_model(tiny_model.net, tmp_path / "tiny", {"arch": "mean-scale", "N": 16, "M": 24, "sigma_min": 0.11})
-    return load_model(str(tmp_path / "tiny.safetensors")), runtime.load_decoder(tmp_path / f"tiny{SPEC}")
+    return load_model(str(tmp_path / "tiny.safetensors")), runtime.load_runtime(tmp_path / f"tiny{SPEC}")
 
 
 @pytest.mark.parametrize("uq", [False, True])
@@ -37,13 +38,29 @@ def test_an_export_decodes_to_the_torch_decoders_symbols_and_pixels(exported, uq
     assert ours.image().size == (150, 90)
 
 
+@pytest.mark.parametrize("uq", [False, True])
+def test_the_plain_encode_without_torch_is_the_torch_encode(exported, uq):
+    """g_a and h_a on onnxruntime: the torch encoder's symbols but where a latent lies within
+    float error of a rounding boundary, a file whose size is its information content, and
+    which the torch decoder decodes."""
+    model, runtime_model = exported
+    image = photo_like(150, 90, seed=4)
+    ours, theirs = (codec.encode_image(image, m, uq=uq, seed=2) for m in (runtime_model, model))
+    assert_latents_close(ours.latents.y_symbols, theirs.latents.y_symbols)
+    assert_latents_close(ours.latents.z_symbols, theirs.latents.z_symbols)
+    payload_bits = 8 * (len(ours.data) - bitstream.HEADER_SIZE - bitstream.TRAILER_SIZE)
+    assert ours.bits_coder - 1 <= payload_bits <= ours.bits_coder + 64  # as tests/test_codec.py's
+    decoded = codec.decode_latents(ours.data, model)
+    assert np.array_equal(np.asarray(decoded.latents.y_symbols), ours.latents.y_symbols)
+
+
 def test_the_g_s_graph_computes_the_torch_g_s_at_any_tile_size(exported):
     model, decoder = exported
     for shape in ((1, 24, 5, 7), (1, 24, 12, 3)):
         y = torch.randn(shape, generator=torch.Generator().manual_seed(shape[2])) * 3
         with torch.no_grad():
             expected = model.net.g_s(y).numpy()
-        got = decoder.session.run(None, {"y_hat": y.numpy()})[0]
+        got = decoder.run("g_s", y.numpy())
         assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
 
 
@@ -53,7 +70,7 @@ def test_every_shipped_model_has_an_export_of_its_weights():
     cards = shipped_models(current_only=False)
     assert cards
     for card in cards:
-        decoder = runtime.shipped_decoder(card)
+        decoder = runtime.shipped_runtime(card)
         assert decoder is not None and decoder.model_id.hex() == card["model_id"], card["name"]
         model = load_model(card["name"])
         assert [layer.spec() for layer in model.exact.h_s.layers] == decoder.spec["h_s"]
@@ -62,7 +79,7 @@ def test_every_shipped_model_has_an_export_of_its_weights():
         y = torch.randn((1, decoder.spec["M"], 4, 5), generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             expected = model.net.g_s(y).numpy()
-        assert np.abs(decoder.session.run(None, {"y_hat": y.numpy()})[0] - expected).max() < 1e-4, card["name"]
+        assert np.abs(decoder.run("g_s", y.numpy()) - expected).max() < 1e-4, card["name"]
 
 
 def test_tiled_synthesis_is_the_whole_within_the_float_bound(exported, monkeypatch):
@@ -91,10 +108,10 @@ def test_a_checkpoint_is_exported_once_into_the_cache(tmp_path, tiny_model, monk
     monkeypatch.setenv("LRCODEC_CACHE", str(tmp_path / "cache"))
     checkpoint = tmp_path / "trained.pth.tar"
     torch.save({"state_dict": tiny_model.net.state_dict()}, checkpoint)
-    decoder = runtime.decoder_for(str(checkpoint))
+    decoder = runtime.runtime_for(str(checkpoint))
     assert "exporting" in capsys.readouterr().err
     assert decoder.model_id == load_model(str(checkpoint)).model_id
-    assert runtime.decoder_for(str(checkpoint)).model_id == decoder.model_id
+    assert runtime.runtime_for(str(checkpoint)).model_id == decoder.model_id
     assert capsys.readouterr().err == ""  # the second time from the cache
     data = codec.encode_image(photo_like(64, 64), tiny_model).data
     assert_pixels_close(codec.decode_latents(data, decoder).pixels, codec.decode_latents(data, tiny_model).pixels)
@@ -104,10 +121,10 @@ def test_a_model_that_decodes_with_torch_only_has_no_decoder(tmp_path, tiny_cont
     monkeypatch.setenv("LRCODEC_CACHE", str(tmp_path / "cache"))
     checkpoint = tmp_path / "context.pth"
     torch.save(tiny_context_model.net.state_dict(), checkpoint)
-    assert runtime.decoder_for(str(checkpoint), quiet=True) is None
+    assert runtime.runtime_for(str(checkpoint), quiet=True) is None
     assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [runtime.TORCH_ONLY]  # found out once
-    assert runtime.decoder_for(str(checkpoint), quiet=True) is None
-    assert runtime.decoder_for("bmshj2018-hyperprior") is None  # a zoo name: torch's hub cache
+    assert runtime.runtime_for(str(checkpoint), quiet=True) is None
+    assert runtime.runtime_for("bmshj2018-hyperprior") is None  # a zoo name: torch's hub cache
 
 
 def test_an_export_refuses_weights_it_was_not_made_from(tmp_path, tiny_model):
@@ -116,19 +133,20 @@ def test_an_export_refuses_weights_it_was_not_made_from(tmp_path, tiny_model):
     weights = tmp_path / "tiny.safetensors"
     weights.write_bytes(weights.read_bytes()[:-2] + b"\0\0")
     with pytest.raises(LrcodecError, match="not the file"):
-        runtime.load_decoder(spec)
+        runtime.load_runtime(spec)
     spec.write_text(json.dumps(dict(json.loads(spec.read_text()), export_version=99)))
     with pytest.raises(LrcodecError, match="another lrcodec version"):
-        runtime.load_decoder(spec)
+        runtime.load_runtime(spec)
     with pytest.raises(LrcodecError, match="not found"):
-        runtime.load_decoder(tmp_path / f"missing{SPEC}")
+        runtime.load_runtime(tmp_path / f"missing{SPEC}")
 
 
 def test_a_damaged_g_s_graph_is_a_one_line_error(exported, tmp_path):
     _, decoder = exported
-    decoder.g_s_path.write_bytes(decoder.g_s_path.read_bytes()[:1000])
-    damaged = runtime.Decoder(decoder.spec, decoder.exact, decoder.g_s_path)
-    with pytest.raises(LrcodecError, match="not a usable g_s graph"):
+    g_s = decoder.stem.with_name(decoder.stem.name + ".g_s.onnx")
+    g_s.write_bytes(g_s.read_bytes()[:1000])
+    damaged = runtime.RuntimeModel(decoder.spec, decoder.exact, decoder.stem)
+    with pytest.raises(LrcodecError, match="not a usable graph"):
         damaged.g_s(np.zeros((1, 24, 2, 2), np.float32))
 
 

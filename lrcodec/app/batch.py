@@ -48,13 +48,28 @@ def cached_model(name: str | None, quality: int | None, device: str = "cpu"):
     return _models[key]
 
 
+def cached_runtime(name: str | None, quality: int | None):
+    """The model's runtime export (``lrcodec.runtime``; None: it runs with torch only), found
+    once per process."""
+    from ..models import models_dir
+    from ..runtime import runtime_for
+
+    key = ("runtime", name, quality, str(models_dir()))
+    if key not in _models:
+        _models[key] = runtime_for(name, quality, quiet=True)
+    return _models[key]
+
+
 def _open(data: bytes, name: str, settings: EncodeSettings):
-    """(image, model, quantizer keywords) for one input."""
+    """(image, model, quantizer keywords) for one input: a plain encode without torch where the
+    model has a runtime export and CUDA is not asked for."""
     from ..codec import quantizer_options
     from ..imageio import open_image
 
     image = open_image(data, name, settings.max_pixels)
-    model = cached_model(settings.model, settings.quality, settings.device)
+    plain = settings.refine_settings() is None and settings.device != "cuda"
+    model = (plain and cached_runtime(settings.model, settings.quality)) or cached_model(
+        settings.model, settings.quality, settings.device)
     return image, model, quantizer_options(model, settings.uq, settings.seed, settings.reconstruction,
                                            settings.soft_alpha)
 
@@ -71,7 +86,6 @@ def _refined_outcome(result, image, model, seconds: float, **extra) -> Outcome:
 def encode_bytes(data: bytes, name: str, settings: EncodeSettings, progress=None) -> Outcome:
     """Encode (refining as ``settings`` say) an image given as file bytes."""
     from ..codec import encode_image
-    from ..learn.refine import find_lambda_for_bpp, refine_image
 
     t0 = time.perf_counter()
     image, model, quantizer = _open(data, name, settings)
@@ -83,6 +97,8 @@ def encode_bytes(data: bytes, name: str, settings: EncodeSettings, progress=None
         return Outcome(encoded.data, {"width": image.width, "height": image.height, "model": model.name,
                                       "bytes": len(encoded.data), "bpp": encoded.bpp, "iterations": 0,
                                       "seconds": time.perf_counter() - t0})
+    from ..learn.refine import find_lambda_for_bpp, refine_image
+
     options = dict(**quantizer, drop_alpha=settings.drop_alpha, progress=progress)
     if settings.target_bpp is not None:
         result, _ = find_lambda_for_bpp(image, model, settings.target_bpp, settings=refinement, **options)
@@ -161,9 +177,14 @@ def _guarded(source: str, data: bytes, settings: EncodeSettings) -> Outcome:
 
 
 def _local_worker_init(threads: int) -> None:
-    import torch
+    """A worker process's thread count, for torch (where installed) and onnxruntime."""
+    import importlib.util
 
-    torch.set_num_threads(threads)
+    os.environ["LRCODEC_THREADS"] = str(threads)  # read by lrcodec.runtime's sessions
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _local_task(source: str, settings: EncodeSettings) -> Outcome:

@@ -138,8 +138,10 @@ def batch_options(f):
     f = click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
                      help="Images in parallel (worker processes; the CPU threads are split between them).")(f)
     f = click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-                     help="Where the transforms and refinement run (auto: CUDA if present). The "
-                          "symbols are always decided on the CPU's exact path, so files decode anywhere.")(f)
+                     help="Where the transforms and refinement run (auto: CUDA if present; a plain "
+                          "encode of a hyperprior model runs on the CPU without torch unless cuda is "
+                          "asked for). The symbols are always decided on the CPU's exact path, so files "
+                          "decode anywhere.")(f)
     return f
 
 
@@ -302,9 +304,9 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
     data = read_bytes(input)
     model = None
     if model_name:
-        from ..runtime import decoder_for
+        from ..runtime import runtime_for
 
-        model = decoder_for(model_name, quiet) if quality is None else None
+        model = runtime_for(model_name, quality, quiet)
         if model is None:  # a zoo name, a rate level or an architecture that decodes with torch only
             from ..models import load_model
 

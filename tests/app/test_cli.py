@@ -266,20 +266,22 @@ def test_coding_commands_import_no_compressai(tmp_path):
         assert not [m for m in modules if m.split(".")[0] == "compressai"], args
 
 
-def test_decoding_commands_import_no_torch(tmp_path, tiny_model):
-    """decode, info and models import neither torch nor CompressAI: a shipped model's file
-    decodes on numpy and onnxruntime (``lrcodec.runtime``), and so does a checkpoint's once its
-    decoder is exported (the first decode, which says so)."""
+def test_decode_and_the_plain_encode_import_no_torch(tmp_path, tiny_model):
+    """decode, the plain encode, info and models import neither torch nor CompressAI: a shipped
+    model codes on numpy and onnxruntime (``lrcodec.runtime``), and so does a checkpoint once
+    its runtime export is made (here by its plain encode)."""
     photo_like(64, 48).save(tmp_path / "a.png")
     torch.save(tiny_model.net.state_dict(), tmp_path / "ckpt.pth")
     for args in (["a.png", "-o", "a.lrc"], ["a.png", "-o", "c.lrc", "--model", "ckpt.pth"]):
         assert run("encode", *args, "-e", "0", "--quiet", cwd=tmp_path).returncode == 0
-    first = run("decode", "c.lrc", "--model", "ckpt.pth", "-o", "first.png", cwd=tmp_path)
-    assert first.returncode == 0 and b"exporting" in first.stderr
+    first = run("decode", "c.lrc", "--model", "ckpt.pth", "-o", "first.png", cwd=tmp_path)  # exported by now
+    assert first.returncode == 0 and b"exporting" not in first.stderr
     for args in (["decode", "a.lrc", "-o", "a-out.png"], ["decode", "a.lrc", "-o", "a-out.webp", "--model", "lrc-mshp-q3"],
-                 ["decode", "c.lrc", "-o", "c-out.png", "--model", "ckpt.pth"], ["info", "a.lrc", "--json"], ["models"]):
+                 ["decode", "c.lrc", "-o", "c-out.png", "--model", "ckpt.pth"], ["info", "a.lrc", "--json"], ["models"],
+                 ["encode", "a.png", "-e", "0", "-o", "d.lrc"], ["encode", "a.png", "-e", "0", "--model", "ckpt.pth", "-o", "e.lrc"]):
         modules = _imports(args, tmp_path)
         assert "lrcodec.models" in modules, args
         assert not [m for m in modules if m.split(".")[0] in ("torch", "compressai")], args
     assert (tmp_path / "a-out.png").is_file() and (tmp_path / "a-out.webp").is_file()
+    assert (tmp_path / "d.lrc").stat().st_size > 0 and (tmp_path / "e.lrc").stat().st_size > 0
     assert_pixels_close(Image.open(tmp_path / "first.png"), Image.open(tmp_path / "c-out.png"))

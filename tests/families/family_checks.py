@@ -18,7 +18,7 @@ from conftest import FIXTURES, GOLDEN, make_model, photo_like
 from lrcodec import codec, models, runtime
 from lrcodec.app.probe import latent_digest, symbol_digest
 from lrcodec.format import bitstream
-from lrcodec.models import PORTABLE, export_decoder
+from lrcodec.models import PORTABLE, export_runtime
 
 FAMILY_GOLDEN = json.loads((GOLDEN / "families.json").read_text())
 # (arch, N, M, seed) of each architecture's small test network (tests/fixtures/)
@@ -149,7 +149,7 @@ class FamilyChecks:
                            result.encoded.latents.y_hat)
 
     def test_golden_file_decodes_to_its_digests(self, golden, tmp_path):
-        """With the torch model, and for an architecture that has one, with its decoder export
+        """With the torch model, and for an architecture that has one, with its runtime export
         (``lrcodec.runtime``, no torch: exported here as a checkpoint is on first use)."""
         expected = FAMILY_GOLDEN[golden]
         data = (GOLDEN / golden).read_bytes()
@@ -160,7 +160,7 @@ class FamilyChecks:
             stem = tmp_path / "tiny"
             N, M, seed = TINY[model.arch]
             shutil.copy(FIXTURES / f"tiny-{model.arch}-N{N}-M{M}-{seed}.safetensors", stem.with_suffix(".safetensors"))
-            decoders.append(runtime.load_decoder(export_decoder(model, stem)))
+            decoders.append(runtime.load_runtime(export_runtime(model, stem)))
         for decoder in decoders:
             decoded = codec.decode_latents(data, decoder)
             assert symbol_digest(decoded.latents) == expected["symbols_sha256"]
