@@ -27,6 +27,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -94,6 +95,28 @@ def pixel_agreement(images: list, files: list[bytes]) -> dict:
     return rows
 
 
+def stages(lrc: Path) -> dict:
+    """Seconds of each stage of one decode without torch, in-process after a first decode (the
+    model loaded, its sessions made): symbols (the entropy decoding and the exact path), the
+    synthesis on onnxruntime, and writing the PNG."""
+    from lrcodec import codec
+    from lrcodec.format.bitstream import parse_header
+    from lrcodec.imageio import image_bytes
+
+    data = lrc.read_bytes()
+    codec.decode_image(data)
+    header = parse_header(data)
+    model = codec._model_for(header, None)
+    t0 = time.perf_counter()
+    latents = codec._decode_symbols(data, header, model)
+    t1 = time.perf_counter()
+    pixels = codec.synthesise(model, latents.y_hat, header.height, header.width)
+    t2 = time.perf_counter()
+    image_bytes(codec.tensor_to_image(pixels), "out.png")
+    t3 = time.perf_counter()
+    return {"symbols_s": round(t1 - t0, 2), "synthesis_s": round(t2 - t1, 2), "png_s": round(t3 - t2, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kodak", type=Path, default=ROOT.parent / "shared" / "data" / "kodak")
@@ -130,6 +153,7 @@ def main() -> None:
             subprocess.run([LRCODEC, "encode", str(big), "-e", "0", "-o", str(big_lrc), "-f", "--quiet"], check=True)
             photo = medians({"decode, without torch": (["decode", str(big_lrc), "-o", out, "-f", "--quiet"], LRCODEC, {}),
                              "decode, with torch": (["-c", WITH_TORCH, str(big_lrc), out], sys.executable, {})}, 1)
+            photo["decode without torch, stages in-process"] = stages(big_lrc)
             p = classical_point(Image.open(big).convert("RGB"), big.name, "AVIF 4:4:4", 50)
             photo["AVIF 4:4:4 speed 6, quality 50"] = {"encode_s": round(p.encode_s, 2), "decode_s": round(p.decode_s, 2)}
             print(f"12 MP: {photo}", flush=True)

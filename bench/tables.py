@@ -173,8 +173,10 @@ def decode_table(d: dict) -> None:
     for name, r in d["photo_12mp"].items():
         if "seconds" in r:
             print(f"| 12 MP: {name} | {fmt(r['seconds'])} | {r['peak_rss_mb']} |")
-        else:
+        elif "encode_s" in r:
             print(f"| 12 MP: {name} | encode {fmt(r['encode_s'])}, decode {fmt(r['decode_s'])} | (in-process) |")
+        else:
+            print(f"| 12 MP: {name} | " + ", ".join(f"{k.removesuffix('_s')} {fmt(v)}" for k, v in r.items()) + " | |")
     p = d["pixels_torch_vs_runtime"]
     print(f"\nPixels without torch against with it ({p['images']}): {p['differing']} of {p['values']} 8-bit values "
           f"differ ({100 * p['fraction']:.4f} %), by at most {p['largest']}; symbols and y_hat "
