@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -459,19 +460,22 @@ def export_runtime(model: LoadedModel, stem: Path) -> Path:
     M = spec["M"]
     graphs = {"g_s": (net.g_s, torch.zeros((1, M, 4, 6))), "g_a": (net.g_a, torch.zeros((1, 3, 64, 96))),
               "h_a": (HyperAnalysis(), torch.zeros((1, M, 4, 8)))}
+    from .imageio import write_atomic
+
+    unique = f".{os.getpid()}.{threading.get_ident()}.tmp"  # processes may export one checkpoint at once
     for graph, (module, example) in graphs.items():
         path = stem.with_name(f"{stem.name}.{graph}.onnx")
+        tmp = Path(str(path) + unique)
         with torch.no_grad():
             # The TorchScript exporter: it takes free tile sizes as dynamic axes, where torch.export's
             # needs onnxscript besides onnx.
-            torch.onnx.export(module, (example,), str(path) + ".tmp", dynamo=False, input_names=["input"],
+            torch.onnx.export(module, (example,), str(tmp), dynamo=False, input_names=["input"],
                               output_names=["output"], opset_version=17,
                               dynamic_axes={"input": {2: "h", 3: "w"}, "output": {2: "H", 3: "W"}})
-        _store_half(Path(str(path) + ".tmp"))
-        os.replace(str(path) + ".tmp", path)
-    path = stem.with_name(stem.name + SPEC)
-    path.with_suffix(".tmp").write_text(json.dumps(spec, indent=1) + "\n")
-    os.replace(path.with_suffix(".tmp"), path)
+        _store_half(tmp)
+        os.replace(tmp, path)
+    path = stem.with_name(stem.name + SPEC)  # last: a spec is read only with its graphs in place
+    write_atomic(str(path), (json.dumps(spec, indent=1) + "\n").encode(), force=True)
     return path
 
 

@@ -71,7 +71,8 @@ def export_checkpoint(source: Path, quiet: bool = False) -> Path | None:
         stem.with_name(key + TORCH_ONLY).write_text(model.arch + "\n")
         return None
     if not quiet:
-        print(f"lrcodec: exporting {source}'s decoder to {cache_dir()} (once; this step imports torch)", file=sys.stderr)
+        print(f"lrcodec: exporting {source} to {cache_dir()} to code without torch (once; this step imports torch)",
+              file=sys.stderr)
     from safetensors.torch import save
 
     from .imageio import write_atomic
