@@ -140,7 +140,7 @@ def synthesise(model: "LoadedModel | RuntimeModel", y_hat, height: int, width: i
     return pixels[:, :, :height, :width]
 
 
-def soft_mean_alpha(model: LoadedModel, reconstruction: str = "dither", soft_alpha: int | None = None) -> int:
+def soft_mean_alpha(model: "LoadedModel | RuntimeModel", reconstruction: str = "dither", soft_alpha: int | None = None) -> int:
     """The soft-rounding alpha to code with: 0 for plain dither reconstruction; for soft-mean,
     the given alpha or else the final alpha the model was trained with (soft-round models)."""
     if reconstruction not in RECONSTRUCTIONS:
@@ -160,7 +160,7 @@ def soft_mean_alpha(model: LoadedModel, reconstruction: str = "dither", soft_alp
     return soft_alpha
 
 
-def quantizer_options(model: LoadedModel, uq: bool = False, seed: int = 0, reconstruction: str = "dither",
+def quantizer_options(model: "LoadedModel | RuntimeModel", uq: bool = False, seed: int = 0, reconstruction: str = "dither",
                       soft_alpha: int | None = None) -> dict:
     """The uq/seed/soft_alpha keywords of encode_image and refine_image for user options;
     soft-mean reconstruction implies universal quantization."""
@@ -168,7 +168,7 @@ def quantizer_options(model: LoadedModel, uq: bool = False, seed: int = 0, recon
             "soft_alpha": soft_mean_alpha(model, reconstruction, soft_alpha)}
 
 
-def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 0,
+def quantize_latents(model: "LoadedModel | RuntimeModel", y, z, *, uq: bool = False, seed: int = 0,
                      soft_alpha: int = 0) -> QuantizedLatents:
     """Hard quantization exactly as the coder sends it (docs/algorithms.md section 2): z
     symbols, then (sigma index, mu) from them on the exact path, then y symbols around mu.
@@ -176,8 +176,8 @@ def quantize_latents(model: LoadedModel, y, z, *, uq: bool = False, seed: int = 
     return _quantize(model, y, z, uq, seed, soft_alpha)[0]
 
 
-def _walk_y(model: LoadedModel, shape: tuple, hyper, u_y: Dither, symbols_of) -> tuple:
-    """y's coding units in order (``LoadedModel.y_units``): each unit's (table index, mu)
+def _walk_y(model: "LoadedModel | RuntimeModel", shape: tuple, hyper, u_y: Dither, symbols_of) -> tuple:
+    """y's coding units in order (the model's ``y_units``): each unit's (table index, mu)
     from the hyper tensor and the units before it, then ``symbols_of(unit, index, mu)`` -> the
     unit's symbols (flat): quantized by the encoder, decoded by the decoder. Returns (y
     symbols, table index, mu), each of y's ``shape``."""
@@ -315,24 +315,29 @@ class Decoded:
 
 
 def _model_for(header: Header, model: "LoadedModel | RuntimeModel | None") -> "LoadedModel | RuntimeModel":
-    """The model a file names: the given one (checked), else the shipped model's decoder
-    without torch, else (format 1, or a shipped model without an export) the model itself."""
+    """The model a file names: the given one (checked), else the shipped model's runtime export
+    (no torch), else the shipped model itself (torch: a format 1 file, a model without a
+    usable export)."""
     from .models import find_model_by_id
     from .runtime import find_runtime_by_id
 
-    if model is None:
-        decoder = find_runtime_by_id(header.model_id) if header.version > 1 else None
-        if decoder is None and (error := torch_missing(f"decoding a format {header.version} file of model "
-                                                       f"{header.model_id.hex()}")):
-            raise error
-        return decoder or find_model_by_id(header.model_id)
-    if isinstance(model, RuntimeModel):
-        if model.model_id != header.model_id:
-            raise LrcodecError(f"file was made with model {header.model_id.hex()}, not with {model.name} "
-                               f"({model.model_id.hex()})")
-        if header.version == 1:
-            raise LrcodecError("a format 1 file decodes with torch only: decode it with lrcodec's full install")
-        return model
+    if isinstance(model, RuntimeModel) and model.model_id != header.model_id:
+        raise LrcodecError(f"file was made with model {header.model_id.hex()}, not with {model.name} "
+                           f"({model.model_id.hex()})")
+    if model is None or isinstance(model, RuntimeModel):
+        missing = torch_missing(f"decoding a format {header.version} file of model {header.model_id.hex()}")
+        if header.version > 1:
+            try:
+                found = model or find_runtime_by_id(header.model_id)
+            except LrcodecError:  # a damaged export: torch decodes where it is installed
+                if missing:
+                    raise
+                found = None
+            if found is not None:
+                return found
+        if missing:
+            raise missing
+        return find_model_by_id(header.model_id)
     levels = model.family.rate_levels(model.net)
     if levels and model.model_id != header.model_id:  # a variable-rate network: the id names its level
         model = next((m for m in map(model.at_level, range(levels)) if m.model_id == header.model_id), model)

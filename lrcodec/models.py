@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import os
 import threading
@@ -298,7 +299,7 @@ def shipped_models(current_only: bool = True) -> list[dict]:
     picks), or with ``current_only=False`` also the retired ones, which stay for decoding."""
     cards = []
     for card_path in sorted(models_dir().glob("*.json")):
-        if card_path.with_suffix(".safetensors").exists():
+        if not card_path.name.endswith(SPEC) and card_path.with_suffix(".safetensors").exists():
             card = json.loads(card_path.read_text())
             card.setdefault("name", card_path.stem)
             if card.get("current", True) or not current_only:
@@ -463,15 +464,16 @@ def export_runtime(model: LoadedModel, stem: Path) -> Path:
     from .imageio import write_atomic
 
     unique = f".{os.getpid()}.{threading.get_ident()}.tmp"  # processes may export one checkpoint at once
+    # The TorchScript exporter, which takes free tile sizes as dynamic axes (torch.export's needs
+    # onnxscript besides onnx); torch < 2.5 has it alone, and no ``dynamo`` keyword.
+    torchscript = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     for graph, (module, example) in graphs.items():
         path = stem.with_name(f"{stem.name}.{graph}.onnx")
         tmp = Path(str(path) + unique)
         with torch.no_grad():
-            # The TorchScript exporter: it takes free tile sizes as dynamic axes, where torch.export's
-            # needs onnxscript besides onnx.
-            torch.onnx.export(module, (example,), str(tmp), dynamo=False, input_names=["input"],
-                              output_names=["output"], opset_version=17,
-                              dynamic_axes={"input": {2: "h", 3: "w"}, "output": {2: "H", 3: "W"}})
+            torch.onnx.export(module, (example,), str(tmp), input_names=["input"], output_names=["output"],
+                              opset_version=17, dynamic_axes={"input": {2: "h", 3: "w"}, "output": {2: "H", 3: "W"}},
+                              **torchscript)
         _store_half(tmp)
         os.replace(tmp, path)
     path = stem.with_name(stem.name + SPEC)  # last: a spec is read only with its graphs in place

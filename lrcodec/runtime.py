@@ -55,29 +55,29 @@ def cache_dir() -> Path:
 def export_checkpoint(source: Path, quiet: bool = False) -> Path | None:
     """The cached export of a user's checkpoint (made now if missing: that needs torch, and is
     said on stderr), keyed by the checkpoint's bytes; None where its architecture decodes with
-    torch only (remembered, so that it is loaded once to find out)."""
-    key = file_digest(source)[:24]
+    torch only (remembered, so that it is loaded once to find out). The key holds the export
+    version, so that another lrcodec makes its own."""
+    key = f"{file_digest(source)[:24]}-v{EXPORT_VERSION}"
     stem = cache_dir() / key
-    spec = stem.with_name(key + SPEC)
-    if spec.is_file() and all(stem.with_name(f"{key}.{graph}.onnx").is_file() for graph in GRAPHS):
+    spec = cache_dir() / f"{key}{SPEC}"
+    if spec.is_file() and all((cache_dir() / f"{key}.{graph}.onnx").is_file() for graph in GRAPHS):
         return spec
-    if stem.with_name(key + TORCH_ONLY).is_file():
+    if (cache_dir() / f"{key}{TORCH_ONLY}").is_file():
         return None
+    from .imageio import write_atomic
     from .models import load_model, weights_of
 
     model = load_model(str(source))
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    cache_dir().mkdir(parents=True, exist_ok=True)
     if model.arch not in PORTABLE:
-        stem.with_name(key + TORCH_ONLY).write_text(model.arch + "\n")
+        write_atomic(str(cache_dir() / f"{key}{TORCH_ONLY}"), f"{model.arch}\n".encode(), force=True)
         return None
     if not quiet:
         print(f"lrcodec: exporting {source} to {cache_dir()} to code without torch (once; this step imports torch)",
               file=sys.stderr)
     from safetensors.torch import save
 
-    from .imageio import write_atomic
-
-    weights = stem.with_name(key + ".safetensors")
+    weights = cache_dir() / f"{key}.safetensors"
     write_atomic(str(weights), save(weights_of(model.net)), force=True)
     return export_runtime(model, stem)
 
@@ -189,6 +189,8 @@ def _weights(spec: dict, folder: Path) -> dict:
         return {n: f.get_tensor(n) for n in names}
 
 
+_SPEC_KEYS = ("name", "arch", "model_id", "N", "M", "sigma_min", "mean_scale", "g_a_halo", "g_s_halo", "weights",
+              "weights_sha256", "h_s", "prior", "card")
 _LOADED: dict[tuple, RuntimeModel] = {}
 _LOCK = threading.Lock()
 
@@ -207,16 +209,19 @@ def load_runtime(path: Path) -> RuntimeModel:
             return _LOADED[key]
     try:
         spec = json.loads(path.read_text())
-        if spec.get("export_version") != EXPORT_VERSION:
-            raise LrcodecError(f"{path}: a runtime export of another lrcodec version; export it again")
+        if not isinstance(spec, dict) or spec.get("export_version") != EXPORT_VERSION:
+            raise LrcodecError(f"{path}: not a runtime export of this lrcodec version; export it again")
+        missing = [k for k in _SPEC_KEYS if k not in spec]
+        if missing:
+            raise LrcodecError(f"{path}: not a valid runtime export (no {', '.join(missing)})")
         weights = _weights(spec, path.parent)
         prior = spec["prior"]
         parts = (FactorizedPrior.of_layers([[weights[n] if n else None for n in layer] for layer in prior["layers"]],
                                            weights[prior["quantiles"]]),
                  IntegerNetwork.of_spec(spec["h_s"], weights))
-    except (KeyError, TypeError, ValueError) as e:
-        raise LrcodecError(f"{path}: not a valid runtime export ({e})") from None
-    exact = ExactHyperprior(parts, sigma_table(spec["sigma_min"]), spec["mean_scale"])
+        exact = ExactHyperprior(parts, sigma_table(float(spec["sigma_min"])), bool(spec["mean_scale"]))
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as e:
+        raise LrcodecError(f"{path}: not a valid runtime export ({type(e).__name__}: {e})") from None
     model = RuntimeModel(spec, exact, path.with_name(path.name[: -len(SPEC)]))
     with _LOCK:
         _LOADED[key] = model

@@ -29,7 +29,9 @@ def requirements(project: dict) -> list[str]:
     return [by_name[name] for name in NEEDS]
 
 
-def pyproject(project: dict) -> str:
+def pyproject(project: dict, setuptools: str) -> str:
+    """The decode-only pyproject.toml: ``project``'s metadata with NEEDS only, and lrcodec's own
+    ``[tool.setuptools]`` tables (``setuptools``: their text), so that it packages the same tree."""
     deps = ", ".join(f'"{r}"' for r in requirements(project))
     return f'''[build-system]
 requires = ["setuptools>=64"]
@@ -38,30 +40,26 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "lrcodec-decode"
 version = "{project["version"]}"
-description = "lrcodec's decoder alone: lrcodec files to images without torch"
+description = "lrcodec without torch: decoding and the plain encode"
 requires-python = "{project["requires-python"]}"
 dependencies = [{deps}]
 
 [project.scripts]
-lrcodec = "lrcodec.app.cli:main"
+lrcodec = "{project["scripts"]["lrcodec"]}"
 
-[tool.setuptools]
-packages = ["lrcodec", "lrcodec.app", "lrcodec.families", "lrcodec.format", "lrcodec.learn", "lrcodec.weights"]
-package-dir = {{"lrcodec.weights" = "models"}}
-
-[tool.setuptools.package-data]
-"lrcodec.weights" = ["*.safetensors", "*.json", "*.onnx"]
-'''
+{setuptools}'''
 
 
 def build(dist: Path) -> Path:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    text = (ROOT / "pyproject.toml").read_text()
+    project = tomllib.loads(text)["project"]
+    setuptools = text[text.index("[tool.setuptools]") : text.index("[tool.pytest")]
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp)
         skip = shutil.ignore_patterns("__pycache__", "samples")
         shutil.copytree(ROOT / "lrcodec", source / "lrcodec", ignore=skip)
         shutil.copytree(ROOT / "models", source / "models", ignore=skip)
-        (source / "pyproject.toml").write_text(pyproject(project))
+        (source / "pyproject.toml").write_text(pyproject(project, setuptools))
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
                         str(source)], check=True)
     return next(dist.glob(f"lrcodec_decode-{project['version']}-*.whl"))

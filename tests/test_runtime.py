@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
-from conftest import assert_latents_close, assert_pixels_close, photo_like
+from conftest import ROOT, assert_latents_close, assert_pixels_close, photo_like
 
 from lrcodec import codec, runtime
 from lrcodec.format import bitstream
@@ -135,8 +135,12 @@ def test_an_export_refuses_weights_it_was_not_made_from(tmp_path, tiny_model):
     with pytest.raises(LrcodecError, match="not the file"):
         runtime.load_runtime(spec)
     spec.write_text(json.dumps(dict(json.loads(spec.read_text()), export_version=99)))
-    with pytest.raises(LrcodecError, match="another lrcodec version"):
+    with pytest.raises(LrcodecError, match="this lrcodec version"):
         runtime.load_runtime(spec)
+    for damaged in ([], {"export_version": runtime.EXPORT_VERSION}):
+        spec.write_text(json.dumps(damaged))
+        with pytest.raises(LrcodecError, match="runtime export"):
+            runtime.load_runtime(spec)
     with pytest.raises(LrcodecError, match="not found"):
         runtime.load_runtime(tmp_path / f"missing{SPEC}")
 
@@ -148,6 +152,22 @@ def test_a_damaged_g_s_graph_is_a_one_line_error(exported, tmp_path):
     damaged = runtime.RuntimeModel(decoder.spec, decoder.exact, decoder.stem)
     with pytest.raises(LrcodecError, match="not a usable graph"):
         damaged.g_s(np.zeros((1, 24, 2, 2), np.float32))
+
+
+def test_a_format_1_file_given_a_runtime_model_decodes_with_torch():
+    """Format 1's float probabilities are torch's: its decoder runs (and may refuse the file
+    where this machine's floats differ from its encoder's, as tests/test_portability.py says)."""
+    from lrcodec.format.format1 import NOT_HERE
+
+    name = "v1-lrc-mshp-q3-plain.lrc"
+    golden = ROOT / "tests" / "golden"
+    try:
+        decoded = codec.decode_latents((golden / name).read_bytes(), runtime.runtime_for("lrc-mshp-q3"))
+    except LrcodecError as e:
+        assert str(e) == NOT_HERE
+        return
+    assert not isinstance(decoded.pixels, np.ndarray)  # the torch model's
+    assert symbol_digest(decoded.latents) == json.loads((golden / "golden.json").read_text())[name]["symbols_sha256"]
 
 
 def test_a_file_of_another_model_is_refused_by_a_decoder(exported, tiny_scale_model):

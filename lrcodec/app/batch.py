@@ -252,10 +252,9 @@ def _run_local(jobs: list[Job], settings: EncodeSettings, workers: int) -> Itera
 
 def _ray_task(source: str, data: bytes, settings: EncodeSettings) -> Outcome:
     import ray
-    import torch
 
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))
+    _local_worker_init(max(1, int(cpus)))
     return _guarded(source, data, settings)
 
 

@@ -290,7 +290,7 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
 
     The model is found from the file's model id; --model is needed only for models that
     are not shipped (zoo names, checkpoint files). A hyperprior model decodes without torch;
-    a checkpoint's decoder is exported for that once, with torch, into the cache.
+    a checkpoint is exported for that once, with torch, into the cache.
 
     \b
     Example: lrcodec decode photo.lrc -o photo.png

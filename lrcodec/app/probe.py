@@ -37,7 +37,7 @@ def _digest(*arrays) -> str:
 
 
 def pixel_digest(pixels) -> str:
-    return hashlib.sha256(pixels.numpy().tobytes()).hexdigest()
+    return hashlib.sha256(np.asarray(pixels).tobytes()).hexdigest()
 
 
 VARIANTS = ("threads-1", "threads-2", "threads-3", "native", "float64")  # what each file is decoded under

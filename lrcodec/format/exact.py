@@ -266,6 +266,11 @@ class IntegerNetwork:
                 activation = "relu"
             if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
                 deconv = isinstance(module, torch.nn.ConvTranspose2d)
+                square = (len(set(module.kernel_size)) == 1 and len(set(module.stride)) == 1
+                          and len(set(module.padding)) == 1 and len(set(module.output_padding)) == 1)
+                if not square or module.groups != 1 or set(module.dilation) != {1} or module.padding_mode != "zeros":
+                    raise ValueError(f"no integer form for {module} (square kernels, strides and paddings, "
+                                     "zero padding, no groups or dilation)")
                 mask = getattr(module, "mask", None)
                 layers.append(integer_layer(dict(
                     kind="deconv" if deconv else "conv", name=name, stride=module.stride[0], padding=module.padding[0],

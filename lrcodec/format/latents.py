@@ -16,7 +16,8 @@ STRIDE = 64  # images are padded to a multiple of this: y is 1/16 of the image, 
 
 @dataclass
 class QuantizedLatents:
-    """What the coder sends (integer symbols) and what the decoder rebuilds from them."""
+    """What the coder sends (integer symbols) and what the decoder rebuilds from them: tensors,
+    or numpy arrays where a ``lrcodec.runtime.RuntimeModel`` coded them (no torch)."""
 
     y_symbols: "torch.Tensor"  # int32, (1, M, h, w): round(y - mu - u)
     z_symbols: "torch.Tensor"  # int32, (1, N, hz, wz): round(z - m - u') (no channels: the factorized family)

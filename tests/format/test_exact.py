@@ -303,6 +303,10 @@ def test_on_vectors_is_the_network_at_each_position():
 
 
 def test_integer_network_refuses_what_it_cannot_represent():
+    for conv in (nn.Conv2d(2, 2, (1, 3)), nn.Conv2d(2, 2, 3, stride=(1, 2)), nn.Conv2d(2, 2, 3, groups=2),
+                 nn.Conv2d(2, 2, 3, dilation=2), nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")):
+        with pytest.raises(ValueError, match="no integer form"):
+            exact.IntegerNetwork.of(nn.Sequential(conv))
     with pytest.raises(ValueError, match="Sigmoid"):
         exact.IntegerNetwork.of(nn.Sequential(nn.Conv2d(2, 2, 1), nn.Sigmoid()))
     with pytest.raises(ValueError, match="leading pixel shuffle"):
