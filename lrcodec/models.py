@@ -442,7 +442,7 @@ def export_runtime(model: LoadedModel, stem: Path) -> Path:
         "export_version": EXPORT_VERSION, "name": model.name, "arch": model.arch, "model_id": model.model_id.hex(),
         "N": bottleneck.channels, "M": model.family.latent_channels(net), "sigma_min": model.sigma_min,
         "mean_scale": exact.mean_scale, "g_a_halo": model.halos[0], "g_s_halo": model.halos[1],
-        "weights": weights.name, "weights_sha256": file_digest(weights),
+        "weights_sha256": file_digest(weights),
         "h_s": exact.h_s.spec(),
         "prior": {"layers": [[names[id(m)], names[id(b)], None if f is None else names[id(f)]] for m, b, f in bottleneck.layers()],
                   "quantiles": names[id(bottleneck.quantiles)]},

@@ -173,12 +173,12 @@ class _Sessions:
             raise LrcodecError(f"{path}: not a usable graph ({str(e).splitlines()[0][:200]}); export it again") from None
 
 
-def _weights(spec: dict, folder: Path) -> dict:
-    """The float tensors the exact path reads (as stored: fp16 or fp32), checked against the
-    digest the export was made from, so that replaced weights cannot decode wrongly."""
+def _weights(spec: dict, path: Path) -> dict:
+    """The float tensors the exact path reads (as stored: fp16 or fp32) from the export's
+    weights file, checked against the digest the export was made from, so that replaced weights
+    cannot decode wrongly."""
     from safetensors import safe_open
 
-    path = folder / spec["weights"]  # <stem>.safetensors
     if not path.is_file():
         raise LrcodecError(f"the weights of runtime export {spec['name']} are missing: {path}")
     if file_digest(path) != spec["weights_sha256"]:
@@ -189,7 +189,7 @@ def _weights(spec: dict, folder: Path) -> dict:
         return {n: f.get_tensor(n) for n in names}
 
 
-_SPEC_KEYS = ("name", "arch", "model_id", "N", "M", "sigma_min", "mean_scale", "g_a_halo", "g_s_halo", "weights",
+_SPEC_KEYS = ("name", "arch", "model_id", "N", "M", "sigma_min", "mean_scale", "g_a_halo", "g_s_halo",
               "weights_sha256", "h_s", "prior", "card")
 _LOADED: dict[tuple, RuntimeModel] = {}
 _LOCK = threading.Lock()
@@ -214,11 +214,11 @@ def load_runtime(path: Path) -> RuntimeModel:
         missing = [k for k in _SPEC_KEYS if k not in spec]
         if missing:
             raise LrcodecError(f"{path}: not a valid runtime export (no {', '.join(missing)})")
-        weights = _weights(spec, path.parent)
+        tensors = _weights(spec, weights)
         prior = spec["prior"]
-        parts = (FactorizedPrior.of_layers([[weights[n] if n else None for n in layer] for layer in prior["layers"]],
-                                           weights[prior["quantiles"]]),
-                 IntegerNetwork.of_spec(spec["h_s"], weights))
+        parts = (FactorizedPrior.of_layers([[tensors[n] if n else None for n in layer] for layer in prior["layers"]],
+                                           tensors[prior["quantiles"]]),
+                 IntegerNetwork.of_spec(spec["h_s"], tensors))
         exact = ExactHyperprior(parts, sigma_table(float(spec["sigma_min"])), bool(spec["mean_scale"]))
     except (AttributeError, KeyError, TypeError, ValueError, IndexError) as e:
         raise LrcodecError(f"{path}: not a valid runtime export ({type(e).__name__}: {e})") from None

@@ -65,8 +65,9 @@ def test_the_g_s_graph_computes_the_torch_g_s_at_any_tile_size(exported):
 
 
 def test_every_shipped_model_has_an_export_of_its_weights():
-    """An export that went stale (other weights, another model id) would decode wrong pixels
-    or refuse the files: each shipped model's export names its id, and its g_s is the model's."""
+    """An export that went stale (other weights, another model id) would code wrong pixels or
+    refuse the files: each shipped model's export names its id, its integer h_s is the torch
+    coder's, and its graphs compute the model's transforms."""
     cards = shipped_models(current_only=False)
     assert cards
     for card in cards:
@@ -77,9 +78,13 @@ def test_every_shipped_model_has_an_export_of_its_weights():
         for a, b in zip(model.exact.h_s.layers, decoder.exact.h_s.layers):
             assert a.weight_bits == b.weight_bits and np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
         y = torch.randn((1, decoder.spec["M"], 4, 5), generator=torch.Generator().manual_seed(0))
+        x = torch.rand((1, 3, 64, 80), generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
-            expected = model.net.g_s(y).numpy()
-        assert np.abs(decoder.run("g_s", y.numpy()) - expected).max() < 1e-4, card["name"]
+            expected = {"g_s": (y, model.net.g_s(y)), "g_a": (x, model.net.g_a(x)),
+                        "h_a": (y, model.family.hyper_analysis(model.net, y))}
+        for graph, (inputs, outputs) in expected.items():
+            got = decoder.run(graph, inputs.numpy())
+            assert got.shape == outputs.shape and np.abs(got - outputs.numpy()).max() < 1e-4, (card["name"], graph)
 
 
 def test_tiled_synthesis_is_the_whole_within_the_float_bound(exported, monkeypatch):
