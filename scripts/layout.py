@@ -18,7 +18,7 @@ END = "<!-- end of layout -->"
 # The layers, bottom to top: a module imports its own layer and those below, never one above
 # (tests/test_package.py). Every module and subpackage of lrcodec/ is in exactly one.
 LAYERS = [["errors", "settings", "metrics", "devices"], ["format"], ["families"], ["imageio", "models", "runtime", "codec"],
-          ["learn"], ["app"]]
+          ["learn"], ["app", "pillow"]]
 ORDER = [name for layer in LAYERS for name in layer]
 
 

@@ -61,12 +61,17 @@ def cached_runtime(name: str | None, quality: int | None):
 
 
 def _open(data: bytes, name: str, settings: EncodeSettings):
-    """(image, model, quantizer keywords) for one input: a plain encode without torch where the
-    model has a runtime export and CUDA is not asked for."""
-    from ..codec import quantizer_options
+    """(image, model, quantizer keywords) for one input."""
     from ..imageio import open_image
 
-    image = open_image(data, name, settings.max_pixels)
+    return _model_for(open_image(data, name, settings.max_pixels), settings)
+
+
+def _model_for(image, settings: EncodeSettings):
+    """(image, model, quantizer keywords): a plain encode without torch where the model has a
+    runtime export and CUDA is not asked for."""
+    from ..codec import quantizer_options
+
     plain = settings.refine_settings() is None and settings.device != "cuda"
     model = (plain and cached_runtime(settings.model, settings.quality)) or cached_model(
         settings.model, settings.quality, settings.device)
@@ -85,10 +90,19 @@ def _refined_outcome(result, image, model, seconds: float, **extra) -> Outcome:
 
 def encode_bytes(data: bytes, name: str, settings: EncodeSettings, progress=None) -> Outcome:
     """Encode (refining as ``settings`` say) an image given as file bytes."""
+    t0 = time.perf_counter()
+    return _encode(*_open(data, name, settings), settings, t0, progress)
+
+
+def encode_pil(image, settings: EncodeSettings, progress=None) -> Outcome:
+    """Encode (refining as ``settings`` say) a PIL image as it is (no orientation applied)."""
+    t0 = time.perf_counter()
+    return _encode(*_model_for(image, settings), settings, t0, progress)
+
+
+def _encode(image, model, quantizer: dict, settings: EncodeSettings, t0: float, progress=None) -> Outcome:
     from ..codec import encode_image
 
-    t0 = time.perf_counter()
-    image, model, quantizer = _open(data, name, settings)
     refinement = settings.refine_settings()
     if refinement is None:
         if settings.target_bpp is not None:

@@ -1,0 +1,67 @@
+"""Pillow reads and writes .lrc files through its own API (``lrcodec.pillow``)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import GOLDEN, assert_pixels_close, photo_like
+from PIL import Image, UnidentifiedImageError
+
+import lrcodec.pillow  # noqa: F401  (registers the format)
+from lrcodec import codec
+
+
+def test_open_knows_size_and_mode_before_decoding(monkeypatch):
+    calls = []
+    real = codec.decode_image
+    monkeypatch.setattr(codec, "decode_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    im = Image.open(GOLDEN / "lrc-mshp-q3-plain.lrc")
+    assert (im.format, im.size, im.mode) == ("LRC", (80, 48), "RGB") and im.info["lrcodec"]["model_id"]
+    assert calls == []  # the header only
+    im.load()
+    assert calls == [1] and np.asarray(im).shape == (48, 80, 3)
+    im.load()
+    assert calls == [1]
+
+
+def test_pixels_are_lrcodec_decodes_and_pillow_works_on_them(tmp_path):
+    data = (GOLDEN / "lrc-mshp-q2-uq.lrc").read_bytes()
+    im = Image.open(io.BytesIO(data))
+    assert_pixels_close(im, codec.decode_image(data))
+    thumb = im.copy()
+    thumb.thumbnail((40, 40))
+    assert thumb.size == (40, 24)
+    assert im.convert("L").mode == "L"
+    im.save(tmp_path / "out.png")
+    assert_pixels_close(Image.open(tmp_path / "out.png"), im)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_save_writes_a_file_lrcodec_decodes(tmp_path, mode):
+    image = photo_like(96, 64, seed=5).convert(mode)
+    image.save(tmp_path / "a.lrc", quality=2, effort=0)
+    data = (tmp_path / "a.lrc").read_bytes()
+    decoded = codec.decode_image(data)
+    assert decoded.mode == mode and decoded.size == (96, 64)
+    assert codec.bitstream.parse_header(data).model_id.hex() == lrcodec.models.shipped_card(None, 2)["model_id"]
+    assert_pixels_close(Image.open(tmp_path / "a.lrc").convert(mode), decoded)
+
+
+def test_bad_input_is_pillows_kind_of_error(tmp_path):
+    data = (GOLDEN / "lrc-mshp-q3-plain.lrc").read_bytes()
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(io.BytesIO(data[:-3]))  # truncated: the header refuses it
+    with pytest.raises(OSError, match="alpha channel"):
+        Image.new("RGBA", (64, 64)).save(tmp_path / "a.lrc")
+    assert not (tmp_path / "a.lrc").exists()  # Pillow removes the file it made
+
+
+def test_reading_through_pillow_imports_no_torch():
+    code = ("import sys; from PIL import Image; import lrcodec.pillow; "
+            f"im = Image.open({str(GOLDEN / 'lrc-mshp-q3-plain.lrc')!r}); im.load(); "
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'compressai')]")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
