@@ -1,7 +1,7 @@
 """Reading images and writing outputs safely.
 
 Inputs: EXIF orientation applied, palette/CMYK/16-bit converted to 8-bit RGB (with a
-warning where precision is lost), alpha refused unless dropped, decompression bombs
+warning where precision, the CMYK values or other frames are lost), alpha refused unless dropped, decompression bombs
 refused. Outputs: written to a temporary file beside the target and renamed into place
 only when complete, so a failed run never leaves a partial file or clobbers a good one.
 """
@@ -74,6 +74,9 @@ def open_image(data: bytes, name: str = "input", max_pixels: int = DEFAULT_MAX_P
                 f"{name}: {image.width}x{image.height} exceeds the limit of {max_pixels} pixels "
                 "(raise it with --max-pixels)")
         image.load()
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            warnings.warn(f"{name} has {frames} frames: only the first is coded", stacklevel=2)
         image = ImageOps.exif_transpose(image)
     except LrcodecError:
         raise
@@ -105,6 +108,8 @@ def normalise_mode(image, drop_alpha: bool = False):
         return image.convert("RGB"), "L"
     if mode in ("L", "1", "LA"):
         return image.convert("L").convert("RGB"), "L"
+    if mode == "CMYK":
+        warnings.warn("CMYK image converted to RGB: its CMYK values are not kept", stacklevel=2)
     return image.convert("RGB"), "RGB"
 
 

@@ -165,10 +165,10 @@ def test_open_image_loads_fully_or_explains(tmp_path):
 # ---------------------------------------------------------------- modes
 
 
-def test_rgb_and_grey_pass_without_warnings():
+def test_rgb_grey_and_ycbcr_pass_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for mode, decoded_as in (("RGB", "RGB"), ("L", "L"), ("1", "L"), ("CMYK", "RGB"), ("YCbCr", "RGB")):
+        for mode, decoded_as in (("RGB", "RGB"), ("L", "L"), ("1", "L"), ("YCbCr", "RGB")):
             image, got = imageio.normalise_mode(_gradient(mode))
             assert (image.mode, got) == ("RGB", decoded_as), mode
 
@@ -215,6 +215,25 @@ def test_a_dark_sixteen_bit_image_stays_dark():
     with pytest.warns(UserWarning):
         out, _ = imageio.normalise_mode(Image.fromarray(np.full((4, 4), 200, np.uint16)))
     assert np.asarray(out).max() == 1
+
+
+def test_cmyk_and_multi_frame_inputs_warn_of_what_they_lose():
+    buf = io.BytesIO()
+    Image.new("CMYK", (16, 16), (10, 20, 30, 40)).save(buf, "JPEG")
+    with pytest.warns(UserWarning, match="CMYK values are not kept"):
+        out, mode = imageio.normalise_mode(imageio.open_image(buf.getvalue(), "cmyk.jpg"))
+    assert (out.mode, mode) == ("RGB", "RGB")
+    buf = io.BytesIO()
+    frames = [Image.new("RGB", (16, 16), (40 * i, 0, 0)) for i in range(3)]
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    with pytest.warns(UserWarning, match="anim.gif has 3 frames: only the first is coded"):
+        image = imageio.open_image(buf.getvalue(), "anim.gif")
+    assert image.size == (16, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a one-frame RGB image warns of nothing
+        buf = io.BytesIO()
+        frames[0].save(buf, "PNG")
+        imageio.normalise_mode(imageio.open_image(buf.getvalue(), "a.png"))
 
 
 # ---------------------------------------------------------------- output formats
