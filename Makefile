@@ -9,7 +9,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench,ray]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench,ray,formats]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -8,6 +8,7 @@ only when complete, so a failed run never leaves a partial file or clobbers a go
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -19,7 +20,36 @@ from pathlib import Path
 from .format.bitstream import DEFAULT_MAX_PIXELS
 from .errors import LrcodecError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif", ".avif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif", ".avif", ".heic",
+                  ".heif", ".jxl")
+FORMATS_EXTRA = "HEIC/HEIF and JPEG XL need the lrcodec[formats] extra: pip install 'lrcodec[formats]'"
+
+
+@functools.cache
+def register_formats() -> dict[str, bool]:
+    """Teach Pillow HEIC/HEIF (pillow-heif) and JPEG XL (pillow-jxl-plugin) where the
+    ``formats`` extra installed them (once: Pillow's registry only grows); which it could."""
+    have = {}
+    try:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        have["heif"] = True
+    except ImportError:
+        have["heif"] = False
+    try:
+        import pillow_jxl  # noqa: F401  (registers on import)
+
+        have["jxl"] = True
+    except ImportError:
+        have["jxl"] = False
+    return have
+
+
+def _needs_extra(data: bytes) -> bool:
+    """Whether bytes look like HEIF (an ISO-BMFF ftyp box of a HEIF brand) or JPEG XL."""
+    heif = data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
+    return heif or data[:2] == b"\xff\x0a" or data[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n"
 
 
 def find_images(folder: str | Path) -> list[Path]:
@@ -67,6 +97,7 @@ def open_image(data: bytes, name: str = "input", max_pixels: int = DEFAULT_MAX_P
     if not data:
         raise LrcodecError(f"{name} is empty")
     Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, with our own limit
+    register_formats()
     try:
         image = Image.open(io.BytesIO(data))
         if image.width * image.height > max_pixels:
@@ -81,6 +112,8 @@ def open_image(data: bytes, name: str = "input", max_pixels: int = DEFAULT_MAX_P
     except LrcodecError:
         raise
     except UnidentifiedImageError:
+        if _needs_extra(data):
+            raise LrcodecError(f"{name} is not readable here: {FORMATS_EXTRA}") from None
         raise LrcodecError(f"{name} is not a readable image (no image format Pillow knows)") from None
     except Exception as e:  # Pillow raises many types for broken files
         raise LrcodecError(f"{name} is not a readable image ({type(e).__name__}: {e})") from None

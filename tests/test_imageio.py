@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -259,3 +260,32 @@ def test_image_bytes_explain_unknown_or_impossible_formats():
         imageio.image_bytes(_gradient(), "out.xyz")
     with pytest.raises(LrcodecError, match="cannot write JPEG output"):
         imageio.image_bytes(_gradient("RGBA"), "out.jpg")
+
+
+def _heic(image) -> bytes:
+    imageio.register_formats()
+    buf = io.BytesIO()
+    image.save(buf, "HEIF", quality=90)
+    return buf.getvalue()
+
+
+def test_heic_and_jpeg_xl_inputs_are_read_with_the_formats_extra():
+    image = Image.fromarray(np.tile(np.arange(64, dtype=np.uint8)[:, None, None] * 3, (1, 48, 3)))
+    heic = _heic(image)
+    buf = io.BytesIO()
+    image.save(buf, "JXL", lossless=True)
+    for name, data in (("a.heic", heic), ("a.jxl", buf.getvalue())):
+        opened = imageio.open_image(data, name)
+        assert opened.size == (48, 64), name
+        assert np.abs(np.asarray(opened.convert("RGB"), np.int16) - np.asarray(image, np.int16)).max() <= 8, name
+    assert {".heic", ".heif", ".jxl"} <= set(imageio.IMAGE_SUFFIXES)
+
+
+def test_without_the_formats_extra_a_heic_input_names_it(tmp_path):
+    (tmp_path / "a.heic").write_bytes(_heic(Image.new("RGB", (32, 32), (90, 40, 10))))
+    code = ("import sys; sys.modules['pillow_heif'] = sys.modules['pillow_jxl'] = None\n"
+            "from lrcodec import imageio\nfrom lrcodec.errors import LrcodecError\n"
+            f"try:\n    imageio.open_image(open({str(tmp_path / 'a.heic')!r}, 'rb').read(), 'a.heic')\n"
+            "except LrcodecError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == f"a.heic is not readable here: {imageio.FORMATS_EXTRA}", out.stderr

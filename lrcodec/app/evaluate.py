@@ -99,7 +99,7 @@ CLASSICAL = {
     # Compression ratios (24 bpp / ratio); mct=1 applies the colour transform (Pillow's default is off).
     "JPEG 2000": ("JPEG2000", lambda r: {"quality_mode": "rates", "quality_layers": [r], "irreversible": True, "mct": 1},
                   [240, 160, 120, 80, 60, 40, 30, 20, 15]),
-    # Plugins (the bench extra installs them): libheif's HEVC, libjxl at its default effort.
+    # Plugins (the formats extra installs them): libheif's HEVC, libjxl at its default effort.
     "HEIC 4:4:4": ("HEIF", lambda q: {"quality": q, "chroma": 444}, [5, 10, 20, 30, 40, 50, 60, 70, 80]),
     "JPEG XL": ("JXL", lambda q: {"quality": q, "effort": 7}, [10, 20, 30, 40, 50, 60, 70, 80, 90]),
 }
@@ -109,17 +109,9 @@ def available_classical() -> dict:
     """The classical codecs this Pillow build can write (name -> spec), and why others are missing."""
     from PIL import features
 
-    def plugin(module: str, register: str | None = None) -> bool:
-        try:
-            loaded = __import__(module)
-        except ImportError:
-            return False
-        if register:
-            getattr(loaded, register)()
-        return True
+    from ..imageio import register_formats
 
-    have = {"avif": features.check("avif"), "heif": plugin("pillow_heif", "register_heif_opener"),
-            "jxl": plugin("pillow_jxl")}
+    have = {"avif": features.check("avif"), **register_formats()}
     need = {"JPEG": features.check("jpg"), "WebP": features.check("webp"), "AVIF 4:4:4": have["avif"],
             "AVIF 4:4:4 speed 4": have["avif"], "AVIF 4:2:0": have["avif"], "JPEG 2000": features.check("jpg_2000"),
             "HEIC 4:4:4": have["heif"], "JPEG XL": have["jxl"]}
