@@ -309,9 +309,16 @@ class Decoded:
     header: Header
     latents: QuantizedLatents  # tensors, or arrays where decoded without torch
     pixels: "torch.Tensor | np.ndarray"  # uint8, (1, 3, H, W): an array where decoded without torch
+    metadata: dict = field(default_factory=dict)  # "icc", "exif", "xmp" -> bytes (format 3)
 
     def image(self):
-        return tensor_to_image(self.pixels, self.header.mode)
+        """The PIL image, its metadata in ``info`` as Pillow's readers put it (``icc_profile``,
+        ``exif``, ``xmp``), so that Pillow writes them back on save."""
+        from .imageio import INFO_KEYS
+
+        image = tensor_to_image(self.pixels, self.header.mode)
+        image.info.update({INFO_KEYS[k]: v for k, v in self.metadata.items()})
+        return image
 
 
 def _model_for(header: Header, model: "LoadedModel | RuntimeModel | None") -> "LoadedModel | RuntimeModel":
@@ -353,6 +360,7 @@ def decode_latents(data: bytes, model: "LoadedModel | RuntimeModel | None" = Non
     torch where it can: module docstring). ``progress(stage, done, total)`` hears of the
     symbols and of each synthesis tile."""
     header = bitstream.parse_header(data, max_pixels)
+    metadata = bitstream.metadata(data, header)  # checked before any decoding
     model = _model_for(header, model)
     if progress:
         progress("symbols", 0, 1)
@@ -360,7 +368,7 @@ def decode_latents(data: bytes, model: "LoadedModel | RuntimeModel | None" = Non
         latents = decode_latents_v1(data, header, model)
     else:
         latents = _decode_symbols(data, header, model)
-    return Decoded(header, latents, synthesise(model, latents.y_hat, header.height, header.width, progress))
+    return Decoded(header, latents, synthesise(model, latents.y_hat, header.height, header.width, progress), metadata)
 
 
 def _decode_symbols(data: bytes, header: Header, model: "LoadedModel | RuntimeModel") -> QuantizedLatents:

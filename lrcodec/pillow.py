@@ -1,8 +1,9 @@
 """Pillow reads and writes lrcodec files: after ``import lrcodec.pillow`` (or ``register()``),
 ``Image.open("photo.lrc")`` gives the decoded image and ``im.save("out.lrc", quality=3)`` encodes.
 
-Opening reads and validates the header only: the size and mode are known at once, and the
-pixels are decoded on ``load()`` (by the decoder ``lrcodec decode`` uses: without torch for a
+Opening reads and validates the header only: the size, the mode and the metadata (``info``'s
+``icc_profile``, ``exif`` and ``xmp``, so ``getexif()`` works) are known at once, and the pixels
+are decoded on ``load()`` (by the decoder ``lrcodec decode`` uses: without torch for a
 shipped model). ``save`` takes the encode's settings as keywords (``lrcodec.settings.EncodeSettings``:
 ``quality``, ``model``, ``effort``, ``uq``, ``seed``, ...; the dataclass's defaults otherwise,
 so effort 0, the plain encode). Errors are Pillow's kinds: a damaged file fails to open, an
@@ -17,6 +18,7 @@ from PIL import Image, ImageFile
 
 from .errors import LrcodecError
 from .format import bitstream
+from .imageio import INFO_KEYS
 from .settings import EncodeSettings
 
 FORMAT = "LRC"
@@ -37,10 +39,15 @@ class LrcImageFile(ImageFile.ImageFile):
             header = bitstream.parse_header(data)
         except LrcodecError as e:
             raise SyntaxError(str(e)) from None
+        try:
+            metadata = bitstream.metadata(data, header)
+        except LrcodecError as e:
+            raise SyntaxError(str(e)) from None
         self._data = data
         self._size = (header.width, header.height)
         self._mode = header.mode
         self.info["lrcodec"] = header.describe()
+        self.info.update({INFO_KEYS[kind]: raw for kind, raw in metadata.items()})  # as Pillow's readers keep them
         self.tile = []
 
     def load(self):

@@ -107,6 +107,7 @@ class EncodeSettings:
     # of a model with a runtime export runs on the CPU without torch (lrcodec.runtime) unless "cuda"
     time_limit: float | None = None  # seconds for one image's refinement (None: the effort's; 0: no limit)
     lmbda: float | None = None  # the refinement's R-D trade-off (None: the refinement's, else ``refine.lambda_for``)
+    metadata: str = "all"  # what of the input's ICC profile, EXIF and XMP the file keeps (imageio.METADATA_CHOICES)
 
     def refine_settings(self) -> RefineSettings | None:
         """The refinement to run, or None for a plain encode."""

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from lrcodec import codec
-from lrcodec.app.probe import latent_digest, symbol_digest
+from lrcodec.app.probe import latent_digest, metadata_digest, symbol_digest
 from lrcodec.errors import LrcodecError
 from lrcodec.format.format1 import NOT_HERE
 from lrcodec.metrics import PIXEL_FRACTION, PIXEL_LEVELS
@@ -38,6 +38,8 @@ def check(folder: Path, no_torch: bool) -> list[str]:
                 failures.append(f"{name}: {e}")
             continue
         symbols, latents = symbol_digest(decoded.latents), latent_digest(decoded.latents)
+        if metadata_digest(decoded.metadata) != expected.get("metadata_sha256", metadata_digest({})):
+            failures.append(f"{name}: metadata differs")
         if expected["symbols_sha256"] not in (None, symbols):
             failures.append(f"{name}: symbols differ")
         if expected["format_version"] >= 2 and latents != expected["latents_sha256"]:

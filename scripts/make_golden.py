@@ -5,6 +5,7 @@ Run once per release of a model (new names get new files); never rerun to make a
 golden test pass: a failure means files users already have would decode differently.
 
     .venv/bin/python scripts/make_golden.py [MODEL...]
+    .venv/bin/python scripts/make_golden.py --metadata    # the format-3 file: q3's plain file with METADATA
 """
 
 from __future__ import annotations
@@ -19,11 +20,43 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import photo_like  # noqa: E402
 
 from lrcodec import codec, models  # noqa: E402
-from lrcodec.app.probe import latent_digest, pixel_digest, symbol_digest  # noqa: E402
+from lrcodec.app.probe import latent_digest, metadata_digest, pixel_digest, symbol_digest  # noqa: E402
 from lrcodec.learn.refine import refine_image  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden"
 IMAGE = dict(width=80, height=48, seed=21)  # odd size: padding and cropping are pinned too
+METADATA_FILE = "lrc-mshp-q3-metadata.lrc"
+
+
+def sample_metadata() -> dict[str, bytes]:
+    """An sRGB ICC profile, EXIF (make, model, date; orientation 1) and XMP."""
+    from PIL import Image, ImageCms
+
+    exif = Image.Exif()
+    exif.update({0x010F: "lrcodec", 0x0110: "golden", 0x0132: "2026:12:04 12:00:00", 0x0112: 1})
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           '<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="lrcodec"/></rdf:RDF></x:xmpmeta>')
+    return {"icc": ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(), "exif": exif.tobytes(),
+            "xmp": xmp.encode()}
+
+
+def metadata_golden() -> None:
+    """The format-3 golden file: the q3 plain file's symbols with ``sample_metadata``."""
+    from lrcodec.format.bitstream import with_metadata
+
+    manifest_path = GOLDEN / "golden.json"
+    manifest = json.loads(manifest_path.read_text())
+    plain = manifest["lrc-mshp-q3-plain.lrc"]
+    metadata = sample_metadata()
+    data = with_metadata((GOLDEN / "lrc-mshp-q3-plain.lrc").read_bytes(), metadata)
+    (GOLDEN / METADATA_FILE).write_bytes(data)
+    decoded = codec.decode_latents(data)
+    decoded.image().save(GOLDEN / f"{METADATA_FILE}.png")
+    manifest[METADATA_FILE] = {**plain, "option": "metadata", "format_version": decoded.header.version,
+                               "bytes": len(data), "metadata_sha256": metadata_digest(metadata),
+                               "metadata_bytes": {k: len(v) for k, v in metadata.items()}}
+    manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=1) + "\n")
+    print(METADATA_FILE, len(data), "bytes")
 
 
 def main(names: list[str]) -> None:
@@ -55,4 +88,4 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    metadata_golden() if sys.argv[1:] == ["--metadata"] else main(sys.argv[1:])

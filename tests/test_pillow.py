@@ -51,6 +51,17 @@ def test_save_writes_a_file_lrcodec_decodes(tmp_path, mode):
     assert_pixels_close(Image.open(tmp_path / "a.lrc").convert(mode), decoded)
 
 
+def test_metadata_is_in_info_and_getexif_and_is_saved_again(tmp_path):
+    im = Image.open(GOLDEN / "lrc-mshp-q3-metadata.lrc")
+    assert len(im.info["icc_profile"]) == 588 and im.info["xmp"].startswith(b"<x:xmpmeta")
+    assert im.getexif()[0x010F] == "lrcodec" and im.getexif()[0x0112] == 1
+    im.save(tmp_path / "again.lrc", effort=0)  # Pillow's info travels into the new file
+    again = Image.open(tmp_path / "again.lrc")
+    assert {k: again.info[k] for k in ("icc_profile", "exif", "xmp")} == {k: im.info[k] for k in ("icc_profile", "exif", "xmp")}
+    im.save(tmp_path / "out.png")  # Pillow's PNG writer takes the profile from info
+    assert Image.open(tmp_path / "out.png").info["icc_profile"] == im.info["icc_profile"]
+
+
 def test_bad_input_is_pillows_kind_of_error(tmp_path):
     data = (GOLDEN / "lrc-mshp-q3-plain.lrc").read_bytes()
     with pytest.raises(UnidentifiedImageError):

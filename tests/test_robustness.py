@@ -23,6 +23,15 @@ def sample_file(tiny_model):
 
 
 @pytest.fixture(scope="module")
+def metadata_file(sample_file):
+    """Format 3: the sample's symbols with an ICC profile, EXIF and (incompressible) XMP."""
+    from lrcodec.format.bitstream import with_metadata
+
+    return with_metadata(sample_file, {"icc": b"icc " * 100, "exif": b"Exif\x00\x00MM\x00*" + bytes(30),
+                                       "xmp": bytes(range(256))})
+
+
+@pytest.fixture(scope="module")
 def soft_mean_file(tiny_model):
     return codec.encode_image(photo_like(64, 64), tiny_model, uq=True, seed=5, soft_alpha=8).data
 
@@ -37,11 +46,11 @@ def _decode_or_clean_error(data, model, max_pixels=100_000_000):
 # `make fuzz` raises the number of cases through LRCODEC_FUZZ_EXAMPLES.
 @settings(max_examples=int(os.environ.get("LRCODEC_FUZZ_EXAMPLES", 60)), deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
-def test_mutated_files_fail_cleanly(tiny_model, sample_file, soft_mean_file, data):
+def test_mutated_files_fail_cleanly(tiny_model, sample_file, soft_mean_file, metadata_file, data):
     import zlib
 
     kind = data.draw(st.sampled_from(["truncate", "flip", "splice", "random"]))
-    buf = bytearray(data.draw(st.sampled_from([sample_file, soft_mean_file])))
+    buf = bytearray(data.draw(st.sampled_from([sample_file, soft_mean_file, metadata_file])))
     if kind == "truncate":
         buf = buf[: data.draw(st.integers(0, len(buf) - 1))]
     elif kind == "flip":
@@ -57,7 +66,7 @@ def test_mutated_files_fail_cleanly(tiny_model, sample_file, soft_mean_file, dat
     forged_crc = len(buf) >= 8 and data.draw(st.booleans())
     if forged_crc:
         buf[-4:] = zlib.crc32(bytes(buf[:-4])).to_bytes(4, "little")
-    if bytes(buf) in (sample_file, soft_mean_file):
+    if bytes(buf) in (sample_file, soft_mean_file, metadata_file):
         return
     if kind == "truncate" or not forged_crc:
         # A shortened file, or any change the checksum still covers, is always refused.

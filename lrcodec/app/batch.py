@@ -101,6 +101,22 @@ def encode_pil(image, settings: EncodeSettings, progress=None) -> Outcome:
 
 
 def _encode(image, model, quantizer: dict, settings: EncodeSettings, t0: float, progress=None) -> Outcome:
+    """The file of an opened image, with the metadata ``settings.metadata`` keeps (its size and
+    bpp in the row are the whole file's)."""
+    from ..format.bitstream import with_metadata
+    from ..imageio import image_metadata
+    from ..metrics import bits_per_pixel
+
+    metadata = image_metadata(image, settings.metadata)
+    outcome = _encode_pixels(image, model, quantizer, settings, t0, progress)
+    if not metadata:
+        return outcome
+    data = with_metadata(outcome.data, metadata)
+    return Outcome(data, {**outcome.row, "bytes": len(data),
+                          "bpp": bits_per_pixel(8 * len(data), image.width * image.height)})
+
+
+def _encode_pixels(image, model, quantizer: dict, settings: EncodeSettings, t0: float, progress=None) -> Outcome:
     from ..codec import encode_image
 
     refinement = settings.refine_settings()

@@ -246,6 +246,20 @@ lambda_option = click.option(
          "the lambda of the CompressAI zoo quality whose Kodak rate is nearest this image's plain encode).")
 
 
+def _metadata_kinds(ctx, param, value: str) -> str:
+    kinds = value.split(",")
+    if value in ("all", "none") or (kinds and all(k in ("icc", "exif", "xmp") for k in kinds)):
+        return value
+    raise click.BadParameter("all, none, or icc, exif and xmp joined by commas (icc,exif)")
+
+
+metadata_option = click.option(
+    "--metadata", default=EncodeSettings.metadata, show_default=True, callback=_metadata_kinds,
+    metavar="all|none|icc|exif|xmp",
+    help="What of the input's ICC profile, EXIF (its orientation set to 1: the pixels are upright) and XMP "
+         "the file keeps and decode writes back (kinds joined by commas: icc,exif).")
+
+
 def time_limit_option(default_help: str):
     return click.option("--time-limit", type=click.FloatRange(0), default=None, metavar="SECONDS",
                         help=f"Seconds one image's refinement may take: fewer iterations where they do not fit "
@@ -261,10 +275,11 @@ def time_limit_option(default_help: str):
 @time_limit_option("the effort's")
 @lambda_option
 @quantizer_cli_options
+@metadata_option
 @batch_options
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def encode(inputs, output, force, model_name, quality, effort, time_limit, lmbda, uq, seed, reconstruction,
-           soft_alpha, drop_alpha, max_pixels, device, jobs, executor, address, summary, quiet):
+           soft_alpha, drop_alpha, max_pixels, metadata, device, jobs, executor, address, summary, quiet):
     """Encode images into lrcodec files: one file, or files and folders into -o DIR.
 
     \b
@@ -275,7 +290,8 @@ def encode(inputs, output, force, model_name, quality, effort, time_limit, lmbda
     """
     settings = EncodeSettings(model=model_name, quality=quality, effort=effort, uq=uq, seed=seed,
                               reconstruction=reconstruction, soft_alpha=soft_alpha, drop_alpha=drop_alpha,
-                              max_pixels=max_pixels, device=device, time_limit=time_limit, lmbda=lmbda)
+                              max_pixels=max_pixels, device=device, time_limit=time_limit, lmbda=lmbda,
+                              metadata=metadata)
     _encode(inputs, output, settings, force, jobs, executor, address, summary, quiet)
 
 
@@ -346,11 +362,12 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
 @click.option("--target-bpp", type=float, default=None, help="Search lambda for this rate (several refinements).")
 @time_limit_option("none")
 @quantizer_cli_options
+@metadata_option
 @batch_options
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def refine(inputs, output, force, model_name, quality, method, three_class, iterations, lr, lr_drop, a, tmax,
            decay, patience, precision, lmbda, target_bpp, time_limit, uq, seed, reconstruction, soft_alpha,
-           drop_alpha, max_pixels, device, jobs, executor, address, summary, quiet):
+           drop_alpha, max_pixels, metadata, device, jobs, executor, address, summary, quiet):
     """Encode with per-image latent refinement, every knob exposed (`encode --effort` has presets).
 
     The output is an ordinary lrcodec file for `lrcodec decode`.
@@ -365,7 +382,8 @@ def refine(inputs, output, force, model_name, quality, method, three_class, iter
                                 precision=precision)
     settings = EncodeSettings(model=model_name, quality=quality, refine=refinement, target_bpp=target_bpp, uq=uq,
                               seed=seed, reconstruction=reconstruction, soft_alpha=soft_alpha,
-                              drop_alpha=drop_alpha, max_pixels=max_pixels, device=device, time_limit=time_limit)
+                              drop_alpha=drop_alpha, max_pixels=max_pixels, device=device, time_limit=time_limit,
+                              metadata=metadata)
     _encode(inputs, output, settings, force, jobs, executor, address, summary, quiet)
 
 
@@ -428,7 +446,7 @@ def info(input, as_json):
     \b
     Example: lrcodec info photo.lrc --json
     """
-    from ..format.bitstream import parse_header
+    from ..format.bitstream import metadata, parse_header
     from ..imageio import read_bytes
     from ..metrics import bits_per_pixel
     from ..models import shipped_models
@@ -436,6 +454,7 @@ def info(input, as_json):
     data = read_bytes(input)
     header = parse_header(data, max_pixels=2**64)
     d = {"schema_version": JSON_SCHEMA_VERSION, **header.describe()}
+    d["metadata"] = {kind: len(raw) for kind, raw in metadata(data, header).items()}  # kind -> bytes
     d["file_bytes"] = len(data)
     d["bpp"] = bits_per_pixel(8 * len(data), header.width * header.height)
     # current or retired: a retired model still decodes its files

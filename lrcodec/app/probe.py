@@ -29,6 +29,14 @@ def latent_digest(latents) -> str:
     return _digest(np.asarray(latents.z_symbols), np.asarray(latents.y_symbols), latents.sigma_index, np.asarray(latents.y_hat))
 
 
+def metadata_digest(metadata: dict[str, bytes]) -> str:
+    """SHA-256 over the metadata kinds and bytes a file carries (format 3), in kind order."""
+    h = hashlib.sha256()
+    for kind, raw in metadata.items():
+        h.update(kind.encode() + len(raw).to_bytes(8, "little") + raw)
+    return h.hexdigest()
+
+
 def _digest(*arrays) -> str:
     h = hashlib.sha256()
     for a in arrays:

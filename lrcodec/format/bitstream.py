@@ -14,13 +14,21 @@ from ..errors import LrcodecError
 
 MAGIC = b"LRC"
 VERSION = 2  # 2: probabilities from the exact path (lrcodec.format.exact); 1: from float networks
-READABLE_VERSIONS = (1, 2)
+METADATA_VERSION = 3  # format 2 plus a metadata section: written only for a file that carries metadata
+READABLE_VERSIONS = (1, 2, 3)
 _HEADER = struct.Struct("<3sB8sIIBBBBIhhhhIII")
 HEADER_SIZE = _HEADER.size  # 48
 TRAILER_SIZE = 4  # CRC-32 of everything before it
 MODES = {0: "RGB", 1: "L"}
 MODE_CODES = {v: k for k, v in MODES.items()}
 DEFAULT_MAX_PIXELS = 100_000_000
+
+# The metadata section (format 3): what each record holds, and the caps a reader enforces
+# before allocating anything (docs/format.md, "Format version 3: metadata").
+METADATA_KINDS = ("icc", "exif", "xmp")  # record kinds 1, 2, 3
+METADATA_CAP = 16 << 20  # bytes of one record, inflated
+METADATA_STORED, METADATA_ZLIB = 0, 1
+_RECORD = struct.Struct("<BBII")  # kind, coding, stored length, inflated length
 
 FLAG_REFINED = 1
 FLAG_UQ = 2
@@ -66,15 +74,81 @@ class Header:
         return d
 
 
-def pack(header: Header, z_payload: bytes, y_payload: bytes) -> bytes:
+def pack(header: Header, z_payload: bytes, y_payload: bytes, metadata: dict[str, bytes] | None = None) -> bytes:
+    """The file: format 3 with a metadata section where ``metadata`` holds any (kind -> bytes),
+    else the header's version (format 2) without one."""
     header.z_length, header.y_length = len(z_payload), len(y_payload)
+    section = b""
+    if present := {k: v for k, v in (metadata or {}).items() if v}:
+        header.version = METADATA_VERSION
+        section = _metadata_section(present)
     head = _HEADER.pack(
         MAGIC, header.version, header.model_id, header.width, header.height, MODE_CODES[header.mode],
         header.flags, header.method, header.soft_alpha, header.seed, header.zmin, header.zmax, header.ymin,
         header.ymax, header.tables_crc, header.z_length, header.y_length,
     )
-    body = head + z_payload + y_payload
+    body = head + z_payload + y_payload + section
     return body + struct.pack("<I", zlib.crc32(body))
+
+
+def with_metadata(data: bytes, metadata: dict[str, bytes]) -> bytes:
+    """A file with its metadata replaced (format 3 if any remains, else format 2): the header
+    and payloads, hence every symbol, unchanged."""
+    header = parse_header(data, max_pixels=2**64)
+    if header.version == 1:
+        raise LrcodecError("format 1 files carry no metadata")
+    header.version = VERSION
+    return pack(header, *payloads(data, header), metadata)
+
+
+def _metadata_section(metadata: dict[str, bytes]) -> bytes:
+    """u32 length, then one record per kind in METADATA_KINDS order, deflated where that is smaller."""
+    records = b""
+    for code, kind in enumerate(METADATA_KINDS, 1):
+        if kind not in metadata:
+            continue
+        raw = bytes(metadata[kind])
+        if len(raw) > METADATA_CAP:
+            raise LrcodecError(f"{kind} metadata of {len(raw)} bytes exceeds the format's cap of {METADATA_CAP} bytes")
+        packed = zlib.compress(raw, 9)
+        coding, stored = (METADATA_ZLIB, packed) if len(packed) < len(raw) else (METADATA_STORED, raw)
+        records += _RECORD.pack(code, coding, len(stored), len(raw)) + stored
+    unknown = set(metadata) - set(METADATA_KINDS)
+    if unknown:
+        raise ValueError(f"unknown metadata kinds: {sorted(unknown)}")
+    return struct.pack("<I", len(records)) + records
+
+
+def metadata(data: bytes, header: Header) -> dict[str, bytes]:
+    """The metadata a (validated) file carries, kind -> bytes: none before format 3. Each record
+    is checked against its caps before it is inflated, and must inflate to its stated length."""
+    if header.version < METADATA_VERSION:
+        return {}
+    at = HEADER_SIZE + header.z_length + header.y_length
+    (length,) = struct.unpack_from("<I", data, at)
+    end, at, out = at + 4 + length, at + 4, {}
+    bad = "corrupted lrcodec file (invalid metadata section)"
+    while at < end:
+        if end - at < _RECORD.size:
+            raise LrcodecError(bad)
+        code, coding, stored, size = _RECORD.unpack_from(data, at)
+        at += _RECORD.size
+        if (not 1 <= code <= len(METADATA_KINDS) or METADATA_KINDS[code - 1] in out or coding > METADATA_ZLIB
+                or size > METADATA_CAP or stored > end - at or (coding == METADATA_STORED and stored != size)
+                or list(out) != [k for k in METADATA_KINDS[: code - 1] if k in out]):
+            raise LrcodecError(bad)
+        raw = data[at : at + stored]
+        if coding == METADATA_ZLIB:
+            inflate = zlib.decompressobj()
+            try:
+                raw = inflate.decompress(raw, size + 1)  # never more than the stated size and one byte
+            except zlib.error:
+                raise LrcodecError(bad) from None
+            if len(raw) != size or not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
+                raise LrcodecError(bad)
+        out[METADATA_KINDS[code - 1]] = raw
+        at += stored
+    return out
 
 
 def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
@@ -91,6 +165,13 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
     (_, _, model_id, width, height, mode, flags, method, soft_alpha, seed, zmin, zmax, ymin, ymax,
      crc_tables, z_len, y_len) = _HEADER.unpack_from(data)
     expected = HEADER_SIZE + z_len + y_len + TRAILER_SIZE
+    if data[3] >= METADATA_VERSION:  # the metadata section's length follows the payloads
+        if len(data) < expected + 4:
+            raise LrcodecError(f"truncated lrcodec file ({len(data)} bytes, header says at least {expected + 4})")
+        (section,) = struct.unpack_from("<I", data, HEADER_SIZE + z_len + y_len)
+        if section > len(METADATA_KINDS) * (_RECORD.size + METADATA_CAP):
+            raise LrcodecError("corrupted lrcodec file (a metadata section larger than the format allows)")
+        expected += 4 + section
     if len(data) < expected:
         raise LrcodecError(f"truncated lrcodec file ({len(data)} bytes, header says {expected})")
     if len(data) > expected:

@@ -285,3 +285,52 @@ def test_decode_and_the_plain_encode_import_no_torch(tmp_path, tiny_model):
     assert (tmp_path / "a-out.png").is_file() and (tmp_path / "a-out.webp").is_file()
     assert (tmp_path / "d.lrc").stat().st_size > 0 and (tmp_path / "e.lrc").stat().st_size > 0
     assert_pixels_close(Image.open(tmp_path / "first.png"), Image.open(tmp_path / "c-out.png"))
+
+
+def _photo_with_metadata(path, fmt: str) -> tuple[bytes, dict]:
+    """A 256x192 photo with an ICC profile, EXIF (make, model, date, orientation 6) and, where the
+    format takes it, XMP, as a camera or phone writes them."""
+    from PIL import ImageCms
+
+    from lrcodec.imageio import register_formats
+
+    register_formats()
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif.update({0x010F: "Maker", 0x0110: "Phone 9", 0x0132: "2026:12:04 10:00:00", 0x0112: 6})
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    options = {"icc_profile": icc, "exif": exif.tobytes(), **({"xmp": xmp} if fmt in ("JPEG", "HEIF") else {})}
+    photo_like(256, 192, seed=8).save(path, fmt, quality=95, **options)
+    return icc, {0x010F: "Maker", 0x0110: "Phone 9", 0x0132: "2026:12:04 10:00:00"}
+
+
+@pytest.mark.parametrize("source", ["photo.jpg", "photo.png", "photo.heic"])
+def test_a_photo_keeps_its_colour_profile_and_exif_upright(tmp_path, source):
+    """The issue's table: after encode and decode, the same size (upright: orientation 6 was
+    applied), the same ICC bytes and EXIF tags with orientation 1, in PNG, JPEG and WebP;
+    --metadata none strips them."""
+    fmt = {".jpg": "JPEG", ".png": "PNG", ".heic": "HEIF"}[Path(source).suffix]
+    icc, tags = _photo_with_metadata(tmp_path / source, fmt)
+    assert run("encode", source, "-e", "0", "-o", "a.lrc", "--quiet", cwd=tmp_path).returncode == 0
+    info = json.loads(run("info", "a.lrc", "--json", cwd=tmp_path).stdout)
+    assert info["format_version"] == 3 and info["metadata"]["icc"] == len(icc) and info["metadata"]["exif"] > 0
+    for out in ("out.png", "out.jpg", "out.webp"):
+        assert run("decode", "a.lrc", "-o", out, "--quiet", cwd=tmp_path).returncode == 0
+        decoded = Image.open(tmp_path / out)
+        exif = decoded.getexif()
+        assert decoded.size == (192, 256), out  # upright
+        assert decoded.info.get("icc_profile") == icc, out
+        assert {k: exif.get(k) for k in tags} == tags and exif.get(0x0112) == 1, out
+    assert run("encode", source, "-e", "0", "-o", "b.lrc", "--metadata", "none", "--quiet", cwd=tmp_path).returncode == 0
+    assert json.loads(run("info", "b.lrc", "--json", cwd=tmp_path).stdout)["metadata"] == {}
+    assert run("decode", "b.lrc", "-o", "b.png", "--quiet", cwd=tmp_path).returncode == 0
+    stripped = Image.open(tmp_path / "b.png")
+    assert "icc_profile" not in stripped.info and not stripped.getexif()
+
+
+def test_metadata_choices_and_their_errors(tmp_path):
+    _photo_with_metadata(tmp_path / "a.jpg", "JPEG")
+    assert run("encode", "a.jpg", "-e", "0", "-o", "a.lrc", "--metadata", "icc,xmp", "--quiet", cwd=tmp_path).returncode == 0
+    assert set(json.loads(run("info", "a.lrc", "--json", cwd=tmp_path).stdout)["metadata"]) == {"icc", "xmp"}
+    bad = run("encode", "a.jpg", "-o", "b.lrc", "--metadata", "gps", cwd=tmp_path)
+    assert bad.returncode == 2 and b"--metadata" in bad.stderr and not (tmp_path / "b.lrc").exists()

@@ -132,7 +132,7 @@ def _forged(mode_code: int = 1, **fields) -> bytes:
     (dict(zmin=-2048, zmax=2048), "alphabet"),
     (dict(ymin=-2048, ymax=2048), "alphabet"),
     (dict(version=0), "format version 0"),
-    (dict(version=3), "format version 3 is newer"),
+    (dict(version=4), "format version 4 is newer"),
 ])
 def test_forged_headers_with_valid_checksums_are_refused(fields, match):
     _refused(_forged(**fields), match)
@@ -228,3 +228,73 @@ def test_any_field_values_parse_or_raise_lrcodec_error(fields):
         return
     assert 0 < header.width * header.height <= 10**6 and header.zmin <= header.zmax and header.ymin <= header.ymax
     assert header.mode in ("RGB", "L") and header.version in bitstream.READABLE_VERSIONS
+
+
+# ---------------------------------------------------------------- format 3: the metadata section
+
+META = {"icc": bytes(range(256)) * 3, "exif": b"Exif\x00\x00II*\x00" + b"\x00" * 40, "xmp": b"<x:xmpmeta/>"}
+
+
+def _section(*records: bytes) -> bytes:
+    body = b"".join(records)
+    return struct.pack("<I", len(body)) + body
+
+
+def _record(code: int, raw: bytes, coding: int = 0, stored: bytes | None = None, size: int | None = None) -> bytes:
+    stored = raw if stored is None else stored
+    return struct.pack("<BBII", code, coding, len(stored), len(raw) if size is None else size) + stored
+
+
+def _with_section(section: bytes) -> bytes:
+    head = _forged(version=3)[: bitstream.HEADER_SIZE + len(Z) + len(Y)]
+    return _with_crc(head + section)
+
+
+def test_metadata_round_trips_as_format_3_and_none_stays_format_2():
+    data = bitstream.pack(_header(), Z, Y, META)
+    header = bitstream.parse_header(data)
+    assert header.version == 3 and bitstream.payloads(data, header) == (Z, Y)
+    assert bitstream.metadata(data, header) == META
+    assert bitstream.pack(_header(), Z, Y, {"icc": b""}) == bitstream.pack(_header(), Z, Y)  # empty: no section
+    plain = bitstream.pack(_header(), Z, Y)
+    assert bitstream.parse_header(plain).version == 2 and bitstream.metadata(plain, bitstream.parse_header(plain)) == {}
+    assert bitstream.with_metadata(data, {}) == plain
+    assert bitstream.with_metadata(plain, META) == data
+
+
+def test_metadata_is_deflated_where_that_is_smaller():
+    repetitive, random_ = b"a" * 5000, bytes(range(256))
+    data = bitstream.pack(_header(), Z, Y, {"icc": repetitive, "xmp": random_})
+    assert len(data) < len(bitstream.pack(_header(), Z, Y)) + 200 + len(random_)
+    assert bitstream.metadata(data, bitstream.parse_header(data)) == {"icc": repetitive, "xmp": random_}
+
+
+def test_metadata_over_the_cap_is_refused_when_writing():
+    with pytest.raises(LrcodecError, match="exceeds the format's cap"):
+        bitstream.pack(_header(), Z, Y, {"exif": bytes(bitstream.METADATA_CAP + 1)})
+
+
+@pytest.mark.parametrize("section, match", [
+    (struct.pack("<I", 1 << 31), "metadata section larger than the format allows"),  # an absurd length
+    (struct.pack("<I", 100) + b"\x01", "truncated"),  # longer than the file
+    (_section(b"\x01\x00\x05"), "invalid metadata section"),  # a record cut inside its head
+    (_section(_record(4, b"abc")), "invalid metadata section"),  # an unknown kind
+    (_section(_record(2, b"abc"), _record(1, b"abc")), "invalid metadata section"),  # out of order
+    (_section(_record(1, b"abc"), _record(1, b"abc")), "invalid metadata section"),  # twice
+    (_section(_record(1, b"abc", coding=2)), "invalid metadata section"),  # an unknown coding
+    (_section(_record(1, b"abc", size=4)), "invalid metadata section"),  # stored, of another length
+    (_section(_record(1, b"abc")[:-1]), "invalid metadata section"),  # data beyond the section
+    (_section(_record(1, b"x" * 10, coding=1, stored=b"not zlib")), "invalid metadata section"),
+    (_section(_record(1, b"x" * 10, coding=1, stored=zlib.compress(b"x" * 11))), "invalid metadata section"),
+    (_section(_record(1, b"x" * 10, coding=1, stored=zlib.compress(b"x" * 9))), "invalid metadata section"),
+    # a zlib bomb: 100 MB of EXIF in 100 kB, refused by its stated length before anything is inflated
+    (_section(_record(2, b"", coding=1, stored=zlib.compress(bytes(100 << 20)), size=100 << 20)),
+     "invalid metadata section"),
+    # ... and when it understates its length, by inflating no more than that
+    (_section(_record(2, b"", coding=1, stored=zlib.compress(bytes(100 << 20)), size=1000)),
+     "invalid metadata section"),
+])
+def test_hostile_metadata_sections_are_refused(section, match):
+    data = _with_section(section)
+    with pytest.raises(LrcodecError, match=match):
+        bitstream.metadata(data, bitstream.parse_header(data))
