@@ -213,6 +213,13 @@ def image_metadata(image, keep: str = "all") -> dict[str, bytes]:
             found["exif"] = None
     if isinstance(found["xmp"], str):
         found["xmp"] = found["xmp"].encode()
+    from .format.bitstream import METADATA_CAP
+
+    for kind in kinds:
+        if found[kind] and len(found[kind]) > METADATA_CAP:
+            warnings.warn(f"{kind} not kept: {len(found[kind])} bytes exceed the format's cap of {METADATA_CAP}",
+                          stacklevel=2)
+            found[kind] = None
     return {k: bytes(found[k]) for k in kinds if found[k]}
 
 

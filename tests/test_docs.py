@@ -12,15 +12,17 @@ from conftest import photo_like
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_readme_python_example_runs(tmp_path, monkeypatch):
-    (block,) = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    """Every Python block of README, in order, in one folder."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LRCODEC_MODELS", raising=False)
     photo_like(96, 64, seed=8).save("photo.png")
     Path("photos").mkdir()
     photo_like(64, 48, seed=9).save("photos/a.png")
-    exec(compile(block, "README.md", "exec"), {})
-    assert Path("encoded/a.lrc").stat().st_size > 0
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert len(blocks) == 2 and Path("encoded/a.lrc").stat().st_size > 0 and Path("photo.lrc").stat().st_size > 0
 
 
 def test_results_doc_holds_the_generated_tables(monkeypatch):

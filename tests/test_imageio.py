@@ -289,3 +289,23 @@ def test_without_the_formats_extra_a_heic_input_names_it(tmp_path):
             "except LrcodecError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == f"a.heic is not readable here: {imageio.FORMATS_EXTRA}", out.stderr
+
+
+def test_image_metadata_keeps_what_is_asked_and_drops_what_the_format_cannot_hold():
+    from lrcodec.format.bitstream import METADATA_CAP
+
+    exif = Image.Exif()
+    exif.update({0x010F: "Maker", 0x0112: 8})
+    image = Image.new("RGB", (8, 8))
+    image.info.update(icc_profile=b"icc" * 10, exif=exif.tobytes(), **{"XML:com.adobe.xmp": "<x/>"})
+    kept = imageio.image_metadata(image)
+    assert kept["icc"] == b"icc" * 10 and kept["xmp"] == b"<x/>"
+    parsed = Image.Exif()
+    parsed.load(kept["exif"])
+    assert parsed[0x010F] == "Maker" and parsed[0x0112] == 1  # the pixels are upright
+    assert imageio.image_metadata(image, "none") == {} and set(imageio.image_metadata(image, "exif")) == {"exif"}
+    with pytest.raises(LrcodecError, match="unknown metadata kind 'gps'"):
+        imageio.image_metadata(image, "icc,gps")
+    image.info["icc_profile"] = bytes(METADATA_CAP + 1)
+    with pytest.warns(UserWarning, match="icc not kept"):
+        assert set(imageio.image_metadata(image)) == {"exif", "xmp"}

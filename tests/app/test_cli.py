@@ -203,7 +203,7 @@ def test_json_outputs_keep_their_schemas(models_dir, tmp_path):
     info = json.loads(run("info", str(tmp_path / "a.lrc"), "--json").stdout)
     assert set(info) == {"schema_version", "model_id", "width", "height", "mode", "flags", "method", "seed",
                          "zmin", "zmax", "ymin", "ymax", "tables_crc", "z_length", "y_length", "soft_alpha",
-                         "format_version", "refined", "uq", "reconstruction", "file_bytes", "bpp", "model"}
+                         "format_version", "refined", "uq", "reconstruction", "file_bytes", "bpp", "model", "metadata"}
 
     listing = json.loads(run("models", "--json").stdout)
     assert set(listing) == {"schema_version", "current", "shipped", "retired", "zoo"}
