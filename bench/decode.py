@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from photo import LRCODEC, ROOT, mosaic, timed  # noqa: E402
+from photo import LRCODEC, ROOT, mosaic  # noqa: E402
 from refine import machine  # noqa: E402
 from startup import medians  # noqa: E402
 
