@@ -66,7 +66,7 @@ def main() -> int:
     ap.add_argument("--effort", type=int, default=None, help="lrcodec --effort (default: the default effort)")
     args = ap.parse_args()
 
-    from lrcodec.app.batch import encode_bytes
+    from lrcodec.encoder import encode_bytes
     from lrcodec.codec import decode_image
     from lrcodec.settings import DEFAULT_EFFORT, EncodeSettings
 

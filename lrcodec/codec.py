@@ -24,8 +24,9 @@ from .metrics import bits_per_pixel
 from .format.exact import ACT_BITS, as_f64
 from .families.coding import YTables
 from .format.format1 import decode_latents_v1
-from .format.latents import STRIDE, Dither, QuantizedLatents, channel_index, dithers, latent_shapes
-from .models import LoadedModel
+from .format.latents import Dither, QuantizedLatents, channel_index, dithers, latent_shapes
+from .imageio import padded_pixels
+from .models import LoadedModel, to_pixels
 from .runtime import RuntimeModel
 from .settings import RECONSTRUCTIONS
 from .format.tiling import tile_side, tiled
@@ -57,13 +58,6 @@ def image_to_tensor(image):
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float().div_(255)
 
 
-def to_pixels(x):
-    """Clamp to [0, 1] and round to 8 bits: (1, 3, H, W) float -> uint8 tensor."""
-    import torch
-
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
 def tensor_to_image(x, mode: str = "RGB"):
     """PIL image from a (1, 3, H, W) float tensor or uint8 pixels (a tensor or an array), back
     to ``mode``."""
@@ -77,21 +71,6 @@ def tensor_to_image(x, mode: str = "RGB"):
     return image.convert(mode) if mode != "RGB" else image
 
 
-def run_transform(layers, x):
-    """``layers(x)`` for g_a or g_s; on the CPU with channels-last activations, whose oneDNN
-    kernels run these transforms fastest (``bench/threads.py``). Float arithmetic: results may
-    differ in the last bits between thread counts, CPUs and kernels (README, "What a file
-    needs to decode elsewhere"). Nothing process-wide is changed, so calls from other threads
-    leave this one's kernels and thread count as they were (tests/test_codec.py); that the same
-    call then gives the same bits rests on oneDNN's run-to-run reproducibility at a fixed
-    thread count, which no library guarantees."""
-    import torch
-
-    if x.device.type == "cpu" and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return layers(x)
-
-
 def _stage(progress, stage: str):
     """``progress`` as a tiler's ``on_tile`` for one stage (None stays None)."""
     return None if progress is None else lambda done, total: progress(stage, done, total)
@@ -99,25 +78,12 @@ def _stage(progress, stage: str):
 
 def analyse(model: "LoadedModel | RuntimeModel", x, progress=None):
     """(y, z) of a padded image, float in [0, 1] or uint8 pixels (converted tile by tile, so
-    that a large image is never held in float): a tensor, whose g_a runs tile by tile on the
-    model's device, where y and z stay; or for a ``RuntimeModel`` an array, on onnxruntime.
+    that a large image is never held in float): g_a runs tile by tile (a ``LoadedModel``: on
+    its device, where y and z stay; a ``RuntimeModel``: arrays, on onnxruntime).
     ``progress(stage, done, total)`` hears of each tile."""
-    tiles = dict(down=16, tile=tile_side(*x.shape[-2:], TILE, WHOLE), halo=model.halos[0],
-                 on_tile=_stage(progress, "analysis"))
-    if isinstance(model, RuntimeModel):
-        y = tiled(model.g_a, x, **tiles)
-        return y, model.h_a(y)
-    import torch
-
-    device = model.device
-
-    def g_a(tile):
-        tile = tile.to(device)
-        return run_transform(model.net.g_a, tile if tile.is_floating_point() else tile.float().div_(255))
-
-    with torch.no_grad():
-        y = tiled(g_a, x, **tiles)
-        return y, model.family.hyper_analysis(model.net, y)
+    y = tiled(model.g_a, x, down=16, tile=tile_side(*x.shape[-2:], TILE, WHOLE), halo=model.halos[0],
+              on_tile=_stage(progress, "analysis"))
+    return y, model.h_a(y)
 
 
 def synthesise(model: "LoadedModel | RuntimeModel", y_hat, height: int, width: int, progress=None):
@@ -127,16 +93,8 @@ def synthesise(model: "LoadedModel | RuntimeModel", y_hat, height: int, width: i
     The one float step of decoding: its pixels may differ by a level between machines, kernels,
     thread counts or runtimes (bench/portability.py, bench/threads.py and bench/decode.py
     measure how often), never the latents."""
-    tiles = dict(up=16, tile=tile_side(*y_hat.shape[-2:], TILE // 16, WHOLE // 256), halo=model.halos[1],
-                 on_tile=_stage(progress, "synthesis"))
-    if isinstance(model, RuntimeModel):
-        return tiled(model.g_s, y_hat, **tiles)[:, :, :height, :width]
-    import torch
-
-    net = model.net
-    dtype = next(net.parameters()).dtype
-    with torch.no_grad():
-        pixels = tiled(lambda t: to_pixels(run_transform(net.g_s, t.to(model.device, dtype))).cpu(), y_hat, **tiles)
+    pixels = tiled(model.g_s, y_hat, up=16, tile=tile_side(*y_hat.shape[-2:], TILE // 16, WHOLE // 256),
+                   halo=model.halos[1], on_tile=_stage(progress, "synthesis"))
     return pixels[:, :, :height, :width]
 
 
@@ -222,16 +180,10 @@ def _latents(model: "LoadedModel | RuntimeModel", y_symbols, z_symbols, sigma_in
     or arrays for a ``RuntimeModel`` (no torch)."""
     exact = model.exact
     y_hat = exact.restore(y_symbols, sigma_index) + mu + u_y.values / exact.y_gain
-    if isinstance(model, RuntimeModel):
-        return QuantizedLatents(y_symbols, z_symbols, y_hat.astype(np.float32),
-                                exact.z_hat(z_symbols, u_z.values).astype(np.float32), sigma_index, mu,
-                                u_y.values.astype(np.float32), exact.sigma_table)
-    import torch
-
-    return QuantizedLatents(
-        torch.from_numpy(y_symbols), torch.from_numpy(z_symbols),
-        torch.from_numpy(y_hat).float(), torch.from_numpy(exact.z_hat(z_symbols, u_z.values)).float(),
-        sigma_index, torch.from_numpy(mu), torch.from_numpy(u_y.values.astype(np.float32)), model.exact.sigma_table)
+    as_latent = model.latent
+    return QuantizedLatents(as_latent(y_symbols), as_latent(z_symbols), as_latent(y_hat.astype(np.float32)),
+                            as_latent(exact.z_hat(z_symbols, u_z.values).astype(np.float32)), sigma_index,
+                            as_latent(mu), as_latent(u_y.values.astype(np.float32)), exact.sigma_table)
 
 
 def _y_unit_groups(unit, sigma_index: np.ndarray, u_y: Dither) -> tuple:
@@ -267,17 +219,6 @@ def encode_latents(model: "LoadedModel | RuntimeModel", y, z, width: int, height
                         {"bits_z": coded_z.bits_ideal, "bits_y": coded_y.bits_ideal})
 
 
-def padded_pixels(image, drop_alpha: bool = False) -> tuple[np.ndarray, str]:
-    """(uint8 array (1, 3, Hp, Wp) padded by edge replication, mode to decode back to) for a PIL
-    image; refuses alpha unless dropped."""
-    from .imageio import normalise_mode
-
-    image, mode = normalise_mode(image, drop_alpha)
-    arr = np.asarray(image, dtype=np.uint8)
-    arr = np.pad(arr, ((0, (-arr.shape[0]) % STRIDE), (0, (-arr.shape[1]) % STRIDE), (0, 0)), mode="edge")
-    return arr.transpose(2, 0, 1)[None], mode
-
-
 def prepare_pixels(image, drop_alpha: bool = False):
     """``padded_pixels`` as a uint8 tensor."""
     import torch
@@ -297,7 +238,7 @@ def encode_image(image, model: "LoadedModel | RuntimeModel", *, uq: bool = False
     """Encode a PIL image with a model (a ``RuntimeModel``: without torch, its latents arrays);
     ``.data`` holds the complete lrcodec file. ``uq``: universal quantization with a dither
     from ``seed``; ``soft_alpha`` > 0 adds soft-mean reconstruction with that soft-rounding alpha."""
-    pixels, mode = (padded_pixels if isinstance(model, RuntimeModel) else prepare_pixels)(image, drop_alpha)
+    pixels, mode = model.pixels(image, drop_alpha)
     y, z = analyse(model, pixels, progress)
     if progress:
         progress("coding", 0, 1)
@@ -328,10 +269,10 @@ def _model_for(header: Header, model: "LoadedModel | RuntimeModel | None") -> "L
     from .models import find_model_by_id
     from .runtime import find_runtime_by_id
 
-    if isinstance(model, RuntimeModel) and model.model_id != header.model_id:
+    if model is not None and not model.needs_torch and model.model_id != header.model_id:
         raise LrcodecError(f"file was made with model {header.model_id.hex()}, not with {model.name} "
                            f"({model.model_id.hex()})")
-    if model is None or isinstance(model, RuntimeModel):
+    if model is None or not model.needs_torch:
         missing = torch_missing(f"decoding a format {header.version} file of model {header.model_id.hex()}")
         if header.version > 1:
             try:

@@ -3,24 +3,40 @@ the CPU in float64, whatever is chosen here: that is what keeps files portable."
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda")  # and cuda:N, a CUDA device by its index
+DEVICE_HELP = "auto|cpu|cuda|cuda:N"
+
+
+def check_device(name: str) -> str:
+    """The name, if it names a device kind (``DEVICES`` or cuda:N); a one-line error otherwise."""
+    from .errors import LrcodecError
+
+    if name in DEVICES or re.fullmatch(r"cuda:\d+", name):
+        return name
+    raise LrcodecError(f"unknown device {name!r} (choose from {DEVICE_HELP})")
 
 
 def resolve_device(name: str = "auto"):
-    """cpu, cuda (refused with a clear error where there is none), or auto: cuda if present."""
+    """cpu, cuda or cuda:N (refused with a clear error where there is no such device), or auto:
+    cuda if present."""
     import torch
 
     from .errors import LrcodecError
 
-    if name not in DEVICES:
-        raise LrcodecError(f"unknown device {name!r} (choose from {', '.join(DEVICES)})")
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise LrcodecError("--device cuda: no CUDA device is available to this PyTorch build")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise LrcodecError(f"--device {name}: no CUDA device is available to this PyTorch build")
+        index = name.partition(":")[2]
+        if index and int(index) >= torch.cuda.device_count():
+            raise LrcodecError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                               f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return torch.device(name)
 
 

@@ -13,11 +13,12 @@ import io
 import os
 import stat
 import sys
-import tempfile
+import math
+import secrets
 import warnings
 from pathlib import Path
 
-from .format.bitstream import DEFAULT_MAX_PIXELS
+from .settings import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from .errors import LrcodecError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif", ".avif", ".heic",
@@ -90,16 +91,52 @@ def read_bytes(source: str) -> bytes:
         raise LrcodecError(f"cannot read {source}: {e.strerror or e}") from None
 
 
+def _open(data: bytes):
+    """``Image.open`` with lrcodec's own size limit in place of Pillow's process-wide one, which
+    is left as it is (a program that imports lrcodec keeps its decompression-bomb guard): an
+    image beyond Pillow's error size is opened by its format's plugin directly, as ``open`` does."""
+    from PIL import Image
+
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        for kind in Image.ID:
+            factory, accept = Image.OPEN[kind]
+            if accept is None or accept(data[:16]) is True:
+                try:
+                    return factory(io.BytesIO(data), "")
+                except (SyntaxError, IndexError, TypeError, ValueError):
+                    continue
+        raise
+
+
+def open_mask(source: str | bytes, width: int, height: int, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """A region-of-interest mask for a width x height image (uint8 array, height x width): a
+    greyscale image (colours are converted, alpha ignored) of the image's aspect ratio at any
+    size, resized to the image's. Anything else is a one-line error."""
+    import numpy as np
+    from PIL import Image
+
+    name = "the --roi mask" if isinstance(source, bytes) else f"--roi mask {source}"
+    mask = open_image(source if isinstance(source, bytes) else read_bytes(source), name, max_pixels)
+    if abs(math.log(mask.width / mask.height) - math.log(width / height)) > 0.02:
+        raise LrcodecError(f"{name} is {mask.width}x{mask.height}, not of the image's shape ({width}x{height}): "
+                           "a mask must have the image's aspect ratio")
+    grey = mask.convert("L")
+    if grey.size != (width, height):
+        grey = grey.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(grey, dtype=np.uint8)
+
+
 def open_image(data: bytes, name: str = "input", max_pixels: int = DEFAULT_MAX_PIXELS):
     """A fully loaded PIL image from bytes, orientation applied; clear errors otherwise."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps, UnidentifiedImageError
 
     if not data:
         raise LrcodecError(f"{name} is empty")
-    Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, with our own limit
     register_formats()
     try:
-        image = Image.open(io.BytesIO(data))
+        image = _open(data)
         if image.width * image.height > max_pixels:
             raise LrcodecError(
                 f"{name}: {image.width}x{image.height} exceeds the limit of {max_pixels} pixels "
@@ -118,6 +155,19 @@ def open_image(data: bytes, name: str = "input", max_pixels: int = DEFAULT_MAX_P
     except Exception as e:  # Pillow raises many types for broken files
         raise LrcodecError(f"{name} is not a readable image ({type(e).__name__}: {e})") from None
     return image
+
+
+def padded_pixels(image, drop_alpha: bool = False):
+    """(uint8 array (1, 3, Hp, Wp) padded by edge replication to multiples of the latents'
+    stride, mode to decode back to) for a PIL image; refuses alpha unless dropped."""
+    import numpy as np
+
+    from .format.latents import STRIDE
+
+    image, mode = normalise_mode(image, drop_alpha)
+    arr = np.asarray(image, dtype=np.uint8)
+    arr = np.pad(arr, ((0, (-arr.shape[0]) % STRIDE), (0, (-arr.shape[1]) % STRIDE), (0, 0)), mode="edge")
+    return arr.transpose(2, 0, 1)[None], mode
 
 
 def normalise_mode(image, drop_alpha: bool = False):
@@ -146,13 +196,16 @@ def normalise_mode(image, drop_alpha: bool = False):
     return image.convert("RGB"), "RGB"
 
 
-def _output_mode(path: Path) -> int:
-    """The mode a plain open() would give: the replaced file's, or 0666 less the umask."""
-    if path.exists():
-        return stat.S_IMODE(path.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def _temporary(directory: Path, name: str) -> tuple[int, Path]:
+    """A new file beside the output, created with mode 0666 for the kernel to take the umask
+    from, as a plain open() would (reading the umask would mean setting it, process-wide)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = directory / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def write_atomic(target: str, data: bytes, force: bool = False) -> None:
@@ -170,11 +223,12 @@ def write_atomic(target: str, data: bytes, force: bool = False) -> None:
     if not directory.is_dir():
         raise LrcodecError(f"output directory {directory} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = _temporary(directory, path.name)
     except OSError as e:
         raise LrcodecError(f"cannot write to {directory}: {e.strerror or e}") from None
     try:
-        os.fchmod(fd, _output_mode(path))  # mkstemp makes 0600; users expect what open() gives
+        if path.exists():  # a replaced file keeps its mode
+            os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

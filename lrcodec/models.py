@@ -36,9 +36,9 @@ from .families import CODER_BUFFERS, ZOO, ZOO_LAMBDAS, ZOO_URLS, arch_of_state, 
 _CODER_BUFFERS = (*CODER_BUFFERS, "QuantOffset")
 
 
-# Runtime exports (``export_runtime``, read by lrcodec.runtime): the architectures that have one,
-# the version of the spec's layout, its suffix after the model's stem, and the graphs beside it.
-PORTABLE = ("mean-scale", "scale")
+# Runtime exports (``export_runtime``, read by lrcodec.runtime; the families whose ``portable`` is
+# true have one): the version of the spec's layout, its suffix after the model's stem, and the
+# graphs beside it.
 EXPORT_VERSION = 1
 SPEC, GRAPHS = ".runtime.json", ("g_s", "g_a", "h_a")
 
@@ -116,6 +116,49 @@ class LoadedModel:
             units = self._units = (tuple(shape), self.exact.y_units(tuple(shape)))
         return units[1]
 
+    # The coding protocol that ``lrcodec.runtime.RuntimeModel`` answers too, so that the codec
+    # never asks which kind of model it has: pixels in, tiles through the transforms, arrays out.
+    needs_torch = True
+
+    def pixels(self, image, drop_alpha: bool = False):
+        """(padded uint8 pixels (1, 3, Hp, Wp) as a tensor, mode to decode back to)."""
+        import torch
+
+        from .imageio import padded_pixels
+
+        pixels, mode = padded_pixels(image, drop_alpha)
+        return torch.from_numpy(pixels), mode
+
+    def g_a(self, tile):
+        """y of a pixel tile (float in [0, 1] or uint8), on the model's device, without grad."""
+        import torch
+
+        with torch.no_grad():
+            tile = tile.to(self.device)
+            return run_transform(self.net.g_a, tile if tile.is_floating_point() else tile.float().div_(255))
+
+    def h_a(self, y):
+        """z of y (None where the family has no z)."""
+        import torch
+
+        with torch.no_grad():
+            return self.family.hyper_analysis(self.net, y)
+
+    def g_s(self, y_hat):
+        """8-bit pixels (uint8 on the CPU) of a y_hat tile."""
+        import torch
+
+        dtype = next(self.net.parameters()).dtype
+        with torch.no_grad():
+            return to_pixels(run_transform(self.net.g_s, y_hat.to(self.device, dtype))).cpu()
+
+    @staticmethod
+    def latent(array):
+        """A latent as this model's codec holds it: a tensor."""
+        import torch
+
+        return torch.from_numpy(array)
+
     @property
     def sigma_min(self) -> float:
         """The lower bound of sigma the model was trained with, in its estimate and its coder."""
@@ -132,6 +175,28 @@ class LoadedModel:
 
             self._exact = self.family.exact(self.net, sigma_table(self.sigma_min))
         return self._exact
+
+
+def to_pixels(x):
+    """Clamp to [0, 1] and round to 8 bits: (1, 3, H, W) float -> uint8 tensor."""
+    import torch
+
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def run_transform(layers, x):
+    """``layers(x)`` for g_a or g_s; on the CPU with channels-last activations, whose oneDNN
+    kernels run these transforms fastest (``bench/threads.py``). Float arithmetic: results may
+    differ in the last bits between thread counts, CPUs and kernels (docs/portability.md, "What a file
+    needs to decode elsewhere"). Nothing process-wide is changed, so calls from other threads
+    leave this one's kernels and thread count as they were (tests/test_codec.py); that the same
+    call then gives the same bits rests on oneDNN's run-to-run reproducibility at a fixed
+    thread count, which no library guarantees."""
+    import torch
+
+    if x.device.type == "cpu" and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return layers(x)
 
 
 def build_network(arch: str, N: int, M: int, shape: dict | None = None):
@@ -398,7 +463,7 @@ def widen_latents(net, arch: str, M: int, new_scale: float = 0.01):
 
 def save_model(net, path: Path, card: dict, fp16: bool = True, runtime: bool = True) -> None:
     """Write weights (fp16 by default) and the JSON model card beside them, and (``runtime``,
-    for the architectures in PORTABLE) the runtime export that codes without torch."""
+    for a portable family) the runtime export that codes without torch."""
     from safetensors.torch import save
 
     from .imageio import write_atomic
@@ -411,7 +476,7 @@ def save_model(net, path: Path, card: dict, fp16: bool = True, runtime: bool = T
     model = load_safetensors(path, dict(card))
     card = dict(card, name=path.stem, model_id=model.model_id.hex())
     path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
-    if runtime and model.arch in PORTABLE:
+    if runtime and model.family.portable:
         model.name = path.stem
         export_runtime(model, path.with_suffix(""))
 
@@ -432,8 +497,8 @@ def export_runtime(model: LoadedModel, stem: Path) -> Path:
     checkpoint), which its exact path reads. Needs torch and onnx. Returns the spec's path."""
     import torch
 
-    if model.arch not in PORTABLE:
-        raise LrcodecError(f"{model.arch} models code with torch only (without torch: {', '.join(PORTABLE)})")
+    if not model.family.portable:
+        raise LrcodecError(f"{model.arch} models code with torch only")
     net, exact = model.net, model.exact
     weights = stem.with_name(stem.name + ".safetensors")
     names = {id(t): k for k, t in net.state_dict(keep_vars=True).items()}

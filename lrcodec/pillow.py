@@ -64,11 +64,11 @@ class LrcImageFile(ImageFile.ImageFile):
 
 
 def _save(im, fp, filename) -> None:
-    from .app.batch import encode_pil
+    from .encoder import encode
 
     options = {k: v for k, v in im.encoderinfo.items() if k in _SETTINGS}
     try:
-        outcome = encode_pil(im, EncodeSettings(**options))
+        outcome = encode(im, EncodeSettings(**options))
     except LrcodecError as e:
         raise OSError(f"cannot write {im.mode} image as LRC: {e}") from None
     fp.write(outcome.data)

@@ -37,7 +37,7 @@ from .families.coding import ExactHyperprior
 from .format.entropy import sigma_table
 from .format.exact import FactorizedPrior, IntegerNetwork
 from .families import ZOO
-from .models import (EXPORT_VERSION, GRAPHS, PORTABLE, SPEC, export_runtime, file_digest, models_dir, shipped_card,
+from .models import (EXPORT_VERSION, GRAPHS, SPEC, export_runtime, file_digest, models_dir, shipped_card,
                      shipped_models)
 
 TORCH_ONLY = ".torch-only"  # beside a cache key: that checkpoint's architecture has no export
@@ -69,7 +69,7 @@ def export_checkpoint(source: Path, quiet: bool = False) -> Path | None:
 
     model = load_model(str(source))
     cache_dir().mkdir(parents=True, exist_ok=True)
-    if model.arch not in PORTABLE:
+    if not model.family.portable:
         write_atomic(str(cache_dir() / f"{key}{TORCH_ONLY}"), f"{model.arch}\n".encode(), force=True)
         return None
     if not quiet:
@@ -94,6 +94,19 @@ class RuntimeModel:
     spec: dict
     exact: ExactHyperprior
     stem: Path  # the graphs are <stem>.g_s.onnx, <stem>.g_a.onnx and <stem>.h_a.onnx
+    needs_torch = False  # the protocol ``LoadedModel`` answers too
+
+    @staticmethod
+    def pixels(image, drop_alpha: bool = False) -> tuple[np.ndarray, str]:
+        """(padded uint8 pixels (1, 3, Hp, Wp), mode to decode back to)."""
+        from .imageio import padded_pixels
+
+        return padded_pixels(image, drop_alpha)
+
+    @staticmethod
+    def latent(array: np.ndarray) -> np.ndarray:
+        """A latent as the codec holds it without torch: the array itself."""
+        return array
 
     @property
     def name(self) -> str:

@@ -4,7 +4,7 @@ cheap (no torch), so that ``lrcodec --help`` stays fast."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .errors import LrcodecError
 
@@ -12,6 +12,10 @@ METHODS = ("ssl", "linear", "cosine", "atanh", "ste", "noise")
 THREE_CLASS = ("ssl", "linear", "cosine")
 PRECISIONS = ("auto", "float32", "bfloat16")
 SURROGATES = ("noise", "ste", "mixed", "uq", "soft-round", "sua")  # lrcodec/learn/surrogates.py
+TUNES = ("psnr", "ms-ssim")  # what refinement weighs against the rate (lrcodec/learn/distortion.py)
+SSL_SHARPNESS, SSL_SHARPNESS_THREE_CLASS = 2.3, 1.4  # the SGA+ paper's a for two and three classes
+MAX_PIXELS = 100_000_000
+SIGMA_MIN = 0.11  # CompressAI's SCALES_MIN: lower bound of sigma in estimate and coder alike  # the largest image (and file) coded unless a limit is given
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,7 @@ class RefineSettings:
     three_class: bool = False
     iterations: int = 500
     lr: float = 0.005
-    a: float | None = None  # SSL sharpness: 2.3, or 1.4 with three classes
+    a: float | None = None  # SSL sharpness (None: SSL_SHARPNESS, or SSL_SHARPNESS_THREE_CLASS)
     tmax: float = 1.0  # temperature T(t) = min(tmax, exp(-decay t))
     decay: float = 1e-3
     lr_drop: float = 1.0  # after this fraction of the iterations the lr falls to a tenth (1: never)
@@ -31,7 +35,8 @@ class RefineSettings:
     eval_every: int = 10  # iterations between true-loss evaluations
     lmbda: float | None = None  # R-D trade-off (None: the model card's, else ``refine.lambda_for``'s default)
     precision: str = "auto"  # the synthesis inside the loop: bfloat16 where the hardware has it natively
-    time_limit: float | None = None  # seconds for the whole refinement: fewer iterations where they do not fit
+    time_limit: float = 0.0  # seconds for the whole refinement: fewer iterations where they do not fit (0: none)
+    tune: str = "psnr"  # the distortion weighed against the rate (TUNES)
 
     def check(self) -> None:
         if self.method not in METHODS:
@@ -44,10 +49,19 @@ class RefineSettings:
             raise LrcodecError("eval_every must be >= 1, patience >= 0 and lr_drop in (0, 1]")
         if self.lmbda is not None and not self.lmbda > 0:
             raise LrcodecError(f"lambda must be positive, got {self.lmbda}")
-        if self.time_limit is not None and self.time_limit < 0:
+        if self.time_limit is None or self.time_limit < 0:
             raise LrcodecError("time_limit must be >= 0 seconds (0: none)")
+        if self.tune not in TUNES:
+            raise LrcodecError(f"unknown tuning {self.tune!r} (choose from {', '.join(TUNES)})")
         if self.precision not in PRECISIONS:
             raise LrcodecError(f"unknown precision {self.precision!r} (choose from {', '.join(PRECISIONS)})")
+
+    @property
+    def sharpness(self) -> float:
+        """The SSL sharpness a: as given, else the paper's for the number of classes."""
+        if self.a is not None:
+            return self.a
+        return SSL_SHARPNESS_THREE_CLASS if self.three_class else SSL_SHARPNESS
 
     @property
     def label(self) -> str:
@@ -58,8 +72,11 @@ def _budget(iterations: int, lr: float, anneal: float, seconds: float) -> Refine
     """SSL with the temperature annealed over the whole budget (T falls to e^-anneal) and the
     lr cut to a tenth for the last fifth: the schedule bench/schedules.py chose. ``seconds``
     bounds the refinement: a large image gets the iterations that fit (the same schedule
-    over fewer of them)."""
-    return RefineSettings(iterations=iterations, lr=lr, decay=anneal / iterations, lr_drop=0.8, time_limit=seconds)
+    over fewer of them). One true-loss evaluation, at the end: with the temperature annealed
+    and the lr cut, the last latents are the ones to code (bench/effort.py measures the
+    cost of the evaluations this saves against what they found)."""
+    return RefineSettings(iterations=iterations, lr=lr, decay=anneal / iterations, lr_drop=0.8, time_limit=seconds,
+                          eval_every=iterations)
 
 
 # effort -> refinement (0: the plain encode); chosen with bench/schedules.py
@@ -102,22 +119,65 @@ class EncodeSettings:
     reconstruction: str = "dither"
     soft_alpha: int | None = None
     drop_alpha: bool = False
-    max_pixels: int = 100_000_000
+    max_pixels: int = MAX_PIXELS
     device: str = "auto"  # where the transforms run: auto (CUDA if present), cpu or cuda; a plain encode
     # of a model with a runtime export runs on the CPU without torch (lrcodec.runtime) unless "cuda"
-    time_limit: float | None = None  # seconds for one image's refinement (None: the effort's; 0: no limit)
+    time_limit: float | None = None  # seconds for one image's refinement (0: no limit; None: the refinement's own)
     lmbda: float | None = None  # the refinement's R-D trade-off (None: the refinement's, else ``refine.lambda_for``)
+    tune: str = "psnr"  # the distortion refinement weighs against the rate (TUNES)
+    roi: str | bytes | None = None  # a region-of-interest mask: a greyscale image's path or bytes
     metadata: str = "all"  # what of the input's ICC profile, EXIF and XMP the file keeps (imageio.METADATA_CHOICES)
 
     def refine_settings(self) -> RefineSettings | None:
         """The refinement to run, or None for a plain encode."""
         refinement = self.refine if self.refine is not None else effort_settings(self.effort)
+        steering = {"--lmbda": self.lmbda is not None, "--tune": self.tune != "psnr", "--roi": self.roi is not None}
         if refinement is None:
-            if self.lmbda is not None:
-                raise LrcodecError("--lmbda steers refinement: it needs an effort above 0")
+            for option, given in steering.items():
+                if given:
+                    raise LrcodecError(f"{option} steers refinement: it needs an effort above 0")
             return None
         if self.lmbda is not None:
             refinement = replace(refinement, lmbda=self.lmbda)
         if self.time_limit is not None:
-            refinement = replace(refinement, time_limit=self.time_limit or None)
+            refinement = replace(refinement, time_limit=self.time_limit)
+        if self.tune != "psnr":
+            refinement = replace(refinement, tune=self.tune)
+        refinement.check()
         return refinement
+
+
+@dataclass
+class TrainConfig:
+    """One training run (``lrcodec.learn.train``; ``lrcodec train`` reads its defaults here)."""
+
+    data: str = "../shared/data/train"
+    out: str = "models/lrc-custom"  # the weights and card: <out>.safetensors, <out>.json
+    lmbda: float = 0.0067
+    arch: str | None = None  # None: mean-scale, or the init model's
+    N: int | None = None  # None: 64, or the init model's
+    M: int | None = None  # None: 96, or the init model's (a larger M widens the init model)
+    context: dict | None = None  # more of the architecture than N, M (channel-context: the slice networks;
+    # ELIC: its channel groups); None: the family's default
+    steps: int = 10000
+    batch_size: int = 8
+    crop: int = 256
+    lr: float = 1e-3
+    context_lr: float | None = None  # channel-context: lr of the slice networks (None: lr); new layers on trained transforms
+    decay_start: float = 0.8  # fraction of steps after which the lr decays (cosine) to lr/20
+    surrogate: str = "mixed"
+    sigma_min: float = SIGMA_MIN
+    alpha_max: float = 16.0  # soft-round: alpha rises linearly from 1 to alpha_max
+    tau_end: float = 0.0  # sua: temperature held at tau_end after 90% of steps; 0 won the study (docs/training.md)
+    sua_stop_gradient: bool = True  # sua: the partial stop-gradient (False: the ablation without it)
+    seed: int = 0
+    val_images: int = 8  # held out from the end of the sorted file list, never trained on
+    checkpoint_every: int = 500
+    checkpoint_dir: str = "runs"
+    init: str | None = None  # start from these weights (lambda fine-tuning, widening)
+    init_training: dict | None = None  # the init model's own training record, kept in the card
+    threads: int | None = None
+    bf16: bool | None = None  # CPU bf16 autocast; None: only where the CPU has bf16 instructions
+    device: str = "auto"  # auto: CUDA when present
+    max_minutes: float | None = None  # stop (with a checkpoint) after this wall time
+    history: list = field(default_factory=list)

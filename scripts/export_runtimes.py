@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sys
 
-from lrcodec.models import PORTABLE, SPEC, export_runtime, load_model, models_dir, shipped_models
+from lrcodec.families import family
+from lrcodec.models import SPEC, export_runtime, load_model, models_dir, shipped_models
 
 
 def main() -> None:
     for card in shipped_models(current_only=False):
         stem = models_dir() / card["name"]
-        if card["arch"] in PORTABLE and ("--all" in sys.argv or not stem.with_name(stem.name + SPEC).exists()):
+        if family(card["arch"]).portable and ("--all" in sys.argv or not stem.with_name(stem.name + SPEC).exists()):
             print(export_runtime(load_model(card["name"]), stem))
 
 

@@ -1,8 +1,8 @@
-"""README's layout table, from the package itself: every subpackage and module with the first
+"""docs/layout.md's table, from the package itself: every subpackage and module with the first
 sentence of its docstring, in layer order (tests/test_package.py checks both).
 
     python scripts/layout.py            # prints the table
-    python scripts/layout.py --write    # writes it into README.md
+    python scripts/layout.py --write    # writes it into docs/layout.md
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ END = "<!-- end of layout -->"
 # The layers, bottom to top: a module imports its own layer and those below, never one above
 # (tests/test_package.py). Every module and subpackage of lrcodec/ is in exactly one.
 LAYERS = [["errors", "settings", "metrics", "devices"], ["format"], ["families"], ["imageio", "models", "runtime", "codec"],
-          ["learn"], ["app", "pillow"]]
+          ["learn"], ["encoder"], ["app", "pillow"]]
 ORDER = [name for layer in LAYERS for name in layer]
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     if "--write" not in sys.argv:
         print(table())
         return
-    readme = ROOT / "README.md"
+    readme = ROOT / "docs" / "layout.md"
     text = readme.read_text()
     start, end = text.index(START) + len(START), text.index(END)
     readme.write_text(text[:start] + "\n" + table() + "\n" + text[end:])

@@ -67,7 +67,7 @@ def _briefly_train(net, arch: str, seed: int, steps: int = 30) -> None:
 
 # What lrcodec promises of decoded pixels between thread counts, CPU kernels, tilings and
 # machines: g_s is float, its sums split differently, so a value may differ by one level, and
-# rarely (README, "What a file needs to decode elsewhere"; bench/threads.py measures how rarely).
+# rarely (docs/portability.md, "What a file needs to decode elsewhere"; bench/threads.py measures how rarely).
 from lrcodec.metrics import PIXEL_FRACTION, PIXEL_LEVELS  # noqa: E402
 
 

@@ -38,9 +38,9 @@ def test_cuda_where_there_is_one(monkeypatch):
     assert resolve_device("cuda") == torch.device("cuda")
 
 
-@pytest.mark.parametrize("name", ["gpu", "CUDA", "cuda:1", "mps", ""])
+@pytest.mark.parametrize("name", ["gpu", "CUDA", "cuda:-1", "mps", ""])
 def test_an_unknown_device_names_the_choices(name):
-    with pytest.raises(LrcodecError, match=rf"^unknown device {name!r} \(choose from auto, cpu, cuda\)$"):
+    with pytest.raises(LrcodecError, match=rf"^unknown device {name!r} \(choose from auto\|cpu\|cuda\|cuda:N\)$"):
         resolve_device(name)
 
 
@@ -121,3 +121,34 @@ def test_the_cpu_is_asked_once_per_process(monkeypatch):
         assert len(reads) == 1
     finally:
         devices._cpu_has_bf16.cache_clear()  # the next caller asks the real CPU
+
+
+def test_any_cuda_device_by_its_index(monkeypatch):
+    _cuda(monkeypatch, True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(LrcodecError, match="^--device cuda:2: this machine has 2 CUDA device"):
+        resolve_device("cuda:2")
+    _cuda(monkeypatch, False)
+    with pytest.raises(LrcodecError, match="^--device cuda:1: no CUDA device is available"):
+        resolve_device("cuda:1")
+
+
+@pytest.mark.parametrize("name", ["tpu", "cuda:", "cuda:x", "cuda1", "CPU"])
+def test_a_device_that_names_nothing_is_refused(name):
+    with pytest.raises(LrcodecError, match="unknown device"):
+        devices.check_device(name)
+
+
+def test_the_command_line_takes_a_cuda_index(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+    from conftest import photo_like
+
+    from lrcodec.app.cli import main
+
+    _cuda(monkeypatch, False)
+    photo_like(64, 48).save(tmp_path / "a.png")
+    r = CliRunner().invoke(main, ["encode", str(tmp_path / "a.png"), "--device", "cuda:1", "-e", "1"])
+    assert r.exit_code == 1 and "--device cuda:1: no CUDA device" in r.output, r.output
+    r = CliRunner().invoke(main, ["encode", str(tmp_path / "a.png"), "--device", "tpu"])
+    assert r.exit_code == 2 and "unknown device 'tpu'" in r.output

@@ -309,3 +309,43 @@ def test_image_metadata_keeps_what_is_asked_and_drops_what_the_format_cannot_hol
     image.info["icc_profile"] = bytes(METADATA_CAP + 1)
     with pytest.warns(UserWarning, match="icc not kept"):
         assert set(imageio.image_metadata(image)) == {"exif", "xmp"}
+
+
+def test_library_calls_leave_pillows_guard_and_the_umask_alone(tmp_path):
+    """A second program that imports lrcodec, opens images and writes files with it keeps
+    Pillow's decompression-bomb limit for its own images, and never sees its umask change
+    (read by a thread all along, as another thread's open() would take it)."""
+    program = f"""
+import io, os, threading
+from PIL import Image
+os.umask(0o022)
+limit = Image.MAX_IMAGE_PIXELS
+from lrcodec.imageio import open_image, write_atomic
+
+def umask():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+
+seen, done = set(), threading.Event()
+watcher = threading.Thread(target=lambda: [seen.add(umask()) for _ in iter(done.is_set, True)])
+watcher.start()
+png = io.BytesIO()
+Image.new("RGB", (64, 48)).save(png, "PNG")
+for i in range(200):
+    open_image(png.getvalue(), "a.png")
+    write_atomic(os.path.join({str(tmp_path)!r}, "out.bin"), b"x", force=True)
+done.set()
+watcher.join()
+assert Image.MAX_IMAGE_PIXELS == limit, Image.MAX_IMAGE_PIXELS
+assert seen == {{0o022}}, seen
+Image.MAX_IMAGE_PIXELS = 1000  # the program's own, lower limit: lrcodec keeps its own (max_pixels)
+assert open_image(png.getvalue(), "a.png").size == (64, 48)
+try:
+    Image.open(io.BytesIO(png.getvalue()))
+except Image.DecompressionBombError:
+    print("guarded")
+"""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads the umask from /proc")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "guarded", result.stderr

@@ -56,3 +56,30 @@ def test_rd_loss_is_compressai_trade_off():
     assert torch.allclose(loss, 0.05 * 255**2 * mse.detach() + bpp.detach())
     loss.sum().backward()
     assert torch.allclose(mse.grad, torch.full((2,), 0.05 * 255**2)) and torch.allclose(bpp.grad, torch.ones(2))
+
+
+@pytest.mark.parametrize("size", [(161, 161), (512, 768), (203, 397)])
+def test_ms_ssim_is_pytorch_msssims(size):
+    """The one MS-SSIM (refinement's loss and eval's figure) is pytorch-msssim's, bit for bit
+    in float64; uniform weights change nothing."""
+    from pytorch_msssim import ms_ssim as reference
+
+    from lrcodec.metrics import ms_ssim
+
+    gen = torch.Generator().manual_seed(sum(size))
+    a = torch.rand((2, 3, *size), generator=gen, dtype=torch.float64) * 255
+    b = (a + torch.randn(a.shape, generator=gen, dtype=torch.float64) * 20).clamp(0, 255)
+    ours = ms_ssim(a, b, 255.0)
+    assert ours.shape == (2,)
+    assert torch.equal(ours, reference(a, b, data_range=255.0, size_average=False))
+    assert torch.allclose(ms_ssim(a, b, 255.0, weights=torch.full((1, 1, *size), 2.0, dtype=torch.float64)), ours)
+    assert torch.allclose(ms_ssim(a / 255, b / 255), ours)
+
+
+def test_ms_ssim_of_a_small_image_uses_the_scales_that_fit():
+    from lrcodec.metrics import ms_ssim, ms_ssim_levels
+
+    assert [ms_ssim_levels(s, 500) for s in (5, 21, 41, 81, 160, 161)] == [1, 2, 3, 4, 4, 5]
+    a = torch.rand((1, 3, 48, 64), dtype=torch.float64)
+    assert float(ms_ssim(a, a)[0]) == pytest.approx(1.0)
+    assert 0 < float(ms_ssim(a, a.flip(-1))[0]) < 0.5

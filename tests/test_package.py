@@ -1,4 +1,4 @@
-"""The package's architecture (README's layout table): subpackages by role, each layer
+"""The package's architecture (docs/layout.md's table): subpackages by role, each layer
 importing only those below it, and no import cycles, lazy imports included."""
 
 from __future__ import annotations
@@ -80,9 +80,9 @@ def test_there_are_no_import_cycles():
         visit(node, [])
 
 
-def test_the_readme_layout_table_is_the_package():
-    """README's layout table lists every subpackage and module, each with the first line of
+def test_the_layout_table_is_the_package():
+    """docs/layout.md's table lists every subpackage and module, each with the first line of
     its docstring (``python scripts/layout.py --write`` regenerates it)."""
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "layout.md").read_text()
     table = re.search(re.escape(layout.START) + r"\n(.*?)\n" + re.escape(layout.END), readme, re.S)
     assert table and table.group(1).strip() == layout.table().strip()

@@ -95,7 +95,7 @@ def test_lambda_and_time_limit_override_the_preset():
     assert EncodeSettings(effort=3, lmbda=0.05).refine_settings() == replace(preset, lmbda=0.05)
     assert EncodeSettings(effort=3, time_limit=12.5).refine_settings() == replace(preset, time_limit=12.5)
     unlimited = EncodeSettings(effort=3, time_limit=0).refine_settings()
-    assert unlimited.time_limit is None and replace(unlimited, time_limit=preset.time_limit) == preset
+    assert unlimited.time_limit == 0 and replace(unlimited, time_limit=preset.time_limit) == preset  # 0: none, in both
     assert EFFORTS[3] is preset and preset.lmbda is None and preset.time_limit == 90
 
 
@@ -106,4 +106,20 @@ def test_an_explicit_refinement_replaces_the_effort():
     assert EncodeSettings(effort=0, refine=own).refine_settings() == own
     assert EncodeSettings(effort=4, refine=own).refine_settings() == own
     combined = EncodeSettings(effort=0, refine=own, lmbda=0.2, time_limit=0).refine_settings()
-    assert combined == replace(own, lmbda=0.2, time_limit=None)
+    assert combined == replace(own, lmbda=0.2, time_limit=0)
+
+
+def test_tune_reaches_the_refinement_and_needs_one():
+    assert EncodeSettings(effort=2, tune="ms-ssim").refine_settings() == replace(EFFORTS[2], tune="ms-ssim")
+    with pytest.raises(LrcodecError, match="^--tune steers refinement: it needs an effort above 0$"):
+        EncodeSettings(effort=0, tune="ms-ssim").refine_settings()
+    with pytest.raises(LrcodecError, match="^--roi steers refinement: it needs an effort above 0$"):
+        EncodeSettings(effort=0, roi="mask.png").refine_settings()
+
+
+def test_the_ssl_sharpness_defaults_by_the_number_of_classes():
+    from lrcodec.settings import SSL_SHARPNESS, SSL_SHARPNESS_THREE_CLASS
+
+    assert RefineSettings().sharpness == SSL_SHARPNESS == 2.3
+    assert RefineSettings(three_class=True).sharpness == SSL_SHARPNESS_THREE_CLASS == 1.4
+    assert RefineSettings(a=3.0, three_class=True).sharpness == 3.0

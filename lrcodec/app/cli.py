@@ -14,10 +14,13 @@ from pathlib import Path
 import click
 
 from .. import JSON_SCHEMA_VERSION, __version__
-from ..devices import DEVICES
+from ..devices import DEVICE_HELP, check_device
 from ..errors import LrcodecError
 from ..families import ARCHITECTURES, ZOO
-from ..settings import DEFAULT_EFFORT, EFFORTS, EXECUTORS, METHODS, PRECISIONS, SURROGATES, RECONSTRUCTIONS, EncodeSettings, RefineSettings
+from ..settings import (DEFAULT_EFFORT, EFFORTS, EXECUTORS, METHODS, PRECISIONS, RECONSTRUCTIONS, SSL_SHARPNESS,
+                        SSL_SHARPNESS_THREE_CLASS, SURROGATES, TUNES, EncodeSettings, RefineSettings, TrainConfig)
+
+E, R, T = EncodeSettings(), RefineSettings(), TrainConfig()  # every option's default is read from these
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -51,7 +54,7 @@ def reconstruction_options(f):
     f = click.option("--soft-alpha", type=int, default=None, metavar="ALPHA",
                      help="Soft-rounding alpha of soft-mean reconstruction (default: the one the "
                           "model was trained with).")(f)
-    f = click.option("--reconstruction", type=click.Choice(RECONSTRUCTIONS), default="dither",
+    f = click.option("--reconstruction", type=click.Choice(RECONSTRUCTIONS), default=E.reconstruction,
                      show_default=True,
                      help="UQ reconstruction: k + u, or the soft-rounding conditional mean r_alpha(k + u) "
                           "for models trained with soft rounding (implies --uq).")(f)
@@ -124,6 +127,9 @@ def main(ctx, debug):
         click.echo(f"Warning: {message}", err=True)
 
     warnings.showwarning = one_line_warning
+    # The command's own size limit (--max-pixels) guards against decompression bombs; Pillow's
+    # warning for images between its limit and twice it would only repeat it.
+    warnings.filterwarnings("ignore", message="Image size .* could be decompression bomb")
 
 
 def batch_options(f):
@@ -137,20 +143,35 @@ def batch_options(f):
                      help="local: --jobs worker processes here; ray: one Ray task per image.")(f)
     f = click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
                      help="Images in parallel (worker processes; the CPU threads are split between them).")(f)
-    f = click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-                     help="Where the transforms and refinement run (auto: CUDA if present; a plain "
-                          "encode of a hyperprior model runs on the CPU without torch unless cuda is "
-                          "asked for). The symbols are always decided on the CPU's exact path, so files "
-                          "decode anywhere.")(f)
+    f = device_option("Where the transforms and refinement run (auto: CUDA if present; a plain encode of a "
+                      "hyperprior model runs on the CPU without torch unless cuda is asked for). The symbols are "
+                      "always decided on the CPU's exact path, so files decode anywhere.")(f)
     return f
+
+
+def device_option(help: str):
+    return click.option("--device", default=E.device, show_default=True, metavar=DEVICE_HELP,
+                        callback=lambda ctx, param, value: _usage(check_device, value), help=help)
+
+
+def _usage(check, value):
+    """A library check's LrcodecError as click's usage error."""
+    try:
+        return check(value)
+    except LrcodecError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+max_pixels_option = click.option("--max-pixels", type=click.IntRange(1), default=E.max_pixels, show_default=True,
+                                 help="The largest image (or file) in pixels that is read.")
 
 
 def quantizer_cli_options(f):
     """--uq / --seed / --reconstruction / --soft-alpha / --drop-alpha / --max-pixels."""
-    f = click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)(f)
+    f = max_pixels_option(f)
     f = click.option("--drop-alpha", is_flag=True, help="Code the colours of an image with alpha.")(f)
     f = reconstruction_options(f)
-    f = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+    f = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=E.seed, show_default=True,
                      help="Dither seed for --uq (and the sampler's seed in refinement).")(f)
     f = click.option("--uq", is_flag=True, help="Universal quantization with a dither from --seed.")(f)
     return f
@@ -199,7 +220,8 @@ def _encode_many(inputs, output, settings, force, jobs, executor, address, summa
 
 
 def _encode_one(input, output, settings, force, summary, quiet) -> None:
-    from .batch import encode_bytes, write_summary
+    from ..encoder import encode_bytes
+    from .batch import write_summary
     from ..imageio import read_bytes, write_atomic
     from .progress import ProgressBar
 
@@ -253,6 +275,18 @@ def _metadata_kinds(ctx, param, value: str) -> str:
     raise click.BadParameter("all, none, or icc, exif and xmp joined by commas (icc,exif)")
 
 
+def tuning_options(f):
+    """--tune / --roi: what refinement weighs against the rate, and where."""
+    f = click.option("--roi", default=None, metavar="MASK",
+                     help="Region of interest: a greyscale image of the input's shape (any size); brighter pixels "
+                          "get more of the bits (white weighs 10x black). Needs an effort above 0; the file "
+                          "decodes as any other. docs/tuning.md.")(f)
+    f = click.option("--tune", type=click.Choice(TUNES), default=E.tune, show_default=True,
+                     help="The distortion refinement minimizes with the rate: psnr (MSE) or ms-ssim (structure; "
+                          "about the same rate at a quality level). Needs an effort above 0.")(f)
+    return f
+
+
 metadata_option = click.option(
     "--metadata", default=EncodeSettings.metadata, show_default=True, callback=_metadata_kinds,
     metavar="all|none|icc|exif|xmp",
@@ -274,11 +308,12 @@ def time_limit_option(default_help: str):
               help=_effort_help())
 @time_limit_option("the effort's")
 @lambda_option
+@tuning_options
 @quantizer_cli_options
 @metadata_option
 @batch_options
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
-def encode(inputs, output, force, model_name, quality, effort, time_limit, lmbda, uq, seed, reconstruction,
+def encode(inputs, output, force, model_name, quality, effort, time_limit, lmbda, tune, roi, uq, seed, reconstruction,
            soft_alpha, drop_alpha, max_pixels, metadata, device, jobs, executor, address, summary, quiet):
     """Encode images into lrcodec files: one file, or files and folders into -o DIR.
 
@@ -291,7 +326,7 @@ def encode(inputs, output, force, model_name, quality, effort, time_limit, lmbda
     settings = EncodeSettings(model=model_name, quality=quality, effort=effort, uq=uq, seed=seed,
                               reconstruction=reconstruction, soft_alpha=soft_alpha, drop_alpha=drop_alpha,
                               max_pixels=max_pixels, device=device, time_limit=time_limit, lmbda=lmbda,
-                              metadata=metadata)
+                              metadata=metadata, tune=tune, roi=roi)
     _encode(inputs, output, settings, force, jobs, executor, address, summary, quiet)
 
 
@@ -299,7 +334,7 @@ def encode(inputs, output, force, model_name, quality, effort, time_limit, lmbda
 @click.argument("input", metavar="INPUT")
 @lambda f: output_options(f, many=False)
 @model_options
-@click.option("--max-pixels", type=click.IntRange(1), default=100_000_000, show_default=True)
+@max_pixels_option
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def decode(input, output, force, model_name, quality, max_pixels, quiet):
     """Decode an lrcodec file into an image (PNG unless the output name says otherwise).
@@ -344,29 +379,31 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @output_options
 @model_options
-@click.option("--method", type=click.Choice(METHODS), default="ssl", show_default=True,
+@click.option("--method", type=click.Choice(METHODS), default=R.method, show_default=True,
               help="Soft-rounding sampler (SGA+ methods, SGA/atanh, baselines).")
 @click.option("--three-class", is_flag=True, help="Three-class rounding (ssl, linear, cosine).")
-@click.option("--iterations", type=click.IntRange(0), default=500, show_default=True)
-@click.option("--lr", type=float, default=0.005, show_default=True)
-@click.option("--lr-drop", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+@click.option("--iterations", type=click.IntRange(0), default=R.iterations, show_default=True)
+@click.option("--lr", type=float, default=R.lr, show_default=True)
+@click.option("--lr-drop", type=click.FloatRange(0, 1, min_open=True), default=R.lr_drop, show_default=True,
               help="Fraction of the iterations after which the lr falls to a tenth (1: never).")
-@click.option("--a", "a", type=float, default=None, help="SSL sharpness (default 2.3; 1.4 with --three-class).")
-@click.option("--tmax", type=float, default=1.0, show_default=True, help="Temperature upper bound.")
-@click.option("--decay", type=float, default=1e-3, show_default=True, help="Temperature decay rate.")
-@click.option("--patience", type=click.IntRange(0), default=0, show_default=True,
-              help="Stop after this many true-loss evaluations (every 10 iterations) without a better one.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+@click.option("--a", "a", type=float, default=R.a,
+              help=f"SSL sharpness (default {SSL_SHARPNESS}; {SSL_SHARPNESS_THREE_CLASS} with --three-class).")
+@click.option("--tmax", type=float, default=R.tmax, show_default=True, help="Temperature upper bound.")
+@click.option("--decay", type=float, default=R.decay, show_default=True, help="Temperature decay rate.")
+@click.option("--patience", type=click.IntRange(0), default=R.patience, show_default=True,
+              help=f"Stop after this many true-loss evaluations (every {R.eval_every} iterations) without a better one.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=R.precision, show_default=True,
               help="Synthesis inside the loop (auto: bfloat16 where the hardware has it natively).")
 @lambda_option
 @click.option("--target-bpp", type=float, default=None, help="Search lambda for this rate (several refinements).")
 @time_limit_option("none")
+@tuning_options
 @quantizer_cli_options
 @metadata_option
 @batch_options
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
 def refine(inputs, output, force, model_name, quality, method, three_class, iterations, lr, lr_drop, a, tmax,
-           decay, patience, precision, lmbda, target_bpp, time_limit, uq, seed, reconstruction, soft_alpha,
+           decay, patience, precision, lmbda, target_bpp, time_limit, tune, roi, uq, seed, reconstruction, soft_alpha,
            drop_alpha, max_pixels, metadata, device, jobs, executor, address, summary, quiet):
     """Encode with per-image latent refinement, every knob exposed (`encode --effort` has presets).
 
@@ -383,28 +420,36 @@ def refine(inputs, output, force, model_name, quality, method, three_class, iter
     settings = EncodeSettings(model=model_name, quality=quality, refine=refinement, target_bpp=target_bpp, uq=uq,
                               seed=seed, reconstruction=reconstruction, soft_alpha=soft_alpha,
                               drop_alpha=drop_alpha, max_pixels=max_pixels, device=device, time_limit=time_limit,
-                              metadata=metadata)
+                              metadata=metadata, tune=tune, roi=roi)
     _encode(inputs, output, settings, force, jobs, executor, address, summary, quiet)
 
 
 @main.command(name="eval")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @model_options
-@click.option("--method", default="base", show_default=True,
-              type=click.Choice(("base", *METHODS)),
-              help="Plain encode (base) or a refinement method.")
-@click.option("--iterations", type=click.IntRange(0), default=500, show_default=True)
+@click.option("--effort", "-e", type=click.IntRange(0, max(EFFORTS)), default=DEFAULT_EFFORT, show_default=True,
+              help="As encode's: the files measured are the ones encode writes.")
+@click.option("--method", default=None, type=click.Choice(METHODS),
+              help="Research: refine with this sampler for --iterations instead of an effort's preset.")
+@click.option("--iterations", type=click.IntRange(0), default=R.iterations, show_default=True)
+@time_limit_option("the effort's")
+@lambda_option
+@tuning_options
 @click.option("--uq", is_flag=True, help="Universal quantization.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=E.seed, show_default=True,
+              help="Dither seed for --uq (and the sampler's seed in refinement).")
 @reconstruction_options
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
               help="Images in parallel processes (threads shared fairly).")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="Where the transforms and refinement run (auto: CUDA if present).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True)
+@click.option("--address", default=None, metavar="ADDR", help="Ray cluster to run on.")
+@device_option("Where the transforms and refinement run (auto: CUDA if present).")
 @click.option("--json", "json_out", default=None, metavar="OUT", help="Write per-image results and averages as JSON.")
 @click.option("--csv", "csv_out", default=None, metavar="OUT", help="Write per-image results as CSV.")
-def evaluate(paths, model_name, quality, method, iterations, uq, reconstruction, soft_alpha, jobs, device,
-             json_out, csv_out):
-    """Measure bpp (from real files), PSNR, MS-SSIM and timings on images or folders.
+def evaluate(paths, model_name, quality, effort, method, iterations, time_limit, lmbda, tune, roi, uq, seed,
+             reconstruction, soft_alpha, jobs, executor, address, device, json_out, csv_out):
+    """Measure bpp (from real files), PSNR, MS-SSIM and timings on images or folders: each file
+    is what `encode` with the same options writes, decoded as `decode` does.
 
     \b
     Example: lrcodec eval ../shared/data/kodak --quality 3 --json kodak.json
@@ -413,10 +458,13 @@ def evaluate(paths, model_name, quality, method, iterations, uq, reconstruction,
     from ..imageio import write_atomic
 
     files = collect_images(list(paths))
-    options = {"method": method, "iterations": iterations, "uq": uq, "reconstruction": reconstruction,
-               "soft_alpha": soft_alpha}
+    refine = None if method is None else RefineSettings(method=method, iterations=iterations)
+    settings = EncodeSettings(model=model_name, quality=quality, effort=effort, refine=refine, lmbda=lmbda, tune=tune,
+                              roi=roi, uq=uq, seed=seed, reconstruction=reconstruction, soft_alpha=soft_alpha,
+                              device=device, time_limit=time_limit)
+    settings.refine_settings()  # bad combinations are errors before any work
     with click.progressbar(length=len(files), label="evaluating", file=sys.stderr) as bar:
-        rows = evaluate_paths(files, model_name, quality, options, jobs, on_done=lambda: bar.update(1), device=device)
+        rows = evaluate_paths(files, settings, jobs, executor, address, on_done=lambda: bar.update(1))
     keys = ["bpp", "psnr", "ms_ssim", "encode_s", "decode_s"]
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in keys}
     click.echo(f"{'image':20} {'bytes':>8} {'bpp':>7} {'PSNR':>7} {'MS-SSIM':>8} {'enc s':>7} {'dec s':>7}")
@@ -424,8 +472,13 @@ def evaluate(paths, model_name, quality, method, iterations, uq, reconstruction,
         click.echo(f"{r['image'][:20]:20} {r['bytes']:>8.0f} {r['bpp']:>7.4f} {r['psnr']:>7.2f} "
                    f"{r['ms_ssim']:>8.4f} {r['encode_s']:>7.2f} {r['decode_s']:>7.2f}")
     if json_out:
-        report = {"schema_version": JSON_SCHEMA_VERSION, "images": rows, "mean": mean, "options": options}
-        write_atomic(json_out, (json.dumps(report, indent=2) + "\n").encode(), True)
+        from dataclasses import asdict
+
+        options = {"effort": effort, "method": method or "base", "iterations": iterations, "tune": tune, "roi": roi,
+                   "uq": uq, "reconstruction": reconstruction, "soft_alpha": soft_alpha}
+        report = {"schema_version": JSON_SCHEMA_VERSION, "images": rows, "mean": mean, "options": options,
+                  "settings": asdict(settings)}
+        write_atomic(json_out, (json.dumps(report, indent=2, default=str) + "\n").encode(), True)
     if csv_out:
         import csv
         import io
@@ -495,39 +548,39 @@ def models(as_json):
 
 
 @main.command()
-@click.option("--data", default="../shared/data/train", show_default=True, help="Folder of training images.")
-@click.option("--lmbda", type=float, default=0.0067, show_default=True, help="Rate-distortion trade-off.")
-@click.option("--arch", type=click.Choice(ARCHITECTURES), default=None,
+@click.option("--data", default=T.data, show_default=True, help="Folder of training images.")
+@click.option("--lmbda", type=float, default=T.lmbda, show_default=True, help="Rate-distortion trade-off.")
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default=T.arch,
               help="Architecture [default: mean-scale, or the --init model's].")
-@click.option("--N", "N", type=int, default=None, help="Transform channels [default: 64, or the --init model's].")
-@click.option("--M", "M", type=int, default=None,
+@click.option("--N", "N", type=int, default=T.N, help="Transform channels [default: 64, or the --init model's].")
+@click.option("--M", "M", type=int, default=T.M,
               help="Latent channels [default: 96, or the --init model's; more widens it: train the new "
                    "channels with --surrogate noise first, see docs/training.md].")
-@click.option("--steps", type=int, default=10000, show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--crop", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--context-lr", type=float, default=None,
+@click.option("--steps", type=int, default=T.steps, show_default=True)
+@click.option("--batch-size", type=int, default=T.batch_size, show_default=True)
+@click.option("--crop", type=int, default=T.crop, show_default=True)
+@click.option("--lr", type=float, default=T.lr, show_default=True)
+@click.option("--context-lr", type=float, default=T.context_lr,
               help="channel-context: lr of the slice networks [default: --lr].")
-@click.option("--decay-start", type=float, default=0.8, show_default=True,
+@click.option("--decay-start", type=float, default=T.decay_start, show_default=True,
               help="Fraction of the steps after which the lr decays (cosine) to lr/20.")
-@click.option("--surrogate", type=click.Choice(SURROGATES),
-              default="mixed", show_default=True)
-@click.option("--sigma-min", type=float, default=0.11, show_default=True,
+@click.option("--surrogate", type=click.Choice(SURROGATES), default=T.surrogate, show_default=True)
+@click.option("--sigma-min", type=float, default=T.sigma_min, show_default=True,
               help="Lower bound of the scale in training and in the coder.")
-@click.option("--alpha-max", type=float, default=16.0, show_default=True, help="soft-round: final alpha.")
-@click.option("--tau-end", type=float, default=0.0, show_default=True, help="sua: final temperature (0: hard rounding; docs/training.md).")
-@click.option("--sua-stop-gradient/--no-sua-stop-gradient", default=True, show_default=True,
+@click.option("--alpha-max", type=float, default=T.alpha_max, show_default=True, help="soft-round: final alpha.")
+@click.option("--tau-end", type=float, default=T.tau_end, show_default=True,
+              help="sua: final temperature (0: hard rounding; docs/training.md).")
+@click.option("--sua-stop-gradient/--no-sua-stop-gradient", default=T.sua_stop_gradient, show_default=True,
               help="sua: the partial stop-gradient of zero-centred quantization (off: an ablation).")
-@click.option("--init", default=None, metavar="NAME|PATH", help="Start from these weights (lambda fine-tuning, widening with a larger --M).")
+@click.option("--init", default=T.init, metavar="NAME|PATH",
+              help="Start from these weights (lambda fine-tuning, widening with a larger --M).")
 @click.option("--resume", default=None, metavar="CKPT", help="Continue a run exactly from its checkpoint.")
-@click.option("--checkpoint-every", type=int, default=500, show_default=True)
-@click.option("--max-minutes", type=float, default=None, help="Stop with a checkpoint after this long.")
+@click.option("--checkpoint-every", type=int, default=T.checkpoint_every, show_default=True)
+@click.option("--max-minutes", type=float, default=T.max_minutes, help="Stop with a checkpoint after this long.")
 @click.option("--stop-at", type=int, default=None, help="End this invocation at this step (schedule unchanged).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="Where training runs (auto: CUDA if present).")
-@click.option("--out", default="models/lrc-custom", show_default=True,
+@click.option("--seed", type=int, default=T.seed, show_default=True)
+@device_option("Where training runs (auto: CUDA if present).")
+@click.option("--out", default=T.out, show_default=True,
               help="Where the weights and model card go (checkpoints: runs/NAME/).")
 def train(**options):
     """Train a hyperprior model.
@@ -535,7 +588,7 @@ def train(**options):
     \b
     Example: lrcodec train --lmbda 0.0067 --steps 20000 --out models/my-model
     """
-    from ..learn.train import TrainConfig, train as run
+    from ..learn.train import train as run
 
     resume, stop_at = options.pop("resume"), options.pop("stop_at")
     path = run(TrainConfig(**options), resume=resume, stop_at=stop_at)

@@ -17,7 +17,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "chelsea.png"
 
 
 def main() -> int:
-    from .batch import encode_bytes
+    from ..encoder import encode_bytes
     from ..codec import decode_image
     from .evaluate import psnr
     from ..imageio import open_image

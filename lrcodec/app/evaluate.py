@@ -1,6 +1,8 @@
 """Measuring codecs the way the field does: real files, PSNR / MS-SSIM, BD-rate.
 
-* ``evaluate_image``: encode (or refine) and decode one image through real bytes.
+* ``evaluate_bytes``: what ``lrcodec eval`` measures of one image: the file ``lrcodec.encoder``
+  writes for the settings (the same bytes as ``encode``), decoded as ``decode`` does.
+* ``evaluate_image``: a model object's plain encode or refinement, for the benchmarks.
 * ``classical_point``: the same for Pillow's JPEG, WebP, AVIF and JPEG 2000 encoders.
 * ``bd_rate``: Bjøntegaard delta rate with piecewise-cubic (PCHIP) interpolation of
   log-rate over PSNR, integrated over the overlapping quality interval.
@@ -15,7 +17,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..encoder import Outcome
 from ..metrics import bits_per_pixel, psnr_of
+from ..settings import EncodeSettings
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -23,16 +27,19 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return psnr_of(float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) / 255.0**2)
 
 
-def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """MS-SSIM (pytorch-msssim, data range 255) of two 8-bit RGB arrays; needs sides >= 161."""
+def ms_ssim(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """MS-SSIM (``metrics.ms_ssim``, in float64) of two 8-bit RGB arrays, NaN below 161 pixels a
+    side (where its five scales do not fit); ``weights`` (H x W) weigh its maps."""
     import torch
-    from pytorch_msssim import ms_ssim as _ms_ssim
 
+    from ..metrics import MS_SSIM_WEIGHTS, ms_ssim_levels, ms_ssim as _ms_ssim
+
+    if ms_ssim_levels(*a.shape[:2]) < len(MS_SSIM_WEIGHTS):
+        return float("nan")
     ta = torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].double()
     tb = torch.from_numpy(np.array(b)).permute(2, 0, 1)[None].double()
-    if min(a.shape[:2]) < 161:
-        return float("nan")
-    return float(_ms_ssim(ta, tb, data_range=255.0))
+    w = None if weights is None else torch.from_numpy(np.asarray(weights, np.float64))[None, None]
+    return float(_ms_ssim(ta, tb, 255.0, weights=w)[0])
 
 
 def ms_ssim_db(value: float) -> float:
@@ -52,6 +59,11 @@ class Point:
     ms_ssim: float
     encode_s: float = 0.0
     decode_s: float = 0.0
+    effort: int | None = None  # lrcodec's files: the effort, tuning and whether a ROI mask steered them
+    tune: str | None = None
+    roi: bool = False
+    roi_psnr: float | None = None  # PSNR inside the mask (its pixels above half grey)
+    iterations: int | None = None  # refinement iterations run (fewer than the effort's where its time limit bound)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -84,6 +96,53 @@ def evaluate_image(image, name: str, model, *, method: str = "base", iterations:
              + (f"+soft-mean{quantizer['soft_alpha']}" if quantizer["soft_alpha"] else ""))
     return Point(name, label, str(model.card.get("lmbda", "")), len(data), bits_per_pixel(8 * len(data), image.width * image.height),
                  psnr(ref, out), ms_ssim(ref, out), t1 - t0, t2 - t1)
+
+
+def evaluate_bytes(source: str, data: bytes, settings: EncodeSettings) -> Outcome:
+    """One image as ``lrcodec eval`` measures it (a ``batch`` task: failures are rows): the
+    file ``lrcodec.encoder`` writes for ``settings``, decoded as ``lrcodec decode`` does
+    (without torch where it can), its bytes, PSNR, MS-SSIM and timings."""
+    from pathlib import Path
+
+    from ..encoder import encode, failure
+    from ..imageio import open_image
+
+    try:
+        image = open_image(data, source, settings.max_pixels)
+        t0 = time.perf_counter()
+        outcome = encode(image, settings)
+        t1 = time.perf_counter()
+        decoded = _decode(outcome.data, settings)
+        t2 = time.perf_counter()
+    except Exception as e:  # reported as ``encode`` reports it
+        return failure(e)
+    ref, out = _rgb(image), _rgb(decoded)
+    refined = settings.refine_settings() is not None
+    effort = settings.effort if settings.refine is None else None
+    label = "lrcodec" + (f" effort {effort}" if effort is not None else f" {settings.refine.label}")
+    point = Point(Path(source).name, label + (f" {settings.tune}" if refined else ""), outcome.row["model"],
+                  len(outcome.data), outcome.row["bpp"], psnr(ref, out), ms_ssim(ref, out), t1 - t0, t2 - t1,
+                  effort, settings.tune if refined else None, settings.roi is not None)
+    if settings.roi is not None:
+        from ..imageio import open_mask
+
+        inside = open_mask(settings.roi, image.width, image.height, settings.max_pixels) > 127
+        point.roi_psnr = psnr(ref[inside], out[inside]) if inside.any() else None
+    point.iterations = outcome.row["iterations"]
+    return Outcome(outcome.data, point.as_dict())
+
+
+def _decode(data: bytes, settings: EncodeSettings):
+    """The image ``lrcodec decode`` gives: a shipped model's file found by its id, else with
+    the model named (its runtime export where it has one)."""
+    from ..codec import decode_image
+
+    if settings.model is None:
+        return decode_image(data)
+    from ..encoder import cached_model, cached_runtime
+
+    return decode_image(data, cached_runtime(settings.model, settings.quality)
+                        or cached_model(settings.model, settings.quality, settings.device))
 
 
 # ------------------------------------------------------------------ classical codecs
@@ -203,53 +262,20 @@ def collect_images(paths: list[str]) -> list[str]:
     return [str(path) for path, _ in expand_inputs(paths)]
 
 
-_worker_model = None
+def evaluate_paths(paths: list[str], settings: EncodeSettings, jobs: int = 1, executor: str = "local",
+                   address: str | None = None, on_done=None) -> list[dict]:
+    """Evaluate images on ``batch``'s executors (``jobs`` processes, or Ray), in the order
+    given; an image that fails is a one-line error."""
+    from ..errors import LrcodecError
+    from .batch import Job, execute
 
-
-def _init_worker(model_name, quality, threads, device="cpu"):
-    import torch
-
-    from .batch import cached_model
-
-    global _worker_model
-    torch.set_num_threads(threads)
-    _worker_model = cached_model(model_name, quality, device)
-
-
-def _evaluate_path(args) -> dict:
-    from pathlib import Path
-
-    from ..imageio import open_image, read_bytes
-
-    path, options = args
-    image = open_image(read_bytes(path), path)
-    return evaluate_image(image, Path(path).name, _worker_model, **options).as_dict()
-
-
-def evaluate_paths(paths: list[str], model_name, quality, options: dict, jobs: int = 1, on_done=None,
-                   device: str = "cpu") -> list[dict]:
-    """Evaluate images in ``jobs`` processes, each with an equal share of the CPU threads."""
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    work = [(p, options) for p in paths]
-    if jobs <= 1:
-        _init_worker(model_name, quality, threads, device)
-        results = []
-        for w in work:
-            results.append(_evaluate_path(w))
-            if on_done:
-                on_done()
-        return results
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(model_name, quality, threads, device)) as pool:
-        results = []
-        for r in pool.map(_evaluate_path, work):
-            results.append(r)
-            if on_done:
-                on_done()
-        return results
+    rows = {}
+    for job, outcome in execute([Job(p, "") for p in paths], settings, workers=jobs, executor=executor,
+                                address=address, task=evaluate_bytes):
+        if outcome.data is None:
+            raise LrcodecError(outcome.row["error"] if outcome.row["error"].startswith(job.source)
+                               else f"{job.source}: {outcome.row['error']}")
+        rows[job.source] = outcome.row
+        if on_done:
+            on_done()
+    return [rows[p] for p in paths]

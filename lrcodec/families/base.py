@@ -128,6 +128,9 @@ class Family:
     """The protocol (module docstring) and what the hyperprior families share."""
 
     archs: tuple[str, ...] = ()
+    # Whether the family codes without torch: its exact path and transforms have a runtime
+    # export (``lrcodec.models.export_runtime``, read by ``lrcodec.runtime``).
+    portable: bool = False
 
     def build(self, arch: str, N: int, M: int, shape: dict | None = None):
         raise NotImplementedError

@@ -176,6 +176,8 @@ class ExactChannelContext(ExactHyperprior):
 
 
 class ChannelContextFamily(Hyperprior):
+    portable = False  # its slice networks run with torch only
+
     def __init__(self):
         super().__init__(mean_scale=True)
         self.archs = ("channel-context",)

@@ -54,6 +54,7 @@ class MeanScaleHyperpriorNet(ScaleHyperpriorNet):
 
 
 class Hyperprior(Family):
+    portable = True
     def __init__(self, mean_scale: bool):
         self.mean_scale = mean_scale
         self.archs = ("mean-scale",) if mean_scale else ("scale",)

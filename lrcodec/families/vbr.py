@@ -120,6 +120,8 @@ def exact_mlp(sequential, x: np.ndarray) -> np.ndarray:
 class VariableRate:
     """What the variable-rate families add to their fixed-rate ones (module docstring)."""
 
+    portable = False  # a rate level's steps and offsets run with torch only
+
     def rate_levels(self, net) -> int:
         return len(net.Gain)
 

@@ -11,6 +11,7 @@ import zlib
 from dataclasses import asdict, dataclass
 
 from ..errors import LrcodecError
+from ..settings import MAX_PIXELS
 
 MAGIC = b"LRC"
 VERSION = 2  # 2: probabilities from the exact path (lrcodec.format.exact); 1: from float networks
@@ -21,7 +22,7 @@ HEADER_SIZE = _HEADER.size  # 48
 TRAILER_SIZE = 4  # CRC-32 of everything before it
 MODES = {0: "RGB", 1: "L"}
 MODE_CODES = {v: k for k, v in MODES.items()}
-DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_PIXELS = MAX_PIXELS
 
 # The metadata section (format 3): what each record holds, and the caps a reader enforces
 # before allocating anything (docs/format.md, "Format version 3: metadata").

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import LrcodecError
+from ..settings import SIGMA_MIN  # the coder's sigma floor, re-exported
 
-SIGMA_MIN = 0.11  # CompressAI's SCALES_MIN: lower bound of sigma in estimate and coder alike
 SIGMA_LEVELS = 256  # 64 levels (CompressAI) cost +0.2% over exact sigma; 256 cost ~0.01%
 SIGMA_MAX = 256.0
 SYMBOL_LIMIT = 32767  # symbol ranges are stored as int16

@@ -26,18 +26,19 @@ from ..errors import LrcodecError
 from ..families import ZOO_KODAK_BPP, ZOO_LAMBDAS
 from ..metrics import bits_per_pixel, psnr_of, rd_loss
 from ..models import LoadedModel
-from ..settings import RefineSettings
+from ..settings import SSL_SHARPNESS, SSL_SHARPNESS_THREE_CLASS, RefineSettings
 from ..format.tiling import tile_side, tiles
 from ..families.base import Quantized
 from .surrogates import ste_round
 from ..format.dither import uq_dither
+from .distortion import Distortion, roi_weights
 
 
 
 # ------------------------------------------------------------------ soft-rounding samplers
 
 
-def two_class_logits(r: torch.Tensor, method: str, a: float = 2.3) -> torch.Tensor:
+def two_class_logits(r: torch.Tensor, method: str, a: float = SSL_SHARPNESS) -> torch.Tensor:
     """Logits (floor, ceil), shape (..., 2), for r = v - floor(v) (section 4.2)."""
     r = r.clamp(1e-5, 1 - 1e-5)
     if method == "atanh":
@@ -55,7 +56,8 @@ def two_class_logits(r: torch.Tensor, method: str, a: float = 2.3) -> torch.Tens
     raise ValueError(f"no two-class rounding for {method!r}")
 
 
-def three_class_logits(c: torch.Tensor, method: str, a: float = 1.4, r: float = 0.98, n: float = 1.4) -> torch.Tensor:
+def three_class_logits(c: torch.Tensor, method: str, a: float = SSL_SHARPNESS_THREE_CLASS, r: float = 0.98,
+                       n: float = 1.4) -> torch.Tensor:
     """Logits of (R-1, R, R+1), shape (..., 3), for c = v - round(v) (section 4.3)."""
     d = torch.stack([c + 1, c, c - 1], -1)
     if method == "linear":
@@ -85,14 +87,13 @@ class Sampler:
 
     method: str = "ssl"
     three_class: bool = False
-    a: float = 2.3
+    a: float = SSL_SHARPNESS
     tmax: float = 1.0
     decay: float = 1e-3
 
     @classmethod
     def of(cls, settings: RefineSettings) -> "Sampler":
-        a = settings.a if settings.a is not None else (1.4 if settings.three_class else 2.3)
-        return cls(settings.method, settings.three_class, a, settings.tmax, settings.decay)
+        return cls(settings.method, settings.three_class, settings.sharpness, settings.tmax, settings.decay)
 
     def temperature(self, t: int) -> float:
         if self.method == "atanh":  # SGA's "exp0" schedule
@@ -138,11 +139,12 @@ class Evaluation(NamedTuple):
     """The true loss of one image's latents at one iteration (0: the plain encode)."""
 
     iteration: int
-    loss: float  # R-D loss (``metrics.rd_loss``) of the file these latents code to
+    loss: float  # R-D loss (``metrics.rd_loss`` of the tuned distortion) of the file these latents code to
     bpp: float  # their information content per pixel
     psnr: float
     seconds: float  # since the loop began
     mse: float  # the decoder's own pixels against the original's
+    distortion: float  # what the loss weighs: the MSE (weighted by a ROI), or 1 - MS-SSIM
 
 
 @dataclass
@@ -155,27 +157,27 @@ class RefineResult:
     base_psnr: float = 0.0  # from the real decoded 8-bit pixels
     psnr: float = 0.0
     iterations: int = 0  # run (fewer than asked when early stopping or the time limit ended the loop)
-    lmbda: float = 0.0  # the R-D trade-off refined for (``lambda_for``)
+    lmbda: float = 0.0  # the R-D trade-off refined for (``lambda_for``; under ms-ssim the mapped one)
+    tune: str = "psnr"  # the distortion it was tuned for (``lrcodec.learn.distortion``)
 
 
-def _squared_error(a: torch.Tensor, b: torch.Tensor, rows: int = 256) -> int:
-    """The exact sum of squared differences of two uint8 images, a band of rows at a time (a
-    12 MP image in float would cost 150 MB a copy)."""
-    return sum(int((a[..., r : r + rows, :].int() - b[..., r : r + rows, :].int()).square().sum())
-               for r in range(0, a.shape[-2], rows))
-
-
-def _true_loss(model, q: codec.QuantizedLatents, pixels, lmbda: float, iteration: int, seconds: float) -> Evaluation:
-    """The evaluation of latents quantized as the coder does (symbols and each element's
-    (sigma, mu) from the exact CPU path): the bits are their information content, the pixels
-    the decoder's own (``codec.synthesise``; ``pixels`` the original's, uint8), so the MSE is
-    the file's."""
+def _measure(model, q: codec.QuantizedLatents, pixels, distortion: Distortion, index: int) -> tuple[float, float, float]:
+    """(distortion, MSE, bpp) of latents quantized as the coder does (symbols and each
+    element's (sigma, mu) from the exact CPU path): the bits are their information content,
+    the pixels the decoder's own (``codec.synthesise``; ``pixels`` the original's, uint8), so
+    the distortion is the file's."""
     H, W = pixels.shape[2:]
     with torch.no_grad():
-        mse = _squared_error(codec.synthesise(model, q.y_hat, H, W), pixels.cpu()) / (pixels.numel() * 255**2)
+        d, mse = distortion.measured(codec.synthesise(model, q.y_hat, H, W), pixels, index)
         bits = model.family.hard_bits(model.net, q, model.sigma_min)
-    bpp = bits_per_pixel(bits.item(), H * W)
-    return Evaluation(iteration, rd_loss(lmbda, mse, bpp), bpp, psnr_of(mse), seconds, mse)
+    return d, mse, bits_per_pixel(bits.item(), H * W)
+
+
+def _true_loss(model, q: codec.QuantizedLatents, pixels, distortion: Distortion, index: int, iteration: int,
+               seconds: float, measured: tuple | None = None) -> Evaluation:
+    """The evaluation of hard-quantized latents (``_measure``, unless already ``measured``)."""
+    d, mse, bpp = measured or _measure(model, q, pixels, distortion, index)
+    return Evaluation(iteration, distortion.loss(index, d, bpp), bpp, psnr_of(mse), seconds, mse, d)
 
 
 def _relaxed(sampler, t: int, v, u, noise) -> Quantized:
@@ -228,6 +230,9 @@ def _rescheduled(settings: RefineSettings, iterations: int) -> RefineSettings:
     return replace(settings, iterations=iterations, decay=settings.decay * settings.iterations / iterations)
 
 
+REPLANS = 3  # a time limit's plan is made after iterations 2 to 4, from the fastest of them
+
+
 @dataclass(frozen=True)
 class _Budget:
     """The time limit, as what is left of it once the plain encodes are made: whether the loop
@@ -246,15 +251,16 @@ class _Budget:
         fits = _plan(settings, left, self.per_synthesis, self.per_evaluation) > 0
         return settings if fits else replace(settings, iterations=0)
 
-    def after_first(self, settings: RefineSettings, first_seconds: float) -> RefineSettings | None:
-        """The schedule that fits, the first iteration having taken ``first_seconds`` (None:
-        stop now)."""
+    def replanned(self, settings: RefineSettings, done: int, per_iteration: float) -> RefineSettings:
+        """The schedule that fits what is left of the limit (at least the ``done`` iterations
+        run), each further iteration taking ``per_iteration``: the fastest after the first,
+        which carries one-time costs (kernels made, memory first touched) that made a fresh
+        process's encode plan half its iterations or fewer."""
         if self.deadline is None:
             return settings
-        planned = _plan(settings, self.deadline - time.perf_counter() + first_seconds, first_seconds,
-                        self.per_evaluation)
-        if planned == 0:
-            return None
+        rest = replace(settings, iterations=settings.iterations - done)
+        planned = done + (_plan(rest, self.deadline - time.perf_counter(), per_iteration, self.per_evaluation)
+                          if rest.iterations else 0)
         return _rescheduled(settings, planned) if planned < settings.iterations else settings
 
 
@@ -272,7 +278,7 @@ class _Batch:
     z: torch.Tensor
     u_y: torch.Tensor | None  # the UQ dithers (None / 0: none)
     u_z: torch.Tensor
-    weights: torch.Tensor  # per squared error of a [0, 1] sample: rd_loss's MSE term over 3 H W samples
+    distortion: Distortion  # what the loss weighs against the rate, per image
     grid: list  # ((top, bottom, left, right), (r0, r1, c0, c1)) of each tile: its own and its crop
     g_s: torch.nn.Module  # the loop's own copy, channels-last
     bf16: bool
@@ -304,12 +310,12 @@ def _tile_loss(batch: _Batch, t: int, sampler: Sampler, hyper, noise, tile) -> t
             x_hat = batch.g_s(y_tilde)
         own = x_hat[:, :, rows[0] - 16 * r0 : rows[1] - 16 * r0, cols[0] - 16 * c0 : cols[1] - 16 * c0]
         # The sum over the batch: each image's latents get their own loss's gradient.
-        error = own.float() - batch.x[:, :, rows[0] : rows[1], cols[0] : cols[1]].float().div_(255)
-        loss = loss + (error.square().sum((1, 2, 3)) * batch.weights).sum()
+        x = batch.x[:, :, rows[0] : rows[1], cols[0] : cols[1]].float().div_(255)
+        loss = loss + batch.distortion.relaxed(own.float(), x, rows, cols, batch.pixels)
     return loss
 
 
-def _step(batch: _Batch, t: int, sampler: Sampler, opt: torch.optim.Optimizer) -> None:
+def _step(batch: _Batch, t: int, sampler: Sampler, opt: _Adam) -> None:
     """One Adam step on the relaxed loss, tile by tile. h_s runs once on the whole z; its
     outputs' gradients are gathered from the tiles and sent back through it once."""
     model = batch.model
@@ -326,10 +332,33 @@ def _step(batch: _Batch, t: int, sampler: Sampler, opt: torch.optim.Optimizer) -
         torch.autograd.backward([bits_per_pixel(bits_z.sum(), batch.pixels)] + [p for p, _ in ends],
                                 [None] + [g for _, g in ends])
     opt.step()
-    opt.zero_grad(set_to_none=True)
 
 
 # ------------------------------------------------------------------ the loop and the choice
+
+
+class _Adam:
+    """torch.optim.Adam's single-tensor step (defaults: betas 0.9, 0.999, eps 1e-8), the same
+    arithmetic in the same order, for the loop's two leaves: constructing torch's optimizer
+    imports torch._dynamo, 2.7 s of a default-effort encode's 20 (one run, this CPU)."""
+
+    def __init__(self, params: list[torch.Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.lr, self.betas, self.eps, self.t = params, lr, betas, eps, 0
+        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        beta1, beta2 = self.betas
+        step_size = self.lr / (1 - beta1**self.t)
+        correction2_sqrt = math.sqrt(1 - beta2**self.t)
+        for p, (m, v) in zip(self.params, self.moments):
+            if p.grad is None:
+                continue
+            m.lerp_(p.grad, 1 - beta1)
+            v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            p.addcdiv_(m, (v.sqrt() / correction2_sqrt).add_(self.eps), value=-step_size)
+            p.grad = None
 
 
 @dataclass
@@ -340,35 +369,45 @@ class _Best:
     y: torch.Tensor | None = None
     z: torch.Tensor | None = None
     stale: int = 0  # evaluations since the last better one
+    encoded: codec.EncodeResult | None = None  # the file of y and z, where it was made in the loop
 
 
 def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: list[list[Evaluation]],
-          lmbdas: list[float], quantizer: dict, progress: Callable | None) -> tuple[list[_Best], int, float]:
+          quantizer: dict, modes: list[str], progress: Callable | None) -> tuple[list[_Best], int, float]:
     """Run the schedule (shortened by the budget after its first iteration, or by patience);
     appends each true-loss evaluation to ``histories``. Returns each image's best latents,
-    the iterations run and the seconds per iteration."""
-    opt = torch.optim.Adam([batch.y, batch.z], lr=settings.lr)
+    the iterations run and the seconds per iteration. The last evaluation codes the whole file
+    (in ``modes``), which ``_choose`` then keeps rather than coding the latents again."""
+    opt = _Adam([batch.y, batch.z], lr=settings.lr)
     best = [_Best(history[0]) for history in histories]
-    schedule, sampler, t, t0 = settings, Sampler.of(settings), 0, time.perf_counter()
+    schedule, sampler, t, t0, steps = settings, Sampler.of(settings), 0, time.perf_counter(), []
     while t < schedule.iterations:
         t += 1
         if t == math.ceil(schedule.lr_drop * schedule.iterations) + 1:
-            for group in opt.param_groups:
-                group["lr"] = schedule.lr / 10
+            opt.lr = schedule.lr / 10
+        started = time.perf_counter()
         _step(batch, t, sampler, opt)
-        if t == 1:
-            schedule = budget.after_first(schedule, time.perf_counter() - t0)
-            if schedule is None:
-                break
+        steps.append(time.perf_counter() - started)
+        if t == 1 and budget.deadline is not None and time.perf_counter() > budget.deadline:
+            schedule = _rescheduled(settings, 1)  # the limit is spent: this one is the last
+        elif 2 <= t <= REPLANS + 1 and t < schedule.iterations:
+            schedule = budget.replanned(settings, t, min(steps[1:]))  # a stray slow one does not decide
             sampler = Sampler.of(schedule)
         if t % schedule.eval_every == 0 or t == schedule.iterations:
             seconds = time.perf_counter() - t0
             for i, (history, b) in enumerate(zip(histories, best)):
                 y, z = batch.y[i : i + 1].detach(), batch.z[i : i + 1].detach()
-                q = codec.quantize_latents(batch.model, y, z, **quantizer)
-                history.append(_true_loss(batch.model, q, batch.x[i : i + 1], lmbdas[i], t, seconds))
+                encoded = None
+                if t == schedule.iterations:
+                    W, H = batch.x.shape[3], batch.x.shape[2]
+                    encoded = codec.encode_latents(batch.model, y, z, W, H, modes[i], **quantizer,
+                                                   refined_method=settings.label)
+                    q = encoded.latents
+                else:
+                    q = codec.quantize_latents(batch.model, y, z, **quantizer)
+                history.append(_true_loss(batch.model, q, batch.x[i : i + 1], batch.distortion, i, t, seconds))
                 if history[-1].loss < b.evaluation.loss:
-                    best[i] = _Best(history[-1], y.clone(), z.clone())
+                    best[i] = _Best(history[-1], y.clone(), z.clone(), encoded=encoded)
                 else:
                     b.stale += 1
         if progress:
@@ -379,20 +418,24 @@ def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: l
     return best, t, (time.perf_counter() - t0) / max(t, 1)
 
 
-def _choose(model: LoadedModel, base: codec.EncodeResult, best: _Best, history: list[Evaluation], lmbda: float,
-            mode: str, quantizer: dict, label: str, iterations: int, per_iteration: float) -> RefineResult:
+def _choose(model: LoadedModel, base: codec.EncodeResult, best: _Best, history: list[Evaluation],
+            distortion: Distortion, index: int, mode: str, quantizer: dict, label: str, iterations: int,
+            per_iteration: float) -> RefineResult:
     """The result of one image: its best latents' file, unless the plain file is as good by
-    real bytes and the decoder's pixels (the true loss's MSE is the file's); ties keep it."""
+    real bytes and the decoder's pixels (the true loss's distortion is the file's); ties keep it."""
     plain = history[0]
     if best.y is None:
-        refined, mse = base, plain.mse
+        refined, chosen = base, plain
     else:
         W, H = base.header.width, base.header.height
-        refined = codec.encode_latents(model, best.y, best.z, W, H, mode, **quantizer, refined_method=label)
-        mse = best.evaluation.mse
-    kept_base = rd_loss(lmbda, mse, refined.bpp) >= rd_loss(lmbda, plain.mse, base.bpp)
+        refined = best.encoded or codec.encode_latents(model, best.y, best.z, W, H, mode, **quantizer,
+                                                       refined_method=label)
+        chosen = best.evaluation
+    kept_base = (distortion.loss(index, chosen.distortion, refined.bpp)
+                 >= distortion.loss(index, plain.distortion, base.bpp))
     return RefineResult(base if kept_base else refined, base, history, kept_base, per_iteration,
-                        psnr_of(plain.mse), psnr_of(plain.mse if kept_base else mse), iterations, lmbda)
+                        plain.psnr, (plain if kept_base else chosen).psnr, iterations,
+                        float(distortion.lmbdas[index]), distortion.tune)
 
 
 def refine_image(image, model: LoadedModel, settings: RefineSettings | None = None, **options) -> RefineResult:
@@ -412,6 +455,7 @@ def refine_images(
     seed: int = 0,
     soft_alpha: int = 0,
     drop_alpha: bool = False,
+    roi=None,
     progress: Callable | None = None,
     tile: int | None = None,
     **changes,
@@ -425,7 +469,8 @@ def refine_images(
     ``TILE``). The loop and the transforms run on the model's
     device (``model.to(device)``); the files' symbols are decided on the CPU's exact path, so a
     file refined on a GPU decodes anywhere. With ``time_limit`` the first iteration's time
-    decides how many iterations fit."""
+    decides how many iterations fit. ``roi``: a greyscale mask (uint8 array of the images'
+    size) whose values weigh each pixel's distortion (``lrcodec.learn.distortion``)."""
     t_start = time.perf_counter()
     settings = replace(settings or RefineSettings(), **changes)
     settings.check()
@@ -444,6 +489,9 @@ def refine_images(
              for (y0, z0), (_, mode) in zip(latents, prepared)]
     t_code = time.perf_counter() - t_code
     lmbdas = [lambda_for(model, base.bpp, settings.lmbda) for base in bases]
+    if roi is not None and roi.shape != (H, W):
+        raise LrcodecError(f"a region-of-interest mask of {roi.shape[1]}x{roi.shape[0]} for a {W}x{H} image")
+    distortion = Distortion(settings.tune, None if roi is None else roi_weights(roi)).to(dev)
     # uint8 (floats a tile at a time); one image's is a view of its padded pixels
     x = torch.cat([pixels[:, :, :H, :W] for pixels, _ in prepared]) if len(prepared) > 1 else prepared[0][0][:, :, :H, :W]
     y_shape, z_shape = tuple(latents[0][0].shape), tuple(latents[0][1].shape)
@@ -453,7 +501,7 @@ def refine_images(
         torch.cat([z0 for _, z0 in latents]).detach().clone().requires_grad_(True),
         uq_dither(seed, y_shape, 0, soft_alpha).to(dev) if uq else None,
         uq_dither(seed, z_shape, 1, soft_alpha).to(dev) if uq else torch.zeros((), device=dev),
-        rd_loss(torch.tensor(lmbdas, device=dev), 1.0, 0.0) / (3 * H * W),
+        distortion,
         list(tiles(y_shape[2], y_shape[3], tile or tile_side(*y_shape[2:], TILE, ONE_TILE), refine_halo(model))),
         copy.deepcopy(model.net.g_s).to(memory_format=torch.channels_last),  # the coder keeps its own
         settings.precision == "bfloat16" or (settings.precision == "auto" and bf16_native(dev)),
@@ -462,12 +510,16 @@ def refine_images(
 
     # Iteration 0 is the plain encode, whose latents are already quantized.
     t_eval = time.perf_counter()
-    histories = [[_true_loss(model, base.latents, batch.x[i : i + 1], lmbdas[i], 0, 0.0)] for i, base in enumerate(bases)]
+    plain = [_measure(model, base.latents, batch.x[i : i + 1], distortion, i) for i, base in enumerate(bases)]
+    distortion.calibrate(lmbdas, [(d, mse) for d, mse, _ in plain])
+    histories = [[_true_loss(model, base.latents, batch.x[i : i + 1], distortion, i, 0, 0.0, measured)]
+                 for i, (base, measured) in enumerate(zip(bases, plain))]
     t_eval = time.perf_counter() - t_eval  # a true loss of quantized latents: synthesis and bits
     budget = _Budget(t_start + settings.time_limit - t_code if settings.time_limit else None, t_eval, t_eval + t_code)
-    best, iterations, per_iteration = _loop(batch, budget.first(settings), budget, histories, lmbdas, quantizer, progress)
-    return [_choose(model, base, b, history, lmbda, mode, quantizer, settings.label, iterations, per_iteration)
-            for base, b, history, lmbda, (_, mode) in zip(bases, best, histories, lmbdas, prepared)]
+    best, iterations, per_iteration = _loop(batch, budget.first(settings), budget, histories, quantizer,
+                                            [mode for _, mode in prepared], progress)
+    return [_choose(model, base, b, history, distortion, i, mode, quantizer, settings.label, iterations, per_iteration)
+            for i, (base, b, history, (_, mode)) in enumerate(zip(bases, best, histories, prepared))]
 
 
 def find_lambda_for_bpp(image, model: LoadedModel, target_bpp: float, *, searches: int = 6,

@@ -15,7 +15,7 @@ import random
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -27,44 +27,10 @@ from ..imageio import find_images
 from .. import metrics
 from ..metrics import bits_per_pixel, psnr_of
 from ..families import family
-from ..settings import SURROGATES
+from ..settings import SURROGATES, TrainConfig
 from ..models import build_network, infer_architecture, load_model, save_model, widen_latents
 from .surrogates import surrogate_quantize
 
-
-
-@dataclass
-class TrainConfig:
-    data: str = "../shared/data/train"
-    out: str = "models/lrc-mshp"
-    lmbda: float = 0.0067
-    arch: str | None = None  # None: mean-scale, or the init model's
-    N: int | None = None  # None: 64, or the init model's
-    M: int | None = None  # None: 96, or the init model's (a larger M widens the init model)
-    context: dict | None = None  # more of the architecture than N, M (channel-context: the slice networks;
-    # ELIC: its channel groups); None: the family's default
-    steps: int = 10000
-    batch_size: int = 8
-    crop: int = 256
-    lr: float = 1e-3
-    context_lr: float | None = None  # channel-context: lr of the slice networks (None: lr); new layers on trained transforms
-    decay_start: float = 0.8  # fraction of steps after which the lr decays (cosine) to lr/20
-    surrogate: str = "mixed"
-    sigma_min: float = SIGMA_MIN
-    alpha_max: float = 16.0  # soft-round: alpha rises linearly from 1 to alpha_max
-    tau_end: float = 0.0  # sua: temperature held at tau_end after 90% of steps; 0 won the study (docs/training.md)
-    sua_stop_gradient: bool = True  # sua: the partial stop-gradient (False: the ablation without it)
-    seed: int = 0
-    val_images: int = 8  # held out from the end of the sorted file list, never trained on
-    checkpoint_every: int = 500
-    checkpoint_dir: str = "runs"
-    init: str | None = None  # start from these weights (lambda fine-tuning, widening)
-    init_training: dict | None = None  # the init model's own training record, kept in the card
-    threads: int | None = None
-    bf16: bool | None = None  # CPU bf16 autocast; None: only where the CPU has bf16 instructions
-    device: str = "auto"  # auto: CUDA when present
-    max_minutes: float | None = None  # stop (with a checkpoint) after this wall time
-    history: list = field(default_factory=list)
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -230,6 +196,87 @@ def _model_card(cfg: TrainConfig, step: int, seconds: float, val: dict) -> dict:
     }
 
 
+def _resumed(cfg: TrainConfig, resume: str | None) -> tuple[TrainConfig, dict | None]:
+    """The run's configuration and checkpoint state: a resumed run's identity comes from its
+    checkpoint; only its length, wall budget and checkpoint folder may change."""
+    if not resume:
+        return cfg, None
+    try:
+        # Tensors, numbers and strings only: a checkpoint cannot run code when it is loaded.
+        state = torch.load(resume, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as e:
+        raise LrcodecError(f"cannot resume from {resume}: {str(e).splitlines()[0]}") from None
+    saved = TrainConfig(**state["config"])
+    saved.steps, saved.max_minutes, saved.checkpoint_dir = cfg.steps, cfg.max_minutes, cfg.checkpoint_dir
+    return saved, state
+
+
+def _network(cfg: TrainConfig, fresh: bool):
+    """The network to train: the --init model's (widened to a larger M) for a fresh run that
+    has one, else a new one; fills in the config's architecture and sizes."""
+    if not (cfg.init and fresh):
+        cfg.arch, cfg.N, cfg.M = cfg.arch or "mean-scale", cfg.N or 64, cfg.M or 96
+        return build_network(cfg.arch, cfg.N, cfg.M, cfg.context)
+    init = load_model(cfg.init)
+    net = init.net
+    _, N, M = infer_architecture(net.state_dict())
+    if cfg.arch not in (None, init.arch):
+        raise LrcodecError(f"--init {cfg.init} is a {init.arch} model: --arch {cfg.arch} does not match")
+    cfg.arch, cfg.N, cfg.M = init.arch, cfg.N or N, cfg.M or M
+    cfg.context = family(init.arch).shape_of(net.state_dict(), M)
+    if cfg.N != N or cfg.M < M:
+        raise LrcodecError(f"--init {cfg.init} has N={N} M={M}: --N must match and --M may only grow")
+    if cfg.M > M:
+        net = widen_latents(net, init.arch, cfg.M)
+    net.requires_grad_(True)
+    cfg.init_training = {k: v for k, v in init.card.get("training", {}).items() if k != "history"}
+    return net
+
+
+@dataclass
+class _Optimisers:
+    """Adam on the networks (the slice networks at their own lr) and on the bottlenecks' quantiles."""
+
+    main: torch.optim.Optimizer
+    aux: torch.optim.Optimizer
+    params: list  # what the gradient norm is clipped over
+
+    @classmethod
+    def of(cls, net, cfg: TrainConfig) -> "_Optimisers":
+        main = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
+        aux = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
+        context = [p for n, p in net.named_parameters() if n.startswith("context.")]
+        ids = {id(p) for p in context}
+        # Each group's lr is the schedule's times its "scale".
+        groups = [{"params": [p for p in main if id(p) not in ids], "scale": 1.0}]
+        if context:
+            groups.append({"params": context, "scale": (cfg.context_lr or cfg.lr) / cfg.lr})
+        return cls(torch.optim.Adam(groups, lr=cfg.lr), torch.optim.Adam(aux, lr=1e-3), main)
+
+    def step(self, net, loss: torch.Tensor, lr: float) -> None:
+        for g in self.main.param_groups:
+            g["lr"] = lr * g.get("scale", 1.0)
+        self.main.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.main.step()
+        self.aux.zero_grad(set_to_none=True)
+        net.aux_loss().backward()  # every entropy bottleneck's quantiles
+        self.aux.step()
+
+
+def _restore(state: dict, net, opts: _Optimisers, gen: torch.Generator) -> int:
+    """A checkpoint's weights, optimiser and RNG states; returns its step."""
+    net.load_state_dict(state["model"])
+    opts.main.load_state_dict(state["optimizer"])
+    opts.aux.load_state_dict(state["aux_optimizer"])
+    gen.set_state(state["data_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    version, internal, gauss = state["python_rng"]
+    random.setstate((version, tuple(internal), gauss))
+    return state["step"]
+
+
 def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = None) -> Path:
     """Train (or continue) a model; returns the path of the written safetensors file.
 
@@ -237,18 +284,7 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
     which is set by ``cfg.steps``: a long run can be done in pieces."""
     if cfg.surrogate not in SURROGATES:
         raise LrcodecError(f"unknown surrogate {cfg.surrogate!r} (choose from {', '.join(SURROGATES)})")
-    state = None
-    if resume:
-        try:
-            # Tensors, numbers and strings only: a checkpoint cannot run code when it is loaded.
-            state = torch.load(resume, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, pickle.UnpicklingError) as e:
-            raise LrcodecError(f"cannot resume from {resume}: {str(e).splitlines()[0]}") from None
-        saved = TrainConfig(**state["config"])
-        # The run's identity comes from the checkpoint; only its length and wall budget may change.
-        saved.steps, saved.max_minutes = cfg.steps, cfg.max_minutes
-        saved.checkpoint_dir = cfg.checkpoint_dir
-        cfg = saved
+    cfg, state = _resumed(cfg, resume)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -256,66 +292,21 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
     device = resolve_device(cfg.device)
     cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = cuda  # fixed crop size: let cuDNN pick the fastest kernels
-
-    if cfg.init and not state:
-        init = load_model(cfg.init)
-        net = init.net
-        _, N, M = infer_architecture(net.state_dict())
-        if cfg.arch not in (None, init.arch):
-            raise LrcodecError(f"--init {cfg.init} is a {init.arch} model: --arch {cfg.arch} does not match")
-        cfg.arch, cfg.N, cfg.M = init.arch, cfg.N or N, cfg.M or M
-        cfg.context = family(init.arch).shape_of(net.state_dict(), M)
-        if cfg.N != N or cfg.M < M:
-            raise LrcodecError(f"--init {cfg.init} has N={N} M={M}: --N must match and --M may only grow")
-        if cfg.M > M:
-            net = widen_latents(net, init.arch, cfg.M)
-        net.requires_grad_(True)
-        cfg.init_training = {k: v for k, v in init.card.get("training", {}).items() if k != "history"}
-    else:
-        cfg.arch, cfg.N, cfg.M = cfg.arch or "mean-scale", cfg.N or 64, cfg.M or 96
-        net = build_network(cfg.arch, cfg.N, cfg.M, cfg.context)
-
+    net = _network(cfg, state is None)
     files = list_images(cfg.data)  # after the model: a bad --init/--N/--M fails before the loading
     n_val = min(cfg.val_images, max(len(files) - 1, 0))
-    train_files, val_files = files[: len(files) - n_val], files[len(files) - n_val :]
-    images = load_images(train_files, cfg.crop)
-    val_images = load_images(val_files, 64)
-
+    images = load_images(files[: len(files) - n_val], cfg.crop)
+    val_images = load_images(files[len(files) - n_val :], 64)
     net = net.to(device).train()
     if not cuda:
         net = net.to(memory_format=torch.channels_last)
-    main_params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
-    aux_params = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
-    context_params = [p for n, p in net.named_parameters() if n.startswith("context.")]
-    context_ids = {id(p) for p in context_params}
-    # Each group's lr is the schedule's times its "scale".
-    groups = [{"params": [p for p in main_params if id(p) not in context_ids], "scale": 1.0}]
-    if context_params:
-        groups.append({"params": context_params, "scale": (cfg.context_lr or cfg.lr) / cfg.lr})
-    opt = torch.optim.Adam(groups, lr=cfg.lr)
-    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    step = 0
-    if state:
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        aux_opt.load_state_dict(state["aux_optimizer"])
-        gen.set_state(state["data_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        version, internal, gauss = state["python_rng"]
-        random.setstate((version, tuple(internal), gauss))
-        step = state["step"]
-
+    opts, gen = _Optimisers.of(net, cfg), torch.Generator().manual_seed(cfg.seed)
+    step = _restore(state, net, opts, gen) if state else 0
     use_bf16 = not cuda and (bf16_native(device) if cfg.bf16 is None else cfg.bf16)
-    ckpt = _checkpoint_path(cfg)
-    progress = _Progress(cfg.steps, step)
-    t_start = time.monotonic()
+    ckpt, progress, t_start = _checkpoint_path(cfg), _Progress(cfg.steps, step), time.monotonic()
     prior_seconds = cfg.history[-1]["seconds"] if cfg.history else 0.0
-    val: dict = {}
     while step < cfg.steps:
         sched = schedule(cfg, step)
-        for g in opt.param_groups:
-            g["lr"] = sched["lr"] * g.get("scale", 1.0)
         x = random_batch(images, cfg.batch_size, cfg.crop, gen).to(device)
         if not cuda:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -323,24 +314,16 @@ def train(cfg: TrainConfig, resume: str | None = None, stop_at: int | None = Non
                          temperature=sched["temperature"], alpha=sched["alpha"], autocast=use_bf16,
                          stop_gradient=cfg.sua_stop_gradient)
         r = loss_of(out, x, cfg.lmbda)
-        opt.zero_grad(set_to_none=True)
-        r["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        opt.step()
-        aux_opt.zero_grad(set_to_none=True)
-        net.aux_loss().backward()  # every entropy bottleneck's quantiles
-        aux_opt.step()
+        opts.step(net, r["loss"], sched["lr"])
         step += 1
-        progress.update(step, {"loss": r["loss"].item(), "bpp": r["bpp"].item(),
-                               "psnr": psnr_of(r["mse"].item())})
+        progress.update(step, {"loss": r["loss"].item(), "bpp": r["bpp"].item(), "psnr": psnr_of(r["mse"].item())})
         out_of_time = (cfg.max_minutes and time.monotonic() - t_start > cfg.max_minutes * 60) or step == stop_at
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             val = validate(net, val_images, cfg)
             seconds = prior_seconds + time.monotonic() - t_start
             cfg.history.append({"step": step, "seconds": round(seconds, 1), **val})
-            _save_checkpoint(ckpt, net, opt, aux_opt, step, gen, cfg)
-            card = _model_card(cfg, step, seconds, val)
-            save_model(net, Path(cfg.out), card)
+            _save_checkpoint(ckpt, net, opts.main, opts.aux, step, gen, cfg)
+            save_model(net, Path(cfg.out), _model_card(cfg, step, seconds, val))
             progress.message(f"checkpoint {ckpt} at step {step}: validation "
                              + json.dumps({k: round(v, 4) for k, v in val.items()}))
         if out_of_time:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import photo_like
 
+from lrcodec import encoder
 from lrcodec.app import batch
 from lrcodec import codec
 from lrcodec.app.cli import main
@@ -103,9 +104,9 @@ def _rd_loss(data: bytes, image, lmbda: float) -> float:
 def test_effort_levels_refine_and_are_never_worse(models_dir, photos):
     data = (photos / "a.png").read_bytes()
     image = photo_like(64, 48, seed=1)
-    plain = batch.encode_bytes(data, "a.png", EncodeSettings(effort=0))
+    plain = encoder.encode_bytes(data, "a.png", EncodeSettings(effort=0))
     for effort in (1, 2):
-        outcome = batch.encode_bytes(data, "a.png", EncodeSettings(effort=effort))
+        outcome = encoder.encode_bytes(data, "a.png", EncodeSettings(effort=effort))
         assert 0 < outcome.row["iterations"] <= EFFORTS[effort].iterations
         assert outcome.row["base_bytes"] == len(plain.data)
         assert codec.decode_latents(outcome.data).header.refined or outcome.data == plain.data
@@ -142,12 +143,12 @@ def local_ray():
 def crash_once(markers: Path):
     """A Ray task that kills its worker process the first time it sees an image."""
 
-    def task(source, data, settings):
+    def task(source, data, settings, inner):
         marker = markers / (Path(source).name + ".seen")
         if not marker.exists():
             marker.write_text("")
             os._exit(1)
-        return batch._ray_task(source, data, settings)
+        return batch._ray_task(source, data, settings, inner)
 
     return task
 
@@ -180,7 +181,7 @@ def test_images_of_one_size_are_grouped_and_refined_as_one_batch(models_dir, pho
     assert sorted(groups) == [["a.png", "d.png"], ["b.png"], ["bad.png"], ["c.jpg"]]
 
     items = [(str(photos / n), (photos / n).read_bytes()) for n in ("a.png", "sub/d.png", "sub/bad.png")]
-    a, d, bad = batch.encode_group(items, EncodeSettings(effort=1))
+    a, d, bad = encoder.encode_group(items, EncodeSettings(effort=1))
     assert bad.data is None and "not a readable image" in bad.row["error"]
     for outcome in (a, d):
         assert outcome.row["batch"] == 2 and outcome.row["bytes"] == len(outcome.data)

@@ -198,7 +198,7 @@ def test_json_outputs_keep_their_schemas(models_dir, tmp_path):
     assert set(summary["images"][0]) == plain
     assert run("encode", str(src), "-e", "1", "-o", str(tmp_path / "r.lrc"), "--summary", str(tmp_path / "r.json")).returncode == 0
     refined = json.loads((tmp_path / "r.json").read_text())["images"][0]
-    assert set(refined) == plain | {"psnr", "base_bytes", "base_bpp", "base_psnr", "kept_base", "lmbda"}
+    assert set(refined) == plain | {"psnr", "base_bytes", "base_bpp", "base_psnr", "kept_base", "lmbda", "tune", "roi"}
 
     info = json.loads(run("info", str(tmp_path / "a.lrc"), "--json").stdout)
     assert set(info) == {"schema_version", "model_id", "width", "height", "mode", "flags", "method", "seed",
@@ -212,10 +212,12 @@ def test_json_outputs_keep_their_schemas(models_dir, tmp_path):
 
     assert run("eval", str(src), "--json", str(tmp_path / "e.json")).returncode == 0
     report = json.loads((tmp_path / "e.json").read_text())
-    assert set(report) == {"schema_version", "images", "mean", "options"}
-    assert {"image", "bytes", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s"} <= set(report["images"][0])
+    assert set(report) == {"schema_version", "images", "mean", "options", "settings"}
+    assert {"image", "bytes", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s", "effort", "tune", "roi", "roi_psnr",
+            "iterations"} <= set(report["images"][0])
     assert set(report["mean"]) == {"bpp", "psnr", "ms_ssim", "encode_s", "decode_s"}
-    assert set(report["options"]) == {"method", "iterations", "uq", "reconstruction", "soft_alpha"}
+    assert set(report["options"]) == {"effort", "method", "iterations", "tune", "roi", "uq", "reconstruction",
+                                      "soft_alpha"}
 
 
 def test_a_checkpoint_encodes_at_the_default_effort_and_lmbda_steers_it(tmp_path, tiny_model):
@@ -334,3 +336,25 @@ def test_metadata_choices_and_their_errors(tmp_path):
     assert set(json.loads(run("info", "a.lrc", "--json", cwd=tmp_path).stdout)["metadata"]) == {"icc", "xmp"}
     bad = run("encode", "a.jpg", "-o", "b.lrc", "--metadata", "gps", cwd=tmp_path)
     assert bad.returncode == 2 and b"--metadata" in bad.stderr and not (tmp_path / "b.lrc").exists()
+
+
+@pytest.mark.parametrize("command, config", [("encode", "EncodeSettings"), ("refine", "EncodeSettings"),
+                                             ("refine", "RefineSettings"), ("eval", "EncodeSettings"),
+                                             ("train", "TrainConfig")])
+def test_option_defaults_are_the_dataclasses(command, config):
+    """Every option that sets a field of the library's settings has that field's default: the
+    dataclasses are the one place defaults are written."""
+    import dataclasses
+
+    from lrcodec import settings
+
+    defaults = {f.name: f.default for f in dataclasses.fields(getattr(settings, config))
+                if f.default is not dataclasses.MISSING}
+    # The commands' effort is settings.DEFAULT_EFFORT (the library's is the plain encode), and
+    # refine's --time-limit reaches the refinement through EncodeSettings.time_limit.
+    skip = {"effort", "time_limit"} if config == "RefineSettings" else {"effort"}
+    options = {p.name: p.default for p in main.commands[command].params if p.name in defaults}
+    assert len(options) > 3, command
+    for name, default in options.items():
+        if name not in skip:
+            assert default == defaults[name], f"{command} --{name}"

@@ -18,7 +18,7 @@ from conftest import FIXTURES, GOLDEN, make_model, photo_like
 from lrcodec import codec, models, runtime
 from lrcodec.app.probe import latent_digest, symbol_digest
 from lrcodec.format import bitstream
-from lrcodec.models import PORTABLE, export_runtime
+from lrcodec.models import export_runtime
 
 FAMILY_GOLDEN = json.loads((GOLDEN / "families.json").read_text())
 # (arch, N, M, seed) of each architecture's small test network (tests/fixtures/)
@@ -114,7 +114,7 @@ class FamilyChecks:
     def test_a_bare_checkpoint_encodes_at_the_default_effort(self, arch, tmp_path):
         """A CompressAI state dict carries no lambda: the default effort refines for the one
         ``refine.lambda_for`` chooses (a variable-rate network: its level's), and the file decodes."""
-        from lrcodec.app.batch import encode_bytes
+        from lrcodec.encoder import encode_bytes
         from lrcodec.learn.refine import lambda_for
         from lrcodec.settings import DEFAULT_EFFORT, EncodeSettings
 
@@ -156,7 +156,7 @@ class FamilyChecks:
         assert len(data) == expected["bytes"]
         model = tiny(expected["arch"])
         decoders = [model]
-        if model.arch in PORTABLE:
+        if model.family.portable:
             stem = tmp_path / "tiny"
             N, M, seed = TINY[model.arch]
             shutil.copy(FIXTURES / f"tiny-{model.arch}-N{N}-M{M}-{seed}.safetensors", stem.with_suffix(".safetensors"))

@@ -234,3 +234,55 @@ def test_a_batch_without_a_lambda_refines_each_image_for_its_own():
     assert lmbdas == [lambda_for(model, r.base.bpp) for r in results]
     assert lmbdas == [0.0018, 0.025]
     assert lmbdas == [refine_image(im, model, iterations=2, eval_every=1).lmbda for im in (flat, noisy)]
+
+
+def test_the_loops_adam_is_torchs():
+    """refine._Adam (which spares an encode torch._dynamo's import) takes torch.optim.Adam's steps,
+    bit for bit, the lr cut included."""
+    from lrcodec.learn.refine import _Adam
+
+    gen = torch.Generator().manual_seed(0)
+    ours = [torch.randn(3, 5, generator=gen).requires_grad_(True), torch.randn(7, generator=gen).requires_grad_(True)]
+    theirs = [p.detach().clone().requires_grad_(True) for p in ours]
+    a, b = _Adam(ours, lr=0.02), torch.optim.Adam(theirs, lr=0.02)
+    for step in range(30):
+        if step == 20:
+            a.lr = 0.002
+            b.param_groups[0]["lr"] = 0.002
+        for params in (ours, theirs):
+            (params[0].sin().sum() * 3 + (params[1] ** 2).sum()).backward()
+        a.step()
+        b.step()
+        b.zero_grad(set_to_none=True)
+    assert all(torch.equal(p, q) for p, q in zip(ours, theirs))
+
+
+def test_a_slow_first_iteration_does_not_shorten_the_plan(tiny_model, monkeypatch):
+    """The first iteration carries one-time costs (a fresh process's kernels): the plan for a
+    time limit is made from the second's time, so a limit with room for all keeps all."""
+    import time as time_module
+
+    from lrcodec.learn import refine
+
+    real_step, calls = refine._step, []
+
+    def step(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            time_module.sleep(3.0)  # planned from the first iteration, at most 10 of 20 would fit
+        return real_step(*args)
+
+    monkeypatch.setattr(refine, "_step", step)
+    result = refine_image(photo_like(64, 48, seed=8), tiny_model, iterations=20, lmbda=0.05, time_limit=30.0)
+    assert result.iterations == 20
+
+
+def test_ms_ssim_tuning_tiled_is_about_the_untiled(tiny_model):
+    """Under --tune ms-ssim each tile adds its own MS-SSIM's share: tiles of 4 y positions
+    (64 pixels, 2 scales) start from the untiled true loss and refine to a decodable file."""
+    image = photo_like(200, 120, seed=13)
+    options = dict(iterations=6, lr=0.02, lmbda=0.05, eval_every=3, precision="float32", seed=1, tune="ms-ssim")
+    whole, tiled = refine_image(image, tiny_model, **options), refine_image(image, tiny_model, tile=4, **options)
+    assert whole.history[0] == tiled.history[0]  # the plain encode's true loss: the whole image's MS-SSIM
+    assert whole.tune == tiled.tune == "ms-ssim"
+    assert codec.decode_image(tiled.encoded.data, tiny_model).size == (200, 120)
