@@ -77,14 +77,19 @@ def encode_bytes(data: bytes, name: str, settings: EncodeSettings, progress=None
 def encode(image, settings: EncodeSettings, progress=None, started: float | None = None) -> Outcome:
     """The file of a PIL image as ``settings`` say (refinement, ROI, tuning, metadata kept);
     the row's size and bpp are the whole file's. ``progress(stage, done, total, ...)``."""
+    t0 = time.perf_counter() if started is None else started
+    outcome = _encode_pixels(image, model_for(settings), settings, progress)
+    outcome.row.update(seconds=time.perf_counter() - t0)
+    return _with_metadata(outcome, image, settings)
+
+
+def _with_metadata(outcome: Outcome, image, settings: EncodeSettings) -> Outcome:
+    """The outcome with the input's metadata that ``settings.metadata`` keeps in its file."""
     from .format.bitstream import with_metadata
     from .imageio import image_metadata
     from .metrics import bits_per_pixel
 
-    t0 = time.perf_counter() if started is None else started
     metadata = image_metadata(image, settings.metadata)
-    outcome = _encode_pixels(image, model_for(settings), settings, progress)
-    outcome.row.update(seconds=time.perf_counter() - t0)
     if not metadata:
         return outcome
     data = with_metadata(outcome.data, metadata)
@@ -159,13 +164,14 @@ def encode_group(items: list[tuple[str, bytes]], settings: EncodeSettings) -> li
         try:
             results = refine_images([image for _, image in opened], model, settings.refine_settings(),
                                     **_quantizer(model, settings), drop_alpha=settings.drop_alpha)
-        except LrcodecError:  # find which image it was: one by one
+        except Exception:  # an image the batch could not take (or the GPU's memory): one by one
             for i, _ in opened:
                 outcomes[i] = guarded(items[i][0], items[i][1], settings)
         else:
             seconds = (time.perf_counter() - t0) / len(opened)
             for (i, image), result in zip(opened, results):
-                outcomes[i] = refined_outcome(result, image, model, settings, seconds=seconds, batch=len(opened))
+                outcomes[i] = _with_metadata(refined_outcome(result, image, model, settings, seconds=seconds,
+                                                             batch=len(opened)), image, settings)
     return outcomes
 
 

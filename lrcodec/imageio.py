@@ -12,6 +12,7 @@ import functools
 import io
 import os
 import stat
+import struct
 import sys
 import math
 import secrets
@@ -102,10 +103,11 @@ def _open(data: bytes):
     except Image.DecompressionBombError:
         for kind in Image.ID:
             factory, accept = Image.OPEN[kind]
-            if accept is None or accept(data[:16]) is True:
+            result = accept is None or accept(data[:16])
+            if result and not isinstance(result, str):
                 try:
                     return factory(io.BytesIO(data), "")
-                except (SyntaxError, IndexError, TypeError, ValueError):
+                except (SyntaxError, IndexError, TypeError, ValueError, struct.error):
                     continue
         raise
 
@@ -122,7 +124,7 @@ def open_mask(source: str | bytes, width: int, height: int, max_pixels: int = DE
     if abs(math.log(mask.width / mask.height) - math.log(width / height)) > 0.02:
         raise LrcodecError(f"{name} is {mask.width}x{mask.height}, not of the image's shape ({width}x{height}): "
                            "a mask must have the image's aspect ratio")
-    grey = mask.convert("L")
+    grey = normalise_mode(mask, drop_alpha=True)[0].convert("L")  # 16-bit and float masks scaled by their mode
     if grey.size != (width, height):
         grey = grey.resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(grey, dtype=np.uint8)

@@ -1,4 +1,4 @@
-"""PSNR, bits per pixel and the R-D loss: the one definition of each that training,
+"""PSNR, MS-SSIM, bits per pixel and the R-D loss: the one definition of each that training,
 refinement, evaluation and the benchmarks share."""
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 SURROGATES = ("noise", "ste", "mixed", "uq", "soft-round", "sua")  # lrcodec/learn/surrogates.py
 TUNES = ("psnr", "ms-ssim")  # what refinement weighs against the rate (lrcodec/learn/distortion.py)
 SSL_SHARPNESS, SSL_SHARPNESS_THREE_CLASS = 2.3, 1.4  # the SGA+ paper's a for two and three classes
-MAX_PIXELS = 100_000_000
-SIGMA_MIN = 0.11  # CompressAI's SCALES_MIN: lower bound of sigma in estimate and coder alike  # the largest image (and file) coded unless a limit is given
+MAX_PIXELS = 100_000_000  # the largest image (and file) coded unless a limit is given
+SIGMA_MIN = 0.11  # CompressAI's SCALES_MIN: lower bound of sigma in estimate and coder alike
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class EncodeSettings:
     soft_alpha: int | None = None
     drop_alpha: bool = False
     max_pixels: int = MAX_PIXELS
-    device: str = "auto"  # where the transforms run: auto (CUDA if present), cpu or cuda; a plain encode
+    device: str = "auto"  # where the transforms run: auto (CUDA if present), cpu, cuda or cuda:N; a plain encode
     # of a model with a runtime export runs on the CPU without torch (lrcodec.runtime) unless "cuda"
     time_limit: float | None = None  # seconds for one image's refinement (0: no limit; None: the refinement's own)
     lmbda: float | None = None  # the refinement's R-D trade-off (None: the refinement's, else ``refine.lambda_for``)

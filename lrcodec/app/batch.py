@@ -165,6 +165,8 @@ def _run_ray(jobs: list[Job], settings: EncodeSettings, address: str | None, wor
     if isinstance(settings.roi, str):  # workers need no shared filesystem: the mask travels as bytes
         settings = replace(settings, roi=read_bytes(settings.roi))
     gpu = settings.device.startswith("cuda")
+    if gpu:  # Ray shows each task the one GPU it assigned, as cuda
+        settings = replace(settings, device="cuda")
     remote = ray.remote(num_cpus=0 if gpu else 1, num_gpus=1 if gpu else 0, max_retries=retries)(task_function)
     pending = {}
     for job in jobs:

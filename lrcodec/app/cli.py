@@ -169,11 +169,11 @@ max_pixels_option = click.option("--max-pixels", type=click.IntRange(1), default
 def quantizer_cli_options(f):
     """--uq / --seed / --reconstruction / --soft-alpha / --drop-alpha / --max-pixels."""
     f = max_pixels_option(f)
-    f = click.option("--drop-alpha", is_flag=True, help="Code the colours of an image with alpha.")(f)
+    f = click.option("--drop-alpha", is_flag=True, default=E.drop_alpha, help="Code the colours of an image with alpha.")(f)
     f = reconstruction_options(f)
     f = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=E.seed, show_default=True,
                      help="Dither seed for --uq (and the sampler's seed in refinement).")(f)
-    f = click.option("--uq", is_flag=True, help="Universal quantization with a dither from --seed.")(f)
+    f = click.option("--uq", is_flag=True, default=E.uq, help="Universal quantization with a dither from --seed.")(f)
     return f
 
 
@@ -381,7 +381,7 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
 @model_options
 @click.option("--method", type=click.Choice(METHODS), default=R.method, show_default=True,
               help="Soft-rounding sampler (SGA+ methods, SGA/atanh, baselines).")
-@click.option("--three-class", is_flag=True, help="Three-class rounding (ssl, linear, cosine).")
+@click.option("--three-class", is_flag=True, default=R.three_class, help="Three-class rounding (ssl, linear, cosine).")
 @click.option("--iterations", type=click.IntRange(0), default=R.iterations, show_default=True)
 @click.option("--lr", type=float, default=R.lr, show_default=True)
 @click.option("--lr-drop", type=click.FloatRange(0, 1, min_open=True), default=R.lr_drop, show_default=True,
@@ -431,11 +431,12 @@ def refine(inputs, output, force, model_name, quality, method, three_class, iter
               help="As encode's: the files measured are the ones encode writes.")
 @click.option("--method", default=None, type=click.Choice(METHODS),
               help="Research: refine with this sampler for --iterations instead of an effort's preset.")
-@click.option("--iterations", type=click.IntRange(0), default=R.iterations, show_default=True)
+@click.option("--iterations", type=click.IntRange(0), default=R.iterations, show_default=True,
+              help="With --method: the refinement's iterations.")
 @time_limit_option("the effort's")
 @lambda_option
 @tuning_options
-@click.option("--uq", is_flag=True, help="Universal quantization.")
+@click.option("--uq", is_flag=True, default=E.uq, help="Universal quantization.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=E.seed, show_default=True,
               help="Dither seed for --uq (and the sampler's seed in refinement).")
 @reconstruction_options
@@ -474,7 +475,7 @@ def evaluate(paths, model_name, quality, effort, method, iterations, time_limit,
     if json_out:
         from dataclasses import asdict
 
-        options = {"effort": effort, "method": method or "base", "iterations": iterations, "tune": tune, "roi": roi,
+        options = {"effort": effort, "method": method or ("base" if effort == 0 else "ssl"), "iterations": iterations, "tune": tune, "roi": roi,
                    "uq": uq, "reconstruction": reconstruction, "soft_alpha": soft_alpha}
         report = {"schema_version": JSON_SCHEMA_VERSION, "images": rows, "mean": mean, "options": options,
                   "settings": asdict(settings)}

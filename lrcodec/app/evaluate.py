@@ -104,25 +104,29 @@ def evaluate_bytes(source: str, data: bytes, settings: EncodeSettings) -> Outcom
     (without torch where it can), its bytes, PSNR, MS-SSIM and timings."""
     from pathlib import Path
 
-    from ..encoder import encode, failure
+    from ..codec import decode_image
+    from ..encoder import encode, failure, model_for
     from ..imageio import open_image
 
     try:
         image = open_image(data, source, settings.max_pixels)
+        model_for(settings), _decoder(settings)  # loaded before the clocks start, once per process
         t0 = time.perf_counter()
         outcome = encode(image, settings)
         t1 = time.perf_counter()
-        decoded = _decode(outcome.data, settings)
+        decoded = decode_image(outcome.data, _decoder(settings))
         t2 = time.perf_counter()
     except Exception as e:  # reported as ``encode`` reports it
         return failure(e)
     ref, out = _rgb(image), _rgb(decoded)
-    refined = settings.refine_settings() is not None
+    refinement = settings.refine_settings()
+    refined = refinement is not None
     effort = settings.effort if settings.refine is None else None
     label = "lrcodec" + (f" effort {effort}" if effort is not None else f" {settings.refine.label}")
-    point = Point(Path(source).name, label + (f" {settings.tune}" if refined else ""), outcome.row["model"],
+    tune = refinement.tune if refined else None
+    point = Point(Path(source).name, label + (f" {tune}" if refined else ""), outcome.row["model"],
                   len(outcome.data), outcome.row["bpp"], psnr(ref, out), ms_ssim(ref, out), t1 - t0, t2 - t1,
-                  effort, settings.tune if refined else None, settings.roi is not None)
+                  effort, tune, settings.roi is not None)
     if settings.roi is not None:
         from ..imageio import open_mask
 
@@ -132,17 +136,12 @@ def evaluate_bytes(source: str, data: bytes, settings: EncodeSettings) -> Outcom
     return Outcome(outcome.data, point.as_dict())
 
 
-def _decode(data: bytes, settings: EncodeSettings):
-    """The image ``lrcodec decode`` gives: a shipped model's file found by its id, else with
-    the model named (its runtime export where it has one)."""
-    from ..codec import decode_image
-
-    if settings.model is None:
-        return decode_image(data)
+def _decoder(settings: EncodeSettings):
+    """The model ``lrcodec decode`` decodes these files with, loaded once per process: the
+    model's runtime export (no torch) where it has one, else the model itself."""
     from ..encoder import cached_model, cached_runtime
 
-    return decode_image(data, cached_runtime(settings.model, settings.quality)
-                        or cached_model(settings.model, settings.quality, settings.device))
+    return cached_runtime(settings.model, settings.quality) or cached_model(settings.model, settings.quality, "cpu")
 
 
 # ------------------------------------------------------------------ classical codecs

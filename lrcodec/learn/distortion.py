@@ -49,16 +49,22 @@ class Distortion:
         w = self.weights if self.weights.shape[0] == 1 else self.weights[index]
         return w[:, :, rows[0] : rows[1], cols[0] : cols[1]]
 
-    def relaxed(self, x_hat: torch.Tensor, x: torch.Tensor, rows: tuple, cols: tuple, pixels: int) -> torch.Tensor:
+    def relaxed(self, x_hat: torch.Tensor, x: torch.Tensor, rows: tuple, cols: tuple, pixels: int,
+                own: tuple | None = None) -> torch.Tensor:
         """The R-D loss's distortion term of a tile's own pixels (float in [0, 1], (B, 3, h, w)
         at ``rows``/``cols`` of an image of ``pixels`` pixels), summed over the batch: the
-        tiles' terms add up to the image's (exactly for MSE; for MS-SSIM each tile's own MS-SSIM,
-        weighted by its share of the image)."""
+        tiles' terms add up to the image's (exactly for MSE; for MS-SSIM each tile's MS-SSIM
+        over its ``own`` rows and columns, with the pixels around them as its windows'
+        context, weighted by its share of the image)."""
         w = self._weights(slice(None), rows, cols)
         if self.tune == "psnr":
             error = (x_hat - x).square()
             d = (error if w is None else error * w).sum((1, 2, 3)) / (3 * pixels)
         else:
+            if own is not None and own != (rows, cols):
+                inside = torch.zeros((1, 1, rows[1] - rows[0], cols[1] - cols[0]), device=x.device)
+                inside[..., own[0][0] - rows[0] : own[0][1] - rows[0], own[1][0] - cols[0] : own[1][1] - cols[0]] = 1
+                w = inside if w is None else w * inside
             share = x.shape[2] * x.shape[3] if w is None else w.flatten(1).sum(1)
             d = (1 - ms_ssim(x_hat, x, weights=w)) * share / pixels
         return rd_loss(self.lmbdas.to(d.device, d.dtype), d, 0.0).sum()
@@ -81,8 +87,8 @@ class Distortion:
     def calibrate(self, lmbdas: list[float], plain: list[tuple[float, float]]) -> None:
         """Each image's lambda for this distortion from the model's (MSE) lambda and its plain
         encode's (distortion, MSE) (module docstring)."""
-        if self.tune != "psnr":
-            lmbdas = [lmbda * mse / max(d, 1e-12) for lmbda, (d, mse) in zip(lmbdas, plain)]
+        if self.tune != "psnr":  # a (nearly) perfect plain encode has no slope to carry over: keep lambda
+            lmbdas = [lmbda * mse / d if min(d, mse) > 1e-10 else lmbda for lmbda, (d, mse) in zip(lmbdas, plain)]
         self.lmbdas = torch.tensor(lmbdas, dtype=torch.float64)
 
     def loss(self, index: int, distortion: float, bpp: float) -> float:

@@ -2,7 +2,8 @@
 unchanged decoder spends fewer bits for the same quality (``docs/algorithms.md`` section 4).
 
 Each iteration relaxes rounding with the chosen soft-rounding sampler at temperature T(t),
-scores lambda' * 255^2 * MSE + bpp on the real (unpadded) pixels and takes an Adam step on
+scores lambda' * 255^2 * D + bpp on the real (unpadded) pixels, D the distortion it is tuned for
+(MSE, 1 - MS-SSIM, either weighted by a region of interest: ``lrcodec.learn.distortion``), and takes an Adam step on
 (y, z). Every ``eval_every`` iterations the *true* loss is computed with the coder's own hard
 quantization (``codec.quantize_latents``), and the best latents seen are kept. At the end the
 refined file is compared with the plain encode by real bytes and real pixels, and the better
@@ -230,13 +231,14 @@ def _rescheduled(settings: RefineSettings, iterations: int) -> RefineSettings:
     return replace(settings, iterations=iterations, decay=settings.decay * settings.iterations / iterations)
 
 
-REPLANS = 3  # a time limit's plan is made after iterations 2 to 4, from the fastest of them
+REPLANS = 3  # a time limit's plan is made after iterations 2 to 4, from the median of their times
 
 
 @dataclass(frozen=True)
 class _Budget:
     """The time limit, as what is left of it once the plain encodes are made: whether the loop
-    has room for an iteration, and after the first one (timed), for how many."""
+    has room for an iteration, after iterations 2 to 4 (timed) for how many, and after each
+    later one whether it must end there."""
 
     deadline: float | None  # perf_counter() by which the loop must be done (None: no limit)
     per_synthesis: float  # the least an iteration costs
@@ -251,11 +253,16 @@ class _Budget:
         fits = _plan(settings, left, self.per_synthesis, self.per_evaluation) > 0
         return settings if fits else replace(settings, iterations=0)
 
+    def spent(self, more: bool) -> bool:
+        """Whether the loop must end now (``more``: iterations are planned after this one) to
+        keep to the limit with its last evaluation: a slower stretch than the plan's."""
+        return more and self.deadline is not None and time.perf_counter() + self.per_evaluation > self.deadline
+
     def replanned(self, settings: RefineSettings, done: int, per_iteration: float) -> RefineSettings:
         """The schedule that fits what is left of the limit (at least the ``done`` iterations
-        run), each further iteration taking ``per_iteration``: the fastest after the first,
-        which carries one-time costs (kernels made, memory first touched) that made a fresh
-        process's encode plan half its iterations or fewer."""
+        run), each further iteration taking ``per_iteration``: the median of those after the
+        first, which carries one-time costs (kernels made, memory first touched) that made a
+        fresh process's encode plan half its iterations or fewer."""
         if self.deadline is None:
             return settings
         rest = replace(settings, iterations=settings.iterations - done)
@@ -308,10 +315,16 @@ def _tile_loss(batch: _Batch, t: int, sampler: Sampler, hyper, noise, tile) -> t
     if rows[1] > rows[0] and cols[1] > cols[0]:  # tiles wholly in the padding have no pixels
         with torch.autocast(batch.x.device.type, dtype=torch.bfloat16, enabled=batch.bf16):
             x_hat = batch.g_s(y_tilde)
-        own = x_hat[:, :, rows[0] - 16 * r0 : rows[1] - 16 * r0, cols[0] - 16 * c0 : cols[1] - 16 * c0]
         # The sum over the batch: each image's latents get their own loss's gradient.
-        x = batch.x[:, :, rows[0] : rows[1], cols[0] : cols[1]].float().div_(255)
-        loss = loss + batch.distortion.relaxed(own.float(), x, rows, cols, batch.pixels)
+        if batch.distortion.tune == "psnr":  # its own pixels' errors
+            own = x_hat[:, :, rows[0] - 16 * r0 : rows[1] - 16 * r0, cols[0] - 16 * c0 : cols[1] - 16 * c0]
+            x = batch.x[:, :, rows[0] : rows[1], cols[0] : cols[1]].float().div_(255)
+            return loss + batch.distortion.relaxed(own.float(), x, rows, cols, batch.pixels)
+        # MS-SSIM's windows reach past its own pixels: the crop's (in the image) as their context
+        around = (16 * r0, min(16 * r1, H)), (16 * c0, min(16 * c1, W))
+        x_hat = x_hat[:, :, : around[0][1] - around[0][0], : around[1][1] - around[1][0]]
+        x = batch.x[:, :, around[0][0] : around[0][1], around[1][0] : around[1][1]].float().div_(255)
+        loss = loss + batch.distortion.relaxed(x_hat.float(), x, *around, batch.pixels, own=(rows, cols))
     return loss
 
 
@@ -351,7 +364,7 @@ class _Adam:
         self.t += 1
         beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1**self.t)
-        correction2_sqrt = math.sqrt(1 - beta2**self.t)
+        correction2_sqrt = (1 - beta2**self.t) ** 0.5  # as torch writes it: pow, not sqrt
         for p, (m, v) in zip(self.params, self.moments):
             if p.grad is None:
                 continue
@@ -374,7 +387,7 @@ class _Best:
 
 def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: list[list[Evaluation]],
           quantizer: dict, modes: list[str], progress: Callable | None) -> tuple[list[_Best], int, float]:
-    """Run the schedule (shortened by the budget after its first iteration, or by patience);
+    """Run the schedule (shortened by the budget, or by patience);
     appends each true-loss evaluation to ``histories``. Returns each image's best latents,
     the iterations run and the seconds per iteration. The last evaluation codes the whole file
     (in ``modes``), which ``_choose`` then keeps rather than coding the latents again."""
@@ -388,11 +401,12 @@ def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: l
         started = time.perf_counter()
         _step(batch, t, sampler, opt)
         steps.append(time.perf_counter() - started)
-        if t == 1 and budget.deadline is not None and time.perf_counter() > budget.deadline:
-            schedule = _rescheduled(settings, 1)  # the limit is spent: this one is the last
-        elif 2 <= t <= REPLANS + 1 and t < schedule.iterations:
-            schedule = budget.replanned(settings, t, min(steps[1:]))  # a stray slow one does not decide
+        if 2 <= t <= REPLANS + 1 and t < schedule.iterations:
+            later = sorted(steps[1:])
+            schedule = budget.replanned(settings, t, later[len(later) // 2])  # one stray slow one does not decide
             sampler = Sampler.of(schedule)
+        elif budget.spent(t < schedule.iterations):
+            schedule = _rescheduled(settings, t)  # the limit is (about to be) spent: this one is the last
         if t % schedule.eval_every == 0 or t == schedule.iterations:
             seconds = time.perf_counter() - t0
             for i, (history, b) in enumerate(zip(histories, best)):
@@ -468,8 +482,8 @@ def refine_images(
     ones, and memory is bounded by a tile's (None: one tile up to ``ONE_TILE`` positions, else
     ``TILE``). The loop and the transforms run on the model's
     device (``model.to(device)``); the files' symbols are decided on the CPU's exact path, so a
-    file refined on a GPU decodes anywhere. With ``time_limit`` the first iteration's time
-    decides how many iterations fit. ``roi``: a greyscale mask (uint8 array of the images'
+    file refined on a GPU decodes anywhere. With ``time_limit`` the times of iterations 2 to 4
+    decide how many iterations fit (``_Budget``). ``roi``: a greyscale mask (uint8 array of the images'
     size) whose values weigh each pixel's distortion (``lrcodec.learn.distortion``)."""
     t_start = time.perf_counter()
     settings = replace(settings or RefineSettings(), **changes)

@@ -39,13 +39,17 @@ def test_the_demo_encodes_plain_and_at_the_default_effort(models_dir, tmp_path, 
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["plain"], ["default"])}
     assert set(rows) == {"plain", "default"}
     assert rows["plain"][1] == "0" and rows["default"][1] == str(DEFAULT_EFFORT)
+    plain = (tmp_path / "out" / "cat.e0.lrc").read_bytes()
     for label, effort in (("plain", 0), ("default", DEFAULT_EFFORT)):
         lrc = tmp_path / "out" / f"cat.e{effort}.lrc"
         data = lrc.read_bytes()
         assert int(rows[label][2]) == len(data)  # the bytes column is the file's size
         assert abs(float(rows[label][3]) - 8 * len(data) / (64 * 48)) < 1e-4
         decoded = codec.decode_latents(data)  # by the model id in its header, as a user would
-        assert decoded.header.refined == (effort != 0)
+        if effort == 0:
+            assert not decoded.header.refined
+        else:  # refined, or (the tiny model's refinement not being better) the plain file kept
+            assert decoded.header.refined or data == plain
         pixels = np.asarray(decoded.image().convert("RGB"))
         assert abs(float(rows[label][4]) - psnr(original, pixels)) <= 0.005  # measured on the decoded pixels
         with Image.open(tmp_path / "out" / f"cat.e{effort}.png") as png:
