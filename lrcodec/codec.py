@@ -25,7 +25,6 @@ from .format.exact import ACT_BITS, as_f64
 from .families.coding import YTables
 from .format.format1 import decode_latents_v1
 from .format.latents import Dither, QuantizedLatents, channel_index, dithers, latent_shapes
-from .imageio import padded_pixels
 from .models import LoadedModel, to_pixels
 from .runtime import RuntimeModel
 from .settings import RECONSTRUCTIONS
@@ -219,12 +218,7 @@ def encode_latents(model: "LoadedModel | RuntimeModel", y, z, width: int, height
                         {"bits_z": coded_z.bits_ideal, "bits_y": coded_y.bits_ideal})
 
 
-def prepare_pixels(image, drop_alpha: bool = False):
-    """``padded_pixels`` as a uint8 tensor."""
-    import torch
-
-    pixels, mode = padded_pixels(image, drop_alpha)
-    return torch.from_numpy(pixels), mode
+prepare_pixels = LoadedModel.pixels  # (padded uint8 pixels as a tensor, mode to decode back to)
 
 
 def prepare_image(image, drop_alpha: bool = False):

@@ -120,7 +120,8 @@ class LoadedModel:
     # never asks which kind of model it has: pixels in, tiles through the transforms, arrays out.
     needs_torch = True
 
-    def pixels(self, image, drop_alpha: bool = False):
+    @staticmethod
+    def pixels(image, drop_alpha: bool = False):
         """(padded uint8 pixels (1, 3, Hp, Wp) as a tensor, mode to decode back to)."""
         import torch
 

@@ -37,10 +37,13 @@ class Distortion:
 
     tune: str = "psnr"
     weights: torch.Tensor | None = None  # (1 or B, 1, H, W), mean 1
-    lmbdas: torch.Tensor | None = None  # (B,) the rd_loss lambda per image
+    lmbdas: torch.Tensor | None = None  # (B,) the rd_loss lambda per image (float64, on the CPU)
+    device: torch.device = torch.device("cpu")  # where the loop runs
+    _loop_lmbdas: torch.Tensor | None = None  # the same as the loop's float32, on its device: made once
 
     def to(self, device) -> "Distortion":
         self.weights = None if self.weights is None else self.weights.to(device)
+        self.device = torch.device(device)
         return self
 
     def _weights(self, index: int | slice, rows: tuple, cols: tuple) -> torch.Tensor | None:
@@ -67,7 +70,7 @@ class Distortion:
                 w = inside if w is None else w * inside
             share = x.shape[2] * x.shape[3] if w is None else w.flatten(1).sum(1)
             d = (1 - ms_ssim(x_hat, x, weights=w)) * share / pixels
-        return rd_loss(self.lmbdas.to(d.device, d.dtype), d, 0.0).sum()
+        return rd_loss(self._loop_lmbdas.to(d.dtype), d, 0.0).sum()
 
     def measured(self, decoded: torch.Tensor, original: torch.Tensor, index: int = 0) -> tuple[float, float]:
         """(distortion, MSE) of a decoded image (uint8, (1, 3, H, W)) against the original's: the
@@ -90,6 +93,7 @@ class Distortion:
         if self.tune != "psnr":  # a (nearly) perfect plain encode has no slope to carry over: keep lambda
             lmbdas = [lmbda * mse / d if min(d, mse) > 1e-10 else lmbda for lmbda, (d, mse) in zip(lmbdas, plain)]
         self.lmbdas = torch.tensor(lmbdas, dtype=torch.float64)
+        self._loop_lmbdas = self.lmbdas.to(self.device, torch.float32)
 
     def loss(self, index: int, distortion: float, bpp: float) -> float:
         return rd_loss(float(self.lmbdas[index]), distortion, bpp)

@@ -400,7 +400,8 @@ def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: l
             opt.lr = schedule.lr / 10
         started = time.perf_counter()
         _step(batch, t, sampler, opt)
-        steps.append(time.perf_counter() - started)
+        if t <= REPLANS + 1:
+            steps.append(time.perf_counter() - started)
         if 2 <= t <= REPLANS + 1 and t < schedule.iterations:
             later = sorted(steps[1:])
             schedule = budget.replanned(settings, t, later[len(later) // 2])  # one stray slow one does not decide

@@ -238,7 +238,8 @@ def test_a_batch_without_a_lambda_refines_each_image_for_its_own():
 
 def test_the_loops_adam_is_torchs():
     """refine._Adam (which spares an encode torch._dynamo's import) takes torch.optim.Adam's steps,
-    bit for bit, the lr cut included."""
+    bit for bit, the lr cut included: both make the same elementwise calls (no reductions) on the
+    same tensors, so the same kernels give the same bits on any CPU."""
     from lrcodec.learn.refine import _Adam
 
     gen = torch.Generator().manual_seed(0)
@@ -287,7 +288,8 @@ def test_ms_ssim_tuning_tiled_is_about_the_untiled():
     image = photo_like(200, 120, seed=13)
     options = dict(iterations=12, lr=0.02, eval_every=3, precision="float32", seed=1, tune="ms-ssim")
     whole, tiled = refine_image(image, model, **options), refine_image(image, model, tile=4, **options)
-    assert whole.history[0] == tiled.history[0]  # the plain encode's true loss: the whole image's MS-SSIM
+    # the plain encode's true loss, the whole image's MS-SSIM, from two runs of the float transforms
+    assert tiled.history[0].loss == pytest.approx(whole.history[0].loss, rel=1e-6)
     assert tiled.history[-1].loss < tiled.history[0].loss
     assert tiled.history[-1].loss == pytest.approx(whole.history[-1].loss, rel=0.02)
     assert whole.tune == tiled.tune == "ms-ssim"
