@@ -242,7 +242,8 @@ def encode_image(image, model: "LoadedModel | RuntimeModel", *, uq: bool = False
 @dataclass
 class Decoded:
     header: Header
-    latents: QuantizedLatents  # tensors, or arrays where decoded without torch
+    latents: "QuantizedLatents | list[np.ndarray]"  # tensors, or arrays where decoded without torch;
+    # an overfitted file's: its integer latent grids
     pixels: "torch.Tensor | np.ndarray"  # uint8, (1, 3, H, W): an array where decoded without torch
     metadata: dict = field(default_factory=dict)  # "icc", "exif", "xmp" -> bytes (format 3)
 
@@ -296,6 +297,15 @@ def decode_latents(data: bytes, model: "LoadedModel | RuntimeModel | None" = Non
     symbols and of each synthesis tile."""
     header = bitstream.parse_header(data, max_pixels)
     metadata = bitstream.metadata(data, header)  # checked before any decoding
+    if header.version == bitstream.OVERFIT_VERSION:
+        if model is not None:
+            raise LrcodecError("an overfitted file carries its own decoder: no model applies to it")
+        from .format import overfit
+
+        if progress:
+            progress("symbols", 0, 1)
+        grids, pixels = overfit.decode(data, header)
+        return Decoded(header, grids, pixels, metadata)
     model = _model_for(header, model)
     if progress:
         progress("symbols", 0, 1)

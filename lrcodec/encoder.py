@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from .errors import LrcodecError
+from .format.overfit import is_overfit
 from .settings import EncodeSettings
 
 
@@ -60,7 +61,10 @@ def cached_runtime(name: str | None, quality: int | None):
 
 def model_for(settings: EncodeSettings):
     """The model an encode with these settings codes with: its runtime export for a plain
-    encode that has one (no torch) unless CUDA is asked for, else the torch model."""
+    encode that has one (no torch) unless CUDA is asked for, else the torch model; None for
+    the overfitted family, which learns its decoder for each image."""
+    if is_overfit(settings.model):
+        return None
     plain = settings.refine_settings() is None and not settings.device.startswith("cuda")
     return (plain and cached_runtime(settings.model, settings.quality)) or cached_model(
         settings.model, settings.quality, settings.device)
@@ -78,7 +82,10 @@ def encode(image, settings: EncodeSettings, progress=None, started: float | None
     """The file of a PIL image as ``settings`` say (refinement, ROI, tuning, metadata kept);
     the row's size and bpp are the whole file's. ``progress(stage, done, total, ...)``."""
     t0 = time.perf_counter() if started is None else started
-    outcome = _encode_pixels(image, model_for(settings), settings, progress)
+    if is_overfit(settings.model):
+        outcome = _encode_overfit(image, settings, progress)
+    else:
+        outcome = _encode_pixels(image, model_for(settings), settings, progress)
     outcome.row.update(seconds=time.perf_counter() - t0)
     return _with_metadata(outcome, image, settings)
 
@@ -133,6 +140,19 @@ def _encode_pixels(image, model, settings: EncodeSettings, progress=None) -> Out
     return refined_outcome(result, image, model, settings)
 
 
+def _encode_overfit(image, settings: EncodeSettings, progress=None) -> Outcome:
+    from .devices import resolve_device
+    from .learn.overfit import encode_overfit
+
+    overfit = settings.overfit_settings(image.width * image.height)
+    result = encode_overfit(image, overfit, drop_alpha=settings.drop_alpha, device=str(resolve_device(settings.device)),
+                            progress=progress)
+    return Outcome(result.data, {
+        "width": image.width, "height": image.height, "model": result.profile, "bytes": len(result.data),
+        "bpp": result.bpp, "psnr": result.psnr, "iterations": result.iterations, "lmbda": result.lmbda,
+        "decoder_bytes": result.bits["decoder"] / 8, "latent_bytes": result.bits["latents"] / 8})
+
+
 def refined_outcome(result, image, model, settings: EncodeSettings, **extra) -> Outcome:
     """The outcome of a ``RefineResult``."""
     encoded = result.encoded
@@ -146,11 +166,12 @@ def refined_outcome(result, image, model, settings: EncodeSettings, **extra) -> 
 def encode_group(items: list[tuple[str, bytes]], settings: EncodeSettings) -> list[Outcome]:
     """Refine images of one size as one batch (on a GPU, one batch costs about what one image
     does); an image that fails alone is reported alone, by ``guarded``. With a region of
-    interest, whose mask is resized to each image, they are refined one by one."""
+    interest, whose mask is resized to each image, and with the overfitted family, they are
+    encoded one by one."""
     from .imageio import open_image
     from .learn.refine import refine_images
 
-    if settings.roi is not None:
+    if settings.roi is not None or is_overfit(settings.model):
         return [guarded(name, data, settings) for name, data in items]
     t0 = time.perf_counter()
     opened, outcomes = [], [None] * len(items)

@@ -159,16 +159,17 @@ def open_image(data: bytes, name: str = "input", max_pixels: int = DEFAULT_MAX_P
     return image
 
 
-def padded_pixels(image, drop_alpha: bool = False):
-    """(uint8 array (1, 3, Hp, Wp) padded by edge replication to multiples of the latents'
-    stride, mode to decode back to) for a PIL image; refuses alpha unless dropped."""
+def padded_pixels(image, drop_alpha: bool = False, stride: int | None = None):
+    """(uint8 array (1, 3, Hp, Wp) padded by edge replication to multiples of ``stride`` (the
+    latents' stride), mode to decode back to) for a PIL image; refuses alpha unless dropped."""
     import numpy as np
 
     from .format.latents import STRIDE
 
+    stride = stride or STRIDE
     image, mode = normalise_mode(image, drop_alpha)
     arr = np.asarray(image, dtype=np.uint8)
-    arr = np.pad(arr, ((0, (-arr.shape[0]) % STRIDE), (0, (-arr.shape[1]) % STRIDE), (0, 0)), mode="edge")
+    arr = np.pad(arr, ((0, (-arr.shape[0]) % stride), (0, (-arr.shape[1]) % stride), (0, 0)), mode="edge")
     return arr.transpose(2, 0, 1)[None], mode
 
 

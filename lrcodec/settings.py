@@ -11,7 +11,7 @@ from .errors import LrcodecError
 METHODS = ("ssl", "linear", "cosine", "atanh", "ste", "noise")
 THREE_CLASS = ("ssl", "linear", "cosine")
 PRECISIONS = ("auto", "float32", "bfloat16")
-SURROGATES = ("noise", "ste", "mixed", "uq", "soft-round", "sua")  # lrcodec/learn/surrogates.py
+SURROGATES = ("noise", "ste", "mixed", "uq", "soft-round", "sua", "soft-round-noise")  # lrcodec/learn/surrogates.py
 TUNES = ("psnr", "ms-ssim")  # what refinement weighs against the rate (lrcodec/learn/distortion.py)
 SSL_SHARPNESS, SSL_SHARPNESS_THREE_CLASS = 2.3, 1.4  # the SGA+ paper's a for two and three classes
 MAX_PIXELS = 100_000_000  # the largest image (and file) coded unless a limit is given
@@ -100,6 +100,46 @@ def effort_settings(effort: int, **changes) -> RefineSettings | None:
     return replace(preset, **changes) if preset is not None and changes else preset
 
 
+@dataclass(frozen=True)
+class OverfitSettings:
+    """One overfitted encode (``lrcodec.learn.overfit``): the decoder and latents learned for
+    one image from scratch on Cool-chic 4's schedule (Adam, gradients clipped, cosine lr; a
+    soft quantizer with annealed temperature and noise, then the last ``hard_fraction`` of the
+    iterations with hard rounding at lr/100)."""
+
+    profile: str = "overfit-2000"  # lrcodec.format.overfit.PROFILES ("overfit": the default one)
+    iterations: int = 1000
+    lr: float = 0.01
+    surrogate: str = "soft-round-noise"  # SURROGATES: the from-scratch study's choice (docs/overfit.md)
+    hard_fraction: float = 0.1
+    temperature: tuple[float, float] = (0.3, 0.1)  # soft rounding's 1/alpha, annealed linearly
+    noise: tuple[float, float] = (0.25, 0.1)  # soft-round-noise's Gaussian noise (std), annealed linearly
+    clip: float = 0.1  # the gradient's norm is clipped to this
+    lmbda: float = 0.0067
+    time_limit: float = 0.0  # seconds for the whole optimization (0: none): fewer iterations, same schedule
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.surrogate not in SURROGATES:
+            raise LrcodecError(f"unknown surrogate {self.surrogate!r} (choose from {', '.join(SURROGATES)})")
+        if self.iterations < 1 or not self.lr > 0 or not 0 <= self.hard_fraction <= 1:
+            raise LrcodecError("an overfitted encode needs iterations >= 1, lr > 0 and hard_fraction in [0, 1]")
+        if not self.lmbda > 0:
+            raise LrcodecError(f"lambda must be positive, got {self.lmbda}")
+        if self.time_limit is None or self.time_limit < 0:
+            raise LrcodecError("time_limit must be >= 0 seconds (0: none)")
+
+
+# effort -> iterations of an overfitted encode, and its time budget: seconds per iteration
+# and megapixel, at least OVERFIT_SECONDS_MIN an iteration (about four times what one takes
+# on a 2-core CPU, so that only a slow machine or a huge image is cut short).
+OVERFIT_EFFORTS = {1: 250, 2: 1000, 3: 2000, 4: 4000, 5: 10000}
+OVERFIT_SECONDS, OVERFIT_SECONDS_MIN = 2.0, 0.1
+# CompressAI's MSE zoo qualities 1-8: the lambda each was trained for (compressai.zoo; its
+# variable-rate networks carry the same list); -q of an overfitted encode picks from it too.
+ZOO_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+
 EXECUTORS = ("local", "ray")
 RECONSTRUCTIONS = ("dither", "soft-mean")
 
@@ -127,6 +167,29 @@ class EncodeSettings:
     tune: str = "psnr"  # the distortion refinement weighs against the rate (TUNES)
     roi: str | bytes | None = None  # a region-of-interest mask: a greyscale image's path or bytes
     metadata: str = "all"  # what of the input's ICC profile, EXIF and XMP the file keeps (imageio.METADATA_CHOICES)
+
+    def overfit_settings(self, pixels: int) -> OverfitSettings:
+        """The overfitted encode these settings ask for (``model`` an overfitted profile):
+        the effort's iterations within a budget that scales with the image's ``pixels``."""
+        unsupported = {"--uq": self.uq, "--reconstruction soft-mean": self.reconstruction != "dither",
+                       "--soft-alpha": self.soft_alpha is not None, "--target-bpp": self.target_bpp is not None,
+                       "--tune ms-ssim": self.tune != "psnr", "--roi": self.roi is not None,
+                       "lrcodec refine": self.refine is not None}
+        for option, given in unsupported.items():
+            if given:
+                raise LrcodecError(f"{option} does not apply to the overfitted family")
+        if self.effort not in OVERFIT_EFFORTS:
+            raise LrcodecError("the overfitted family learns every image from scratch: give it an effort of 1 or more")
+        if self.quality is not None and not 1 <= self.quality <= len(ZOO_LAMBDAS):
+            raise LrcodecError(f"the overfitted family's qualities are 1-{len(ZOO_LAMBDAS)}, got {self.quality}")
+        lmbda = (self.lmbda if self.lmbda is not None else ZOO_LAMBDAS[self.quality - 1] if self.quality
+                 else OverfitSettings.lmbda)
+        iterations = OVERFIT_EFFORTS[self.effort]
+        limit = (self.time_limit if self.time_limit is not None
+                 else iterations * max(OVERFIT_SECONDS * pixels / 1e6, OVERFIT_SECONDS_MIN))
+        overfit = OverfitSettings(profile=self.model, iterations=iterations, lmbda=lmbda, time_limit=limit, seed=self.seed)
+        overfit.check()
+        return overfit
 
     def refine_settings(self) -> RefineSettings | None:
         """The refinement to run, or None for a plain encode."""

@@ -1,4 +1,4 @@
-"""Decode every golden file of the shipped models with the lrcodec this Python has installed
+"""Decode every golden file of the shipped models and of the overfitted family with the lrcodec this Python has installed
 and check its pinned digests (symbols and y_hat) and its pixels against the stored PNG within
 the float bound; a format-1 file must decode the same or, without torch, be refused with a
 one-line error (as it may be wherever this machine's float networks differ from its encoder's).
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from lrcodec import codec
-from lrcodec.app.probe import latent_digest, metadata_digest, symbol_digest
+from lrcodec.app.probe import grid_digest, latent_digest, metadata_digest, symbol_digest
 from lrcodec.errors import LrcodecError
 from lrcodec.format.format1 import NOT_HERE
 from lrcodec.metrics import PIXEL_FRACTION, PIXEL_LEVELS
@@ -44,10 +44,30 @@ def check(folder: Path, no_torch: bool) -> list[str]:
             failures.append(f"{name}: symbols differ")
         if expected["format_version"] >= 2 and latents != expected["latents_sha256"]:
             failures.append(f"{name}: y_hat differs")
-        ours = np.asarray(decoded.image().convert("RGB"), np.int16)
-        stored = np.asarray(Image.open(folder / f"{name}.png").convert("RGB"), np.int16)
-        if ours.shape != stored.shape or np.abs(ours - stored).max() > PIXEL_LEVELS or np.mean(ours != stored) >= PIXEL_FRACTION:
-            failures.append(f"{name}: pixels beyond the float bound")
+        failures += _pixels(folder, name, decoded)
+    return failures
+
+
+def _pixels(folder: Path, name: str, decoded) -> list[str]:
+    ours = np.asarray(decoded.image().convert("RGB"), np.int16)
+    stored = np.asarray(Image.open(folder / f"{name}.png").convert("RGB"), np.int16)
+    if ours.shape != stored.shape or np.abs(ours - stored).max() > PIXEL_LEVELS or np.mean(ours != stored) >= PIXEL_FRACTION:
+        return [f"{name}: pixels beyond the float bound"]
+    return []
+
+
+def check_overfit(folder: Path) -> list[str]:
+    """The overfitted family's golden files: their latents exactly, their pixels within the bound."""
+    failures = []
+    for name, expected in sorted(json.loads((folder / "overfit.json").read_text()).items()):
+        try:
+            decoded = codec.decode_latents((folder / name).read_bytes())
+        except LrcodecError as e:
+            failures.append(f"{name}: {e}")
+            continue
+        if grid_digest(decoded.latents) != expected["symbols_sha256"]:
+            failures.append(f"{name}: latents differ")
+        failures += _pixels(folder, name, decoded)
     return failures
 
 
@@ -55,12 +75,12 @@ def main() -> None:
     folder, no_torch = Path(sys.argv[1]), "--no-torch" in sys.argv
     if no_torch and importlib.util.find_spec("torch") is not None:
         sys.exit("torch is importable here")
-    failures = check(folder, no_torch)
+    failures = check(folder, no_torch) + check_overfit(folder)
     if no_torch and [m for m in sys.modules if m.split(".")[0] in ("torch", "compressai")]:
         failures.append("torch or compressai was imported")
     for line in failures:
         print(line, file=sys.stderr)
-    count = len(json.loads((folder / "golden.json").read_text()))
+    count = sum(len(json.loads((folder / f).read_text())) for f in ("golden.json", "overfit.json"))
     print(f"{count - len(failures)} of {count} golden files as pinned" + (" (no torch)" if no_torch else ""))
     sys.exit(1 if failures else 0)
 

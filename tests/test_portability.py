@@ -208,8 +208,8 @@ def test_errors_name_the_format_version(tiny_model):
     from conftest import photo_like
 
     data = bytearray(codec.encode_image(photo_like(64, 64), tiny_model).data)
-    data[3] = 4
-    with pytest.raises(LrcodecError, match="format version 4 is newer"):
+    data[3] = 5
+    with pytest.raises(LrcodecError, match="format version 5 is newer"):
         codec.decode_image(_with_crc(bytes(data[:-4])), tiny_model)
     data[3] = 2
     struct.pack_into("<I", data, 36, 12345)  # tables CRC of another encoder

@@ -18,7 +18,7 @@ from ..devices import DEVICE_HELP, check_device
 from ..errors import LrcodecError
 from ..families import ARCHITECTURES, ZOO
 from ..settings import (DEFAULT_EFFORT, EFFORTS, EXECUTORS, METHODS, PRECISIONS, RECONSTRUCTIONS, SSL_SHARPNESS,
-                        SSL_SHARPNESS_THREE_CLASS, SURROGATES, TUNES, EncodeSettings, RefineSettings, TrainConfig)
+                        SSL_SHARPNESS_THREE_CLASS, SURROGATES, OVERFIT_EFFORTS, TUNES, EncodeSettings, RefineSettings, TrainConfig)
 
 E, R, T = EncodeSettings(), RefineSettings(), TrainConfig()  # every option's default is read from these
 
@@ -45,7 +45,8 @@ def model_options(f):
     f = click.option("--model", "-m", "model_name", default=None, metavar="NAME|PATH",
                      help=f"Shipped model name, CompressAI zoo name ({', '.join(ZOO)}) or checkpoint file "
                           f"(.safetensors, or a CompressAI state dict of any architecture: {', '.join(ARCHITECTURES)}). "
-                          "Default: shipped model of --quality.")(f)
+                          "Default: shipped model of --quality. overfit, overfit-500 or overfit-2000: no "
+                          "weights, a decoder learned for each image (slow; docs/overfit.md).")(f)
     return f
 
 
@@ -240,7 +241,10 @@ def _encode_one(input, output, settings, force, summary, quiet) -> None:
     if summary:
         write_summary(summary, [{"input": input, "output": output, "status": "ok", **r}], settings)
     size = f"{r['width']}x{r['height']}, model {r['model']}, {r['seconds']:.1f} s"
-    if "base_bpp" in r:
+    if "decoder_bytes" in r:
+        _say(f"{input} -> {output}: {r['bytes']} bytes ({r['decoder_bytes']:.0f} of them the decoder), {r['bpp']:.4f} bpp, "
+             f"PSNR {r['psnr']:.2f} dB after {r['iterations']} iterations ({size})", quiet)
+    elif "base_bpp" in r:
         note = " (refinement did not help; plain encode kept)" if r["kept_base"] else ""
         _say(f"{input} -> {output}: {r['bytes']} bytes, {r['base_bpp']:.4f} -> {r['bpp']:.4f} bpp, PSNR "
              f"{r['base_psnr']:.2f} -> {r['psnr']:.2f} dB after {r['iterations']} iterations ({size}){note}", quiet)
@@ -258,8 +262,10 @@ def _encode(inputs, output, settings: EncodeSettings, force, jobs, executor, add
 
 def _effort_help() -> str:
     levels = ", ".join(f"{e}: {s.iterations} iterations in at most {s.time_limit:.0f} s" for e, s in EFFORTS.items() if s)
+    overfit = ", ".join(f"{e}: {n}" for e, n in OVERFIT_EFFORTS.items())
     return (f"0: plain encode; higher: SSL refinement ({levels}; a large image gets the iterations that fit). "
-            f"The default is {DEFAULT_EFFORT}; README's effort table gives what each level buys.")
+            f"The default is {DEFAULT_EFFORT}; README's effort table gives what each level buys. The overfitted "
+            f"family's iterations: {overfit}.")
 
 
 lambda_option = click.option(
@@ -500,7 +506,8 @@ def info(input, as_json):
     \b
     Example: lrcodec info photo.lrc --json
     """
-    from ..format.bitstream import metadata, parse_header
+    from ..format.bitstream import OVERFIT_VERSION, metadata, parse_header
+    from ..format.overfit import profile_of_id
     from ..imageio import read_bytes
     from ..metrics import bits_per_pixel
     from ..models import shipped_models
@@ -513,6 +520,11 @@ def info(input, as_json):
     d["bpp"] = bits_per_pixel(8 * len(data), header.width * header.height)
     # current or retired: a retired model still decodes its files
     d["model"] = next((c["name"] for c in shipped_models(current_only=False) if c.get("model_id") == d["model_id"]), None)
+    if header.version == OVERFIT_VERSION:  # the decoder is in the file: its profile, and its share of the bytes
+        found = profile_of_id(header.model_id)
+        d["model"] = found and found.name
+        d.update(macs_per_pixel=found and round(found.macs_per_pixel), decoder_bytes=header.z_length,
+                 latent_bytes=header.y_length)
     if as_json:
         click.echo(json.dumps(d, indent=2))
     else:

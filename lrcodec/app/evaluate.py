@@ -140,7 +140,10 @@ def _decoder(settings: EncodeSettings):
     """The model ``lrcodec decode`` decodes these files with, loaded once per process: the
     model's runtime export (no torch) where it has one, else the model itself."""
     from ..encoder import cached_model, cached_runtime
+    from ..format.overfit import is_overfit
 
+    if is_overfit(settings.model):
+        return None  # the file carries its decoder
     return cached_runtime(settings.model, settings.quality) or cached_model(settings.model, settings.quality, "cpu")
 
 

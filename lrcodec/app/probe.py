@@ -29,6 +29,11 @@ def latent_digest(latents) -> str:
     return _digest(np.asarray(latents.z_symbols), np.asarray(latents.y_symbols), latents.sigma_index, np.asarray(latents.y_hat))
 
 
+def grid_digest(grids: list) -> str:
+    """SHA-256 of an overfitted file's latent grids (int64), level by level with their shapes."""
+    return _digest(*[np.asarray(s, np.int64) for g in grids for s in (np.array(np.shape(g)), g)])
+
+
 def metadata_digest(metadata: dict[str, bytes]) -> str:
     """SHA-256 over the metadata kinds and bytes a file carries (format 3), in kind order."""
     h = hashlib.sha256()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import LrcodecError
+from ..settings import ZOO_LAMBDAS  # noqa: F401 (re-exported: the zoo's lambdas)
 
 # arch -> (module, family object): the one table a new family is added to
 _REGISTRY = {
@@ -117,11 +118,9 @@ ZOO_URLS: dict[str, dict[int, str] | str] = {
     "mbt2018-vbr": f"{_ZOO_ROOT}/mbt2018-mse-vbr-f12581a1.pth.tar",
 }
 
-# CompressAI's MSE zoo qualities 1-8: the lambda each was trained for (compressai.zoo; its
-# variable-rate networks carry the same list), and the mean Kodak bpp of its mbt2018-mean at
-# each (CompressAI's published results, results/image/kodak). A checkpoint that carries no
+# CompressAI's MSE zoo qualities 1-8: the lambda each was trained for (settings.ZOO_LAMBDAS),
+# and the mean Kodak bpp of its mbt2018-mean at each (CompressAI's published results, results/image/kodak). A checkpoint that carries no
 # lambda is refined for the quality whose rate is nearest its own (``refine.lambda_for``).
-ZOO_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 ZOO_KODAK_BPP = (0.1239, 0.1980, 0.3072, 0.4606, 0.6617, 0.9144, 1.2342, 1.6191)
 
 

@@ -16,7 +16,8 @@ from ..settings import MAX_PIXELS
 MAGIC = b"LRC"
 VERSION = 2  # 2: probabilities from the exact path (lrcodec.format.exact); 1: from float networks
 METADATA_VERSION = 3  # format 2 plus a metadata section: written only for a file that carries metadata
-READABLE_VERSIONS = (1, 2, 3)
+OVERFIT_VERSION = 4  # the overfitted family (lrcodec.format.overfit): the decoder in the file, a metadata section always
+READABLE_VERSIONS = (1, 2, 3, 4)
 _HEADER = struct.Struct("<3sB8sIIBBBBIhhhhIII")
 HEADER_SIZE = _HEADER.size  # 48
 TRAILER_SIZE = 4  # CRC-32 of everything before it
@@ -77,11 +78,12 @@ class Header:
 
 def pack(header: Header, z_payload: bytes, y_payload: bytes, metadata: dict[str, bytes] | None = None) -> bytes:
     """The file: format 3 with a metadata section where ``metadata`` holds any (kind -> bytes),
-    else the header's version (format 2) without one."""
+    else the header's version (format 2) without one; an overfitted file (format 4) always has one."""
     header.z_length, header.y_length = len(z_payload), len(y_payload)
     section = b""
-    if present := {k: v for k, v in (metadata or {}).items() if v}:
-        header.version = METADATA_VERSION
+    present = {k: v for k, v in (metadata or {}).items() if v}
+    if present or header.version == OVERFIT_VERSION:
+        header.version = max(header.version, METADATA_VERSION)
         section = _metadata_section(present)
     head = _HEADER.pack(
         MAGIC, header.version, header.model_id, header.width, header.height, MODE_CODES[header.mode],
@@ -98,7 +100,8 @@ def with_metadata(data: bytes, metadata: dict[str, bytes]) -> bytes:
     header = parse_header(data, max_pixels=2**64)
     if header.version == 1:
         raise LrcodecError("format 1 files carry no metadata")
-    header.version = VERSION
+    if header.version != OVERFIT_VERSION:
+        header.version = VERSION
     return pack(header, *payloads(data, header), metadata)
 
 

@@ -66,16 +66,18 @@ def surrogate_quantize(
     stream: int = 0,
     expected_slope: bool = True,
     stop_gradient: bool = True,
+    noise: torch.Tensor | None = None,
 ) -> Quantized:
     """Training-time stand-in for round(v) (``docs/algorithms.md`` section 3).
 
     ``temperature`` is SUA's tau (1 = additive noise, 0 = hard rounding), ``alpha`` the
     soft-rounding sharpness, ``seed`` keys the UQ dither for this step; ``stop_gradient``
-    False turns off SUA's partial stop-gradient (an ablation: then d value / d v = tau).
+    False turns off SUA's partial stop-gradient (an ablation: then d value / d v = tau);
+    ``noise``: the uniform noise on [-1/2, 1/2) to use (None: drawn from torch's generator).
     """
     if surrogate == "round":
         return _unit_interval(torch.round(v))
-    u = torch.rand_like(v) - 0.5
+    u = torch.rand_like(v) - 0.5 if noise is None else noise
     if surrogate == "noise":
         return _unit_interval(v + u)
     if surrogate == "ste":
@@ -106,4 +108,7 @@ def surrogate_quantize(
         lower = soft_round_inverse(noisy - 0.5, alpha)
         upper = soft_round_inverse(noisy + 0.5, alpha)
         return Quantized(value, lower, upper)
+    if surrogate == "soft-round-noise":
+        # C3's and Cool-chic's: soft rounding, noise, soft rounding again; the rate of the result
+        return _unit_interval(soft_round(soft_round(v, alpha) + u, alpha))
     raise ValueError(f"unknown surrogate {surrogate!r} (choose from {', '.join(SURROGATES)})")

@@ -132,7 +132,7 @@ def _forged(mode_code: int = 1, **fields) -> bytes:
     (dict(zmin=-2048, zmax=2048), "alphabet"),
     (dict(ymin=-2048, ymax=2048), "alphabet"),
     (dict(version=0), "format version 0"),
-    (dict(version=4), "format version 4 is newer"),
+    (dict(version=5), "format version 5 is newer"),
 ])
 def test_forged_headers_with_valid_checksums_are_refused(fields, match):
     _refused(_forged(**fields), match)

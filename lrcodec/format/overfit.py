@@ -1,0 +1,480 @@
+"""The overfitted family's file half, in numpy only: its profiles, the exact autoregressive
+entropy model (ARM) of its latents, the coding of its latents and decoder parameters, and the
+torch-free decoder (docs/overfit.md).
+
+An overfitted file carries no model id to look up: it carries the decoder. Latents live on
+``levels`` grids, level i at 1/2**i of the padded image's size, each coded symbol by symbol
+under a discretized Laplace whose centre and scale the ARM computes from causal neighbours on
+the same grid. The ARM runs in fixed point (``ARM_BITS`` fraction bits, integer weights), its
+sums held in float64 below 2**53, so that every symbol's probability is the same integer table
+on every machine (the argument of ``lrcodec.format.exact``). The decoder decodes a level's
+anti-diagonal wavefronts (``x + slope * y`` constant) at once: every causal neighbour of a
+wavefront's latents lies on an earlier one. The synthesis (fixed bilinear upsampling, two
+1x1 layers, 3x3 residual layers) is float, like the other families' g_s: its pixels may
+differ by a level between machines, never its symbols.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import LrcodecError
+from . import exact
+
+ARM_BITS = 8  # fraction bits of the ARM's activations (its input latents are integers)
+ARM_INPUT_LIMIT = 2**12  # context latents saturate here before the ARM sees them
+ARM_ACT_LIMIT = 2.0 ** (12 + ARM_BITS)  # activations saturate at +-2**12 real units
+PARAM_LIMIT = 2**15 - 1  # quantized decoder parameters are int16
+MU_BITS = 3  # the Laplace centre is kept to 1/8 of a level
+LOG_SCALE_MIN, LOG_SCALE_STEP, SCALES = -1178, 26, 96  # log b in 1/256: b = e**-4.6 .. e**5.15 in 96 steps
+EXPONENTS = range(4, 15)  # a parameter step is 2**-e (the encoder chooses e by rate-distortion)
+PARAM_SCALE_STEPS = 8  # a parameter tensor's Laplace scale is 2**(j / 8), j = 0..127
+
+
+def _context(rows: dict[int, range]) -> tuple[tuple[int, int], ...]:
+    return tuple((dy, dx) for dy, dxs in sorted(rows.items(), reverse=True) for dx in dxs)
+
+
+CONTEXT_8 = _context({0: range(-2, 0), -1: range(-2, 3), -2: range(0, 1)})
+CONTEXT_16 = _context({0: range(-3, 0), -1: range(-3, 4), -2: range(-2, 3), -3: range(0, 1)})
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One decoder size: named by its multiplications per pixel (``macs_per_pixel``)."""
+
+    name: str
+    id: str  # the file header's model id (hex): fixed once released, whatever else changes here
+    levels: int
+    context: tuple[tuple[int, int], ...]  # the ARM's causal neighbours (dy, dx), dy <= 0
+    arm_hidden: int
+    arm_layers: int  # hidden layers: the first maps the context, the others are residual
+    synth_hidden: int
+    synth_residual: int  # 3x3 residual layers on the three colour planes
+
+    @property
+    def stride(self) -> int:
+        """The padded image's sides are multiples of this (the coarsest level's cell)."""
+        return 2 ** (self.levels - 1)
+
+    @property
+    def slope(self) -> int:
+        """Wavefronts are x + slope * y: the smallest slope after which every neighbour's is earlier."""
+        return 1 + max(dx // -dy for dy, dx in self.context if dy < 0)
+
+    @property
+    def arm_shapes(self) -> list[tuple[int, int]]:
+        c, h = len(self.context), self.arm_hidden
+        return [(h, c)] + [(h, h)] * (self.arm_layers - 1) + [(2, h)]
+
+    @property
+    def tensors(self) -> list[tuple[str, tuple[int, ...]]]:
+        """Every decoder parameter, in the order the file codes them."""
+        out = []
+        for i, (o, n) in enumerate(self.arm_shapes):
+            out += [(f"arm.{i}.weight", (o, n)), (f"arm.{i}.bias", (o,))]
+        out += [("synth.0.weight", (self.synth_hidden, self.levels)), ("synth.0.bias", (self.synth_hidden,)),
+                ("synth.1.weight", (3, self.synth_hidden)), ("synth.1.bias", (3,))]
+        for i in range(self.synth_residual):
+            out += [(f"synth.res{i}.weight", (3, 3, 3, 3)), (f"synth.res{i}.bias", (3,))]
+        return out
+
+    @property
+    def macs_per_pixel(self) -> float:
+        """Multiplications per pixel of decoding: the ARM on every latent (4/3 of a latent a
+        pixel on a full pyramid), the upsampling (2 per output sample and axis), the synthesis."""
+        latents = sum(4.0**-i for i in range(self.levels))
+        arm = sum(o * n for o, n in self.arm_shapes) * latents
+        upsampling = sum(4 * (self.levels - i) * 4.0**-i for i in range(self.levels - 1))
+        synth = self.synth_hidden * (self.levels + 3) + 81 * self.synth_residual
+        return arm + upsampling + synth
+
+    @property
+    def model_id(self) -> bytes:
+        return bytes.fromhex(self.id)
+
+
+PROFILES = {p.name: p for p in (
+    Profile("overfit-500", "54f2102137ac4f01", 7, CONTEXT_8, 8, 2, 16, 1),
+    Profile("overfit-2000", "f75c585864226f02", 7, CONTEXT_16, 24, 2, 40, 2),
+)}
+DEFAULT_PROFILE = "overfit-2000"
+
+
+def profile(name: str) -> Profile:
+    if name == "overfit":
+        name = DEFAULT_PROFILE
+    if name not in PROFILES:
+        raise LrcodecError(f"unknown overfitted profile {name!r} (choose from overfit, {', '.join(PROFILES)})")
+    return PROFILES[name]
+
+
+def profile_of_id(model_id: bytes) -> Profile | None:
+    return next((p for p in PROFILES.values() if p.model_id == model_id), None)
+
+
+def is_overfit(name: str | None) -> bool:
+    return name is not None and (name == "overfit" or name.startswith("overfit-"))
+
+
+def level_shapes(profile: Profile, height: int, width: int) -> list[tuple[int, int]]:
+    """Each level's grid for an image of this size (padded to the profile's stride)."""
+    s = profile.stride
+    h, w = -(-height // s) * s, -(-width // s) * s
+    return [(h >> i, w >> i) for i in range(profile.levels)]
+
+
+# ---------------------------------------------------------------- the exact ARM
+
+
+@dataclass
+class ExactArm:
+    """The ARM with integer weights (step 2**-exponent) as float64 matrices, evaluated in
+    fixed point: every product and partial sum an integer below 2**53 in magnitude."""
+
+    weights: list[np.ndarray]  # (out, in) integers
+    biases: list[np.ndarray]  # (out,) integers, in the weights' step
+    exponent: int
+
+    def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, log scale), each in 1/2**ARM_BITS, of integer contexts (n, C)."""
+        h = np.clip(context, -ARM_INPUT_LIMIT, ARM_INPUT_LIMIT).astype(np.float64) * 2.0**ARM_BITS
+        step = 2.0**self.exponent
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            acc = h @ w.T + b * 2.0**ARM_BITS  # |acc| <= 24 * 2**20 * 2**15 + 2**23 < 2**53
+            out = np.clip(np.floor(acc / step), -ARM_ACT_LIMIT, ARM_ACT_LIMIT)
+            if i == last:
+                return out[:, 0], out[:, 1]
+            out = np.maximum(out, 0.0)
+            h = np.clip(h + out, -ARM_ACT_LIMIT, ARM_ACT_LIMIT) if i > 0 else out
+        raise AssertionError("an ARM has an output layer")
+
+
+def keys(mu: np.ndarray, log_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(k0, table index) of each latent: the residual k - k0 is coded with table index
+    f * SCALES + j, f the centre's eighth above k0, j the scale's level."""
+    m = np.floor(mu / 2.0 ** (ARM_BITS - MU_BITS))
+    k0 = np.floor(m / 2.0**MU_BITS)
+    f = m - k0 * 2.0**MU_BITS
+    j = np.clip(np.floor((log_scale - LOG_SCALE_MIN) / LOG_SCALE_STEP), 0, SCALES - 1)
+    return k0.astype(np.int64), (f * SCALES + j).astype(np.int64)
+
+
+def laplace_pmf(centres: np.ndarray, scales: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """P(k) for k in lo..hi under Laplace(centre, scale) discretized to unit bins, the tails
+    folded into the end symbols; exact.exp only, so the same on every machine."""
+    k = np.arange(lo, hi + 1, dtype=np.float64)[None, :]
+    c, b = np.asarray(centres, np.float64)[:, None], np.asarray(scales, np.float64)[:, None]
+
+    def cdf(x):  # each branch's exp argument is <= 0
+        return np.where(x < 0, 0.5 * exact.exp(np.minimum(x, 0.0) / b), 1.0 - 0.5 * exact.exp(-np.maximum(x, 0.0) / b))
+
+    upper = np.where(k == hi, 1.0, cdf(k + 0.5 - c))
+    lower = np.where(k == lo, 0.0, cdf(k - 0.5 - c))
+    below = (k + 0.5 - c) <= 0  # below the centre: the difference of the small left-tail values
+    return np.where(below, upper - lower, (1.0 - lower) - (1.0 - upper))
+
+
+def latent_tables(lo: int, hi: int) -> np.ndarray:
+    """Integer frequencies (float64) of residuals lo..hi for every table index."""
+    f, j = np.divmod(np.arange(2**MU_BITS * SCALES), SCALES)
+    centres = (f + 0.5) / 2.0**MU_BITS
+    scales = exact.exp((LOG_SCALE_MIN + LOG_SCALE_STEP * (j + 0.5)) / 2.0**ARM_BITS)
+    return exact.quantize_pmf(laplace_pmf(centres, scales, lo, hi))
+
+
+def scale_of(log_scale: np.ndarray) -> np.ndarray:
+    """The float graph's Laplace scale for a log scale in real units (the coder's range)."""
+    return np.exp(np.clip(log_scale, LOG_SCALE_MIN / 2.0**ARM_BITS,
+                          (LOG_SCALE_MIN + LOG_SCALE_STEP * SCALES) / 2.0**ARM_BITS))
+
+
+def contexts(grid: np.ndarray, context) -> np.ndarray:
+    """(h*w, C) causal neighbours of every latent of a grid (zero outside it)."""
+    h, w = grid.shape
+    pad = max(abs(dx) for _, dx in context), max(-dy for dy, _ in context)
+    padded = np.zeros((h + pad[1], w + 2 * pad[0]), grid.dtype)
+    padded[pad[1]:, pad[0]:pad[0] + w] = grid
+    return np.stack([padded[pad[1] + dy: pad[1] + dy + h, pad[0] + dx: pad[0] + dx + w].ravel()
+                     for dy, dx in context], axis=1)
+
+
+def wavefronts(h: int, w: int, slope: int) -> list[np.ndarray]:
+    """Flat indices of a grid's latents, wavefront by wavefront, each in row order."""
+    y, x = np.divmod(np.arange(h * w), w)
+    t = x + slope * y
+    order = np.lexsort((y, t))
+    counts = np.bincount(t, minlength=(w - 1) + slope * (h - 1) + 1)
+    return np.split(order, np.cumsum(counts)[:-1])
+
+
+# ---------------------------------------------------------------- decoder parameters
+
+
+def param_scales() -> np.ndarray:
+    return 2.0 ** (np.arange(128) / PARAM_SCALE_STEPS)
+
+
+def param_table(scale_index: int, limit: int) -> np.ndarray:
+    """Integer frequencies of a parameter's values -limit..limit."""
+    return exact.quantize_pmf(laplace_pmf(np.zeros(1), param_scales()[[scale_index]], -limit, limit))[0]
+
+
+def best_param_scale(values: np.ndarray, limit: int) -> int:
+    """The scale index that codes these integers in the fewest bits."""
+    guess = int(np.clip(np.rint(PARAM_SCALE_STEPS * np.log2(max(np.abs(values).mean(), 1.0))), 0, 127))
+    candidates = range(max(guess - 4, 0), min(guess + 5, 128))
+    return min(candidates, key=lambda j: _bits(param_table(j, limit), values + limit))
+
+
+def _bits(table: np.ndarray, stream: np.ndarray) -> float:
+    return float(-np.log2(table[stream] / table.sum()).sum())
+
+
+# ---------------------------------------------------------------- the coded decoder and latents
+
+_SIDE = struct.Struct("<BBB")  # nonzero-level mask, ARM exponent, synthesis exponent
+_TENSOR = struct.Struct("<BH")  # scale index, limit
+
+
+@dataclass
+class Decoder:
+    """What the file carries of the decoder: integer parameters and their steps."""
+
+    profile: Profile
+    params: dict[str, np.ndarray]  # name -> integers (int32), the profile's shapes
+    arm_exponent: int
+    synth_exponent: int
+
+    def arm(self) -> ExactArm:
+        n = self.profile.arm_layers + 1
+        return ExactArm([self.params[f"arm.{i}.weight"].astype(np.float64) for i in range(n)],
+                        [self.params[f"arm.{i}.bias"].astype(np.float64) for i in range(n)], self.arm_exponent)
+
+    def synthesis(self) -> dict[str, np.ndarray]:
+        """The synthesis's float32 parameters."""
+        step = 2.0**-self.synth_exponent
+        return {k[6:]: (v * step).astype(np.float32) for k, v in self.params.items() if k.startswith("synth.")}
+
+
+def pack_decoder(decoder: Decoder, nonzero: int) -> tuple[bytes, float]:
+    """(the parameter payload, its bits): side information, then the range-coded integers."""
+    import constriction
+
+    side = _SIDE.pack(nonzero, decoder.arm_exponent, decoder.synth_exponent)
+    encoder = constriction.stream.queue.RangeEncoder()
+    for name, _ in decoder.profile.tensors:
+        values = decoder.params[name].ravel().astype(np.int64)
+        limit = max(int(np.abs(values).max()), 1)
+        j = best_param_scale(values, limit)
+        side += _TENSOR.pack(j, limit)
+        encoder.encode((values + limit).astype(np.int32), constriction.stream.model.Categorical(
+            param_table(j, limit), perfect=False))
+    payload = side + encoder.get_compressed().astype("<u4").tobytes()
+    return payload, 8.0 * len(payload)
+
+
+def unpack_decoder(payload: bytes, profile: Profile) -> tuple[Decoder, int]:
+    """(the decoder, the nonzero-level mask) of a parameter payload; damage is an LrcodecError."""
+    import constriction
+
+    bad = LrcodecError("invalid lrcodec file (its decoder parameters are damaged)")
+    tensors = profile.tensors
+    size = _SIDE.size + _TENSOR.size * len(tensors)
+    if len(payload) < size or (len(payload) - size) % 4:
+        raise bad
+    nonzero, arm_exponent, synth_exponent = _SIDE.unpack_from(payload)
+    if nonzero >> profile.levels or arm_exponent not in EXPONENTS or synth_exponent not in EXPONENTS:
+        raise bad
+    words = np.frombuffer(payload, "<u4", offset=size).astype(np.uint32)
+    decoder, again = constriction.stream.queue.RangeDecoder(words), constriction.stream.queue.RangeEncoder()
+    params = {}
+    for i, (name, shape) in enumerate(tensors):
+        j, limit = _TENSOR.unpack_from(payload, _SIDE.size + _TENSOR.size * i)
+        if j >= 128 or not 1 <= limit <= PARAM_LIMIT:
+            raise bad
+        model = constriction.stream.model.Categorical(param_table(j, limit), perfect=False)
+        try:
+            values = np.asarray(decoder.decode(model, int(np.prod(shape))), np.int32)
+        except (AssertionError, ValueError, RuntimeError):
+            raise bad from None
+        again.encode(values, model)
+        params[name] = (values - limit).reshape(shape)
+    if not np.array_equal(again.get_compressed(), words):  # the payload ends where its symbols end
+        raise bad
+    return Decoder(profile, params, arm_exponent, synth_exponent), nonzero
+
+
+@dataclass
+class CodedLatents:
+    payload: bytes
+    bits_ideal: float  # -sum log2 P under the tables
+    bits_coder: float  # the same under the range coder's weights (``entropy.coder_weights``)
+    lo: int
+    hi: int
+
+
+def residuals(decoder: Decoder, grids: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each level's (residual symbols, table index), flat, from its integer grid."""
+    arm, out = decoder.arm(), []
+    for grid in grids:
+        mu, log_scale = arm(contexts(grid, decoder.profile.context))
+        k0, index = keys(mu, log_scale)
+        out.append((grid.ravel().astype(np.int64) - k0, index))
+    return out
+
+
+def latent_bits(decoder: Decoder, grids: list[np.ndarray]) -> float:
+    """The ideal bits of the latents (levels with a nonzero latent) under the exact ARM."""
+    coded = [(r, i) for (r, i), g in zip(residuals(decoder, grids), grids) if g.any()]
+    if not coded:
+        return 0.0
+    lo, hi = _range(coded)
+    tables = latent_tables(lo, hi)
+    return sum(_bits_rows(tables, i, r - lo) for r, i in coded)
+
+
+def _bits_rows(tables: np.ndarray, index: np.ndarray, stream: np.ndarray) -> float:
+    return float(-np.log2(tables[index, stream] / tables.sum(axis=1)[index]).sum())
+
+
+def _range(coded) -> tuple[int, int]:
+    lo = min(int(r.min()) for r, _ in coded)
+    hi = max(int(r.max()) for r, _ in coded)
+    return min(lo, -1), max(hi, 1)
+
+
+def encode_latents(decoder: Decoder, grids: list[np.ndarray]) -> tuple[CodedLatents, int]:
+    """(the latents' payload, the nonzero-level mask): each nonzero level's residuals in
+    wavefront order, one range-coded stream."""
+    import constriction
+
+    from .entropy import ALPHABET_LIMIT, coder_weights
+
+    coded = [(r, i, g.shape) for (r, i), g in zip(residuals(decoder, grids), grids) if g.any()]
+    nonzero = sum(1 << n for n, g in enumerate(grids) if g.any())
+    if not coded:
+        return CodedLatents(b"", 0.0, 0.0, -1, 1), 0
+    lo, hi = _range([(r, i) for r, i, _ in coded])
+    if hi - lo + 1 > ALPHABET_LIMIT:
+        raise LrcodecError("the latents exceed the format's range; the image cannot be coded")
+    tables = latent_tables(lo, hi)
+    weights = coder_weights(tables)
+    encoder, model = constriction.stream.queue.RangeEncoder(), constriction.stream.model.Categorical(perfect=False)
+    bits = coder_bits = 0.0
+    for r, index, (h, w) in coded:
+        order = np.concatenate(wavefronts(h, w, decoder.profile.slope))
+        stream, rows = (r[order] - lo).astype(np.int32), index[order]
+        bits += _bits_rows(tables, rows, stream)
+        coder_bits += _bits_rows(weights, rows, stream)
+        for part in np.array_split(np.arange(len(order)), max(1, len(order) // 65536)):  # bounded memory
+            encoder.encode(stream[part], model, tables[rows[part]])
+    return CodedLatents(encoder.get_compressed().astype("<u4").tobytes(), bits, coder_bits, lo, hi), nonzero
+
+
+def decode_latents(payload: bytes, decoder: Decoder, shapes: list[tuple[int, int]], nonzero: int,
+                   lo: int, hi: int) -> list[np.ndarray]:
+    """The integer grids of a latents payload, decoded wavefront by wavefront."""
+    import constriction
+
+    bad = LrcodecError("invalid lrcodec file (its latents payload is not a range-coder stream this decoder wrote)")
+    if len(payload) % 4:
+        raise bad
+    words = np.frombuffer(payload, "<u4").astype(np.uint32)
+    coder, model = constriction.stream.queue.RangeDecoder(words), constriction.stream.model.Categorical(perfect=False)
+    again = constriction.stream.queue.RangeEncoder()  # re-encodes each wavefront: the payload must be these words
+    tables = latent_tables(lo, hi) if nonzero else None
+    arm, context, grids = decoder.arm(), decoder.profile.context, []
+    pad_x, pad_y = max(abs(dx) for _, dx in context), max(-dy for dy, _ in context)
+    dy = np.array([d for d, _ in context])
+    dx = np.array([d for _, d in context])
+    for n, (h, w) in enumerate(shapes):
+        if not nonzero >> n & 1:
+            grids.append(np.zeros((h, w), np.int64))
+            continue
+        padded = np.zeros((h + pad_y, w + 2 * pad_x), np.int64)
+        for front in wavefronts(h, w, decoder.profile.slope):
+            y, x = np.divmod(front, w)
+            ctx = padded[y[:, None] + pad_y + dy, x[:, None] + pad_x + dx]
+            k0, index = keys(*arm(ctx))
+            rows = tables[index]
+            try:
+                symbols = np.asarray(coder.decode(model, rows), np.int32)
+            except (AssertionError, ValueError, RuntimeError):
+                raise bad from None
+            again.encode(symbols, model, rows)
+            padded[y + pad_y, x + pad_x] = symbols + lo + k0
+        grids.append(padded[pad_y:, pad_x:pad_x + w].copy())
+    if not np.array_equal(again.get_compressed(), words):
+        raise bad
+    return grids
+
+
+# ---------------------------------------------------------------- synthesis (float, numpy)
+
+
+def upsample2(x: np.ndarray) -> np.ndarray:
+    """Bilinear x2 (half-pixel centres, edges replicated) of (C, H, W): torch's
+    ``interpolate(scale_factor=2, mode="bilinear", align_corners=False)``."""
+    for axis in (1, 2):
+        before = np.concatenate([np.take(x, [0], axis), np.delete(x, -1, axis)], axis)
+        after = np.concatenate([np.delete(x, 0, axis), np.take(x, [-1], axis)], axis)
+        even, odd = 0.75 * x + 0.25 * before, 0.75 * x + 0.25 * after
+        x = np.stack([even, odd], axis + 1).reshape(*x.shape[:axis], -1, *x.shape[axis + 1:])
+    return x
+
+
+def upsampled(grids: list[np.ndarray]) -> np.ndarray:
+    """(levels, H, W) float32: the coarsest level upsampled step by step, each finer level
+    joining the stack at its resolution (channel order: coarsest first)."""
+    stack = grids[-1][None].astype(np.float32)
+    for grid in reversed(grids[:-1]):
+        stack = np.concatenate([upsample2(stack), grid[None].astype(np.float32)], 0)
+    return stack
+
+
+def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """3x3 convolution of (C, H, W), edges replicated."""
+    h, w = x.shape[1:]
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    out = np.broadcast_to(bias[:, None, None], (weight.shape[0], h, w)).astype(np.float32)
+    for i in range(3):
+        for j in range(3):
+            out = out + np.einsum("oc,chw->ohw", weight[:, :, i, j], padded[:, i:i + h, j:j + w])
+    return out
+
+
+def synthesise(decoder: Decoder, grids: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """uint8 pixels (1, 3, height, width) from the latent grids."""
+    p = decoder.synthesis()
+    stack = upsampled(grids)
+    levels, h, w = stack.shape
+    x = np.maximum(p["0.weight"] @ stack.reshape(levels, -1) + p["0.bias"][:, None], 0)
+    x = (p["1.weight"] @ x + p["1.bias"][:, None]).reshape(3, h, w)
+    for i in range(decoder.profile.synth_residual):
+        x = x + conv3x3(x, p[f"res{i}.weight"], p[f"res{i}.bias"])
+    pixels = np.clip(np.rint(x[:, :height, :width] * 255), 0, 255).astype(np.uint8)
+    return pixels[None]
+
+
+def decode(data: bytes, header) -> tuple[list[np.ndarray], np.ndarray]:
+    """(latent grids, uint8 pixels (1, 3, H, W)) of a validated overfitted file."""
+    from .bitstream import payloads
+    from .entropy import crc
+
+    found = profile_of_id(header.model_id)
+    if found is None:
+        raise LrcodecError(f"file was made with overfitted profile {header.model_id.hex()}, which this build of "
+                           f"lrcodec does not know (it knows {', '.join(PROFILES)}); upgrade lrcodec")
+    params, latents = payloads(data, header)
+    decoder, nonzero = unpack_decoder(params, found)
+    grids = decode_latents(latents, decoder, level_shapes(found, header.height, header.width), nonzero,
+                           header.zmin, header.zmax)
+    if crc(*grids) != header.tables_crc:
+        raise LrcodecError("invalid lrcodec file (its latents decode to other values than the encoder's: "
+                           "a damaged payload, or an incompatible lrcodec build wrote it)")
+    return grids, synthesise(decoder, grids, header.height, header.width)
