@@ -13,7 +13,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 
 
-DOCS = ("README.md", "docs/usage.md", "docs/tuning.md")  # the documents whose Python blocks run
+DOCS = ("README.md", "docs/usage.md", "docs/tuning.md", "docs/overfit.md")  # the documents whose Python blocks run
 
 
 def test_the_docs_python_examples_run(tmp_path, monkeypatch):
@@ -28,7 +28,7 @@ def test_the_docs_python_examples_run(tmp_path, monkeypatch):
     Image.new("L", (24, 16), 255).save("mask.png")
     for name, block in blocks:
         exec(compile(block, name, "exec"), {})
-    assert len(blocks) == 4 and Path("encoded/a.lrc").stat().st_size > 0 and Path("photo.lrc").stat().st_size > 0
+    assert len(blocks) == 5 and Path("encoded/a.lrc").stat().st_size > 0 and Path("photo.lrc").stat().st_size > 0
 
 
 def test_results_doc_holds_the_generated_tables(monkeypatch):
@@ -42,3 +42,5 @@ def test_results_doc_holds_the_generated_tables(monkeypatch):
     assert readme == tables.with_effort_table(readme), "README's effort table is stale: run python bench/tables.py --write"
     tuning = tables.TUNING.read_text()
     assert tuning == tables.with_tuning_table(tuning), "docs/tuning.md is stale: run python bench/tables.py --write"
+    overfit = tables.OVERFIT.read_text()
+    assert overfit == tables.with_overfit_tables(overfit), "docs/overfit.md is stale: run python bench/tables.py --write"

@@ -224,15 +224,18 @@ def param_table(scale_index: int, limit: int) -> np.ndarray:
     return exact.quantize_pmf(laplace_pmf(np.zeros(1), param_scales()[[scale_index]], -limit, limit))[0]
 
 
-def best_param_scale(values: np.ndarray, limit: int) -> int:
-    """The scale index that codes these integers in the fewest bits."""
+def param_coding(values: np.ndarray) -> tuple[int, int, float]:
+    """(scale index, limit, ideal bits) that code a tensor's integers in the fewest bits."""
+    values = values.ravel().astype(np.int64)
+    limit = max(int(np.abs(values).max()), 1)
     guess = int(np.clip(np.rint(PARAM_SCALE_STEPS * np.log2(max(np.abs(values).mean(), 1.0))), 0, 127))
-    candidates = range(max(guess - 4, 0), min(guess + 5, 128))
-    return min(candidates, key=lambda j: _bits(param_table(j, limit), values + limit))
 
+    def bits(j: int) -> float:
+        table = param_table(j, limit)
+        return float(-np.log2(table[values + limit] / table.sum()).sum())
 
-def _bits(table: np.ndarray, stream: np.ndarray) -> float:
-    return float(-np.log2(table[stream] / table.sum()).sum())
+    best = min(range(max(guess - 4, 0), min(guess + 5, 128)), key=bits)
+    return best, limit, bits(best)
 
 
 # ---------------------------------------------------------------- the coded decoder and latents
@@ -268,9 +271,8 @@ def pack_decoder(decoder: Decoder, nonzero: int) -> tuple[bytes, float]:
     side = _SIDE.pack(nonzero, decoder.arm_exponent, decoder.synth_exponent)
     encoder = constriction.stream.queue.RangeEncoder()
     for name, _ in decoder.profile.tensors:
-        values = decoder.params[name].ravel().astype(np.int64)
-        limit = max(int(np.abs(values).max()), 1)
-        j = best_param_scale(values, limit)
+        values = decoder.params[name].ravel()
+        j, limit, _ = param_coding(values)
         side += _TENSOR.pack(j, limit)
         encoder.encode((values + limit).astype(np.int32), constriction.stream.model.Categorical(
             param_table(j, limit), perfect=False))

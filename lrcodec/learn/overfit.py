@@ -125,13 +125,7 @@ def _pixels_mse(decoder: fmt.Decoder, grids, original: np.ndarray) -> float:
 
 
 def _param_bits(decoder: fmt.Decoder, prefix: str) -> float:
-    bits = 0.0
-    for name, _ in decoder.profile.tensors:
-        if name.startswith(prefix):
-            values = decoder.params[name].ravel().astype(np.int64)
-            limit = max(int(np.abs(values).max()), 1)
-            bits += fmt._bits(fmt.param_table(fmt.best_param_scale(values, limit), limit), values + limit)
-    return bits
+    return sum(fmt.param_coding(decoder.params[name])[2] for name, _ in decoder.profile.tensors if name.startswith(prefix))
 
 
 def _best(candidates, cost) -> int:
