@@ -302,6 +302,9 @@ def main() -> None:
     ap.add_argument("--encode-iterations", type=int, default=250)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
+    from lrcodec.learn.overfit import keep_freed_memory
+
+    keep_freed_memory()  # as the CLI does for an overfitted encode
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.part == "rd":

@@ -142,15 +142,17 @@ def _encode_pixels(image, model, settings: EncodeSettings, progress=None) -> Out
 
 def _encode_overfit(image, settings: EncodeSettings, progress=None) -> Outcome:
     from .devices import resolve_device
+    from .format.bitstream import parse_header
     from .learn.overfit import encode_overfit
 
     overfit = settings.overfit_settings(image.width * image.height)
     result = encode_overfit(image, overfit, drop_alpha=settings.drop_alpha, device=str(resolve_device(settings.device)),
                             progress=progress)
+    header = parse_header(result.data, max_pixels=2**64)
     return Outcome(result.data, {
         "width": image.width, "height": image.height, "model": result.profile, "bytes": len(result.data),
         "bpp": result.bpp, "psnr": result.psnr, "iterations": result.iterations, "lmbda": result.lmbda,
-        "decoder_bytes": result.bits["decoder"] / 8, "latent_bytes": result.bits["latents"] / 8})
+        "decoder_bytes": header.z_length, "latent_bytes": header.y_length})
 
 
 def refined_outcome(result, image, model, settings: EncodeSettings, **extra) -> Outcome:

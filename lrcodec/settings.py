@@ -107,7 +107,7 @@ class OverfitSettings:
     soft quantizer with annealed temperature and noise, then the last ``hard_fraction`` of the
     iterations with hard rounding at lr/100)."""
 
-    profile: str = "overfit-2000"  # lrcodec.format.overfit.PROFILES ("overfit": the default one)
+    profile: str = "overfit"  # lrcodec.format.overfit.PROFILES, or "overfit": its default (overfit-2000)
     iterations: int = 1000
     lr: float = 0.01
     surrogate: str = "soft-round-noise"  # SURROGATES: the from-scratch study's choice (docs/overfit.md)

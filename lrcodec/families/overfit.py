@@ -14,11 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..format.overfit import (ARM_BITS, LOG_SCALE_MIN, LOG_SCALE_STEP, SCALES, Decoder, Profile, level_shapes)
+from ..format.overfit import LOG_SCALE_RANGE, Decoder, Profile, level_shapes
 from ..settings import OverfitSettings
 from .base import Quantized
 
-_LOG_SCALE_RANGE = (LOG_SCALE_MIN / 2.0**ARM_BITS, (LOG_SCALE_MIN + LOG_SCALE_STEP * SCALES) / 2.0**ARM_BITS)
 _PROBABILITY_FLOOR = 2.0**-16  # the rate's likelihoods are floored here (a bounded gradient)
 LATENT_GAIN = 16.0  # the coded latents are GAIN x the parameters: Adam's steps move them 16x faster (Cool-chic's)
 LOG_SCALE_START = -4.0  # the ARM's initial log scale: narrow Laplaces, so that latents start costly (Cool-chic's)
@@ -108,10 +107,11 @@ class OverfitNet(nn.Module):
     def bits(self, q: Quantized, context_values: torch.Tensor) -> torch.Tensor:
         """The latents' bits: P(lower < V < upper) under each latent's Laplace."""
         mu, log_scale = self.arm_forward(self.contexts(context_values))
-        b = torch.exp(log_scale.clamp(*_LOG_SCALE_RANGE))
+        inverse_b = torch.exp(-log_scale.clamp(*LOG_SCALE_RANGE))
 
         def cdf(x):
-            return torch.where(x < 0, 0.5 * torch.exp(-x.abs() / b), 1 - 0.5 * torch.exp(-x.abs() / b))
+            tail = 0.5 * torch.exp(-x.abs() * inverse_b)
+            return torch.where(x < 0, tail, 1 - tail)
 
         p = cdf(q.upper - mu) - cdf(q.lower - mu)
         return -torch.log2(p.clamp_min(_PROBABILITY_FLOOR)).sum()
@@ -143,15 +143,6 @@ class OverfitNet(nn.Module):
             step = arm_exponent if name.startswith("arm.") else synth_exponent
             params[name] = np.clip(np.rint(state[key] * 2.0**step), -PARAM_LIMIT, PARAM_LIMIT).astype(np.int32).reshape(shape)
         return Decoder(self.profile, params, arm_exponent, synth_exponent)
-
-    def load_decoder(self, decoder: Decoder) -> None:
-        """Set the float parameters to a quantized decoder's values."""
-        with torch.no_grad():
-            for name, _ in self.profile.tensors:
-                key = name.replace("synth.res", "residual.")
-                step = decoder.arm_exponent if name.startswith("arm.") else decoder.synth_exponent
-                target = self.state_dict()[key]
-                target.copy_(torch.from_numpy(decoder.params[name] * 2.0**-step).view_as(target))
 
 
 class Phase(NamedTuple):

@@ -30,8 +30,11 @@ ARM_ACT_LIMIT = 2.0 ** (12 + ARM_BITS)  # activations saturate at +-2**12 real u
 PARAM_LIMIT = 2**15 - 1  # quantized decoder parameters are int16
 MU_BITS = 3  # the Laplace centre is kept to 1/8 of a level
 LOG_SCALE_MIN, LOG_SCALE_STEP, SCALES = -1178, 26, 96  # log b in 1/256: b = e**-4.6 .. e**5.15 in 96 steps
+LOG_SCALE_RANGE = (LOG_SCALE_MIN / 2.0**ARM_BITS, (LOG_SCALE_MIN + LOG_SCALE_STEP * SCALES) / 2.0**ARM_BITS)  # real units
 EXPONENTS = range(4, 15)  # a parameter step is 2**-e (the encoder chooses e by rate-distortion)
 PARAM_SCALE_STEPS = 8  # a parameter tensor's Laplace scale is 2**(j / 8), j = 0..127
+_LN2 = 0.6931471805599453  # the float64 nearest ln 2
+RESIDUAL_ALPHABET = 512  # residuals k - k0 span at most this many values (each symbol costs O(alphabet) to code)
 
 
 def _context(rows: dict[int, range]) -> tuple[tuple[int, int], ...]:
@@ -187,12 +190,6 @@ def latent_tables(lo: int, hi: int) -> np.ndarray:
     return exact.quantize_pmf(laplace_pmf(centres, scales, lo, hi))
 
 
-def scale_of(log_scale: np.ndarray) -> np.ndarray:
-    """The float graph's Laplace scale for a log scale in real units (the coder's range)."""
-    return np.exp(np.clip(log_scale, LOG_SCALE_MIN / 2.0**ARM_BITS,
-                          (LOG_SCALE_MIN + LOG_SCALE_STEP * SCALES) / 2.0**ARM_BITS))
-
-
 def contexts(grid: np.ndarray, context) -> np.ndarray:
     """(h*w, C) causal neighbours of every latent of a grid (zero outside it)."""
     h, w = grid.shape
@@ -203,20 +200,20 @@ def contexts(grid: np.ndarray, context) -> np.ndarray:
                      for dy, dx in context], axis=1)
 
 
-def wavefronts(h: int, w: int, slope: int) -> list[np.ndarray]:
-    """Flat indices of a grid's latents, wavefront by wavefront, each in row order."""
-    y, x = np.divmod(np.arange(h * w), w)
-    t = x + slope * y
-    order = np.lexsort((y, t))
-    counts = np.bincount(t, minlength=(w - 1) + slope * (h - 1) + 1)
-    return np.split(order, np.cumsum(counts)[:-1])
+def wavefronts(h: int, w: int, slope: int):
+    """Flat indices of a grid's latents, wavefront by wavefront (each in row order), made one
+    front at a time: front t holds the latents with x + slope * y = t."""
+    for t in range((w - 1) + slope * (h - 1) + 1):
+        y = np.arange(max(0, -(-(t - w + 1) // slope)), min(h - 1, t // slope) + 1)
+        yield y * w + (t - slope * y)
 
 
 # ---------------------------------------------------------------- decoder parameters
 
 
 def param_scales() -> np.ndarray:
-    return 2.0 ** (np.arange(128) / PARAM_SCALE_STEPS)
+    """2**(j/8), j = 0..127, from exact.exp (numpy's power may differ in its last bit between machines)."""
+    return exact.exp(np.arange(128) * (_LN2 / PARAM_SCALE_STEPS))
 
 
 def param_table(scale_index: int, limit: int) -> np.ndarray:
@@ -336,6 +333,8 @@ def latent_bits(decoder: Decoder, grids: list[np.ndarray]) -> float:
     if not coded:
         return 0.0
     lo, hi = _range(coded)
+    if hi - lo + 1 > RESIDUAL_ALPHABET:
+        return np.inf  # the format cannot code these latents
     tables = latent_tables(lo, hi)
     return sum(_bits_rows(tables, i, r - lo) for r, i in coded)
 
@@ -355,25 +354,26 @@ def encode_latents(decoder: Decoder, grids: list[np.ndarray]) -> tuple[CodedLate
     wavefront order, one range-coded stream."""
     import constriction
 
-    from .entropy import ALPHABET_LIMIT, coder_weights
+    from .entropy import coder_weights
 
     coded = [(r, i, g.shape) for (r, i), g in zip(residuals(decoder, grids), grids) if g.any()]
     nonzero = sum(1 << n for n, g in enumerate(grids) if g.any())
     if not coded:
         return CodedLatents(b"", 0.0, 0.0, -1, 1), 0
     lo, hi = _range([(r, i) for r, i, _ in coded])
-    if hi - lo + 1 > ALPHABET_LIMIT:
+    if hi - lo + 1 > RESIDUAL_ALPHABET:
         raise LrcodecError("the latents exceed the format's range; the image cannot be coded")
     tables = latent_tables(lo, hi)
     weights = coder_weights(tables)
     encoder, model = constriction.stream.queue.RangeEncoder(), constriction.stream.model.Categorical(perfect=False)
     bits = coder_bits = 0.0
     for r, index, (h, w) in coded:
-        order = np.concatenate(wavefronts(h, w, decoder.profile.slope))
+        order = np.concatenate(list(wavefronts(h, w, decoder.profile.slope)))
         stream, rows = (r[order] - lo).astype(np.int32), index[order]
         bits += _bits_rows(tables, rows, stream)
         coder_bits += _bits_rows(weights, rows, stream)
-        for part in np.array_split(np.arange(len(order)), max(1, len(order) // 65536)):  # bounded memory
+        for start in range(0, len(order), 65536):  # the rows' probabilities in bounded memory
+            part = slice(start, start + 65536)
             encoder.encode(stream[part], model, tables[rows[part]])
     return CodedLatents(encoder.get_compressed().astype("<u4").tobytes(), bits, coder_bits, lo, hi), nonzero
 
@@ -450,33 +450,69 @@ def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return out
 
 
-def synthesise(decoder: Decoder, grids: list[np.ndarray], height: int, width: int) -> np.ndarray:
-    """uint8 pixels (1, 3, height, width) from the latent grids."""
-    p = decoder.synthesis()
+TILE = 512  # pixels per side synthesised at once: memory bounded whatever the image's size
+HALO = 2  # coarsest-level cells of context around a tile: 128 pixels, more than the upsampling's
+# edge effects (below 64 pixels: one row a level, doubled at each finer one) and the 3x3 layers' reach
+
+
+def synthesise(decoder: Decoder, grids: list[np.ndarray], height: int, width: int, tile: int = TILE) -> np.ndarray:
+    """uint8 pixels (1, 3, height, width) from the latent grids, tile by tile (``tile`` a
+    multiple of the profile's stride): each tile's pixels are the whole image's."""
+    p, stride = decoder.synthesis(), decoder.profile.stride
+    coarse_h, coarse_w = grids[-1].shape
+    step = tile // stride
+    out = np.empty((3, height, width), np.uint8)
+    for r0 in range(0, -(-height // stride), step):
+        for c0 in range(0, -(-width // stride), step):
+            r1, c1 = min(r0 + step, coarse_h), min(c0 + step, coarse_w)
+            a, b = max(r0 - HALO, 0), min(r1 + HALO, coarse_h)
+            c, d = max(c0 - HALO, 0), min(c1 + HALO, coarse_w)
+            crops = [g[a * (stride >> i): b * (stride >> i), c * (stride >> i): d * (stride >> i)]
+                     for i, g in enumerate(grids)]
+            x = _synthesis(p, crops, decoder.profile.synth_residual)
+            rows = slice((r0 - a) * stride, (r0 - a) * stride + min(r1 * stride, height) - r0 * stride)
+            cols = slice((c0 - c) * stride, (c0 - c) * stride + min(c1 * stride, width) - c0 * stride)
+            out[:, r0 * stride: min(r1 * stride, height), c0 * stride: min(c1 * stride, width)] = \
+                np.clip(np.rint(x[:, rows, cols] * 255), 0, 255)
+    return out[None]
+
+
+def _synthesis(p: dict[str, np.ndarray], grids: list[np.ndarray], residual: int) -> np.ndarray:
+    """(3, H, W) float32 of (cropped) latent grids."""
     stack = upsampled(grids)
     levels, h, w = stack.shape
     x = np.maximum(p["0.weight"] @ stack.reshape(levels, -1) + p["0.bias"][:, None], 0)
     x = (p["1.weight"] @ x + p["1.bias"][:, None]).reshape(3, h, w)
-    for i in range(decoder.profile.synth_residual):
+    for i in range(residual):
         x = x + conv3x3(x, p[f"res{i}.weight"], p[f"res{i}.bias"])
-    pixels = np.clip(np.rint(x[:, :height, :width] * 255), 0, 255).astype(np.uint8)
-    return pixels[None]
+    return x
+
+
+def grids_crc(grids: list[np.ndarray]) -> int:
+    """The header's CRC of the latents: int64 little-endian, level 0 first, C order."""
+    from .entropy import crc
+
+    return crc(*[np.asarray(g, "<i8") for g in grids])
 
 
 def decode(data: bytes, header) -> tuple[list[np.ndarray], np.ndarray]:
     """(latent grids, uint8 pixels (1, 3, H, W)) of a validated overfitted file."""
-    from .bitstream import payloads
-    from .entropy import crc
+    from .bitstream import FLAG_REFINED, payloads
 
     found = profile_of_id(header.model_id)
     if found is None:
         raise LrcodecError(f"file was made with overfitted profile {header.model_id.hex()}, which this build of "
                            f"lrcodec does not know (it knows {', '.join(PROFILES)}); upgrade lrcodec")
+    if (header.flags != FLAG_REFINED or header.method or header.soft_alpha or header.seed or
+            (header.ymin, header.ymax) != (-1, 1) or not header.zmin <= -1 < 1 <= header.zmax):
+        raise LrcodecError("corrupted lrcodec file (invalid header fields)")
+    if header.zmax - header.zmin + 1 > RESIDUAL_ALPHABET:
+        raise LrcodecError("corrupted lrcodec file (symbol alphabet larger than the format allows)")
     params, latents = payloads(data, header)
     decoder, nonzero = unpack_decoder(params, found)
     grids = decode_latents(latents, decoder, level_shapes(found, header.height, header.width), nonzero,
                            header.zmin, header.zmax)
-    if crc(*grids) != header.tables_crc:
+    if grids_crc(grids) != header.tables_crc:
         raise LrcodecError("invalid lrcodec file (its latents decode to other values than the encoder's: "
                            "a damaged payload, or an incompatible lrcodec build wrote it)")
     return grids, synthesise(decoder, grids, header.height, header.width)

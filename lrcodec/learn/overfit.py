@@ -26,11 +26,12 @@ from .surrogates import ste_round, surrogate_quantize
 _PLAN_AFTER = 5  # iterations timed before a time limit plans the rest
 
 
-def _keep_freed_memory() -> None:
+def keep_freed_memory() -> None:
     """Let glibc's malloc keep freed blocks of up to 1 GiB instead of returning them to the
     kernel: every iteration allocates the same tensors of tens of MB, and mapping them afresh
     (page faults on first touch) took most of an iteration's time (3-4x on the CPUs here).
-    Set once, when this module is imported; an allocator setting, not a behaviour."""
+    A process-wide allocator setting: the CLI and the benchmarks call it, the library never
+    does (a program that encodes many images may call it too)."""
     import ctypes
     import ctypes.util
 
@@ -42,9 +43,6 @@ def _keep_freed_memory() -> None:
         pass
 
 
-_keep_freed_memory()
-
-
 @dataclass
 class OverfitResult:
     data: bytes
@@ -52,7 +50,8 @@ class OverfitResult:
     psnr: float
     iterations: int
     lmbda: float
-    bits: dict = field(default_factory=dict)  # "decoder", "latents": ideal bits of each part
+    bits: dict = field(default_factory=dict)  # "decoder": its payload's bits; "latents": ideal bits under the
+    # tables, "latents_coder": under the range coder's weights (``entropy.coder_weights``)
     seconds: dict = field(default_factory=dict)  # "optimization", "quantization"
 
     @property
@@ -181,9 +180,9 @@ def encode_overfit(image, settings: OverfitSettings, *, drop_alpha: bool = False
     coded, nonzero = fmt.encode_latents(decoder, grids)
     params, param_bits = fmt.pack_decoder(decoder, nonzero)
     header = bitstream.Header(profile.model_id, image.width, image.height, mode, bitstream.FLAG_REFINED, 0, 0,
-                              coded.lo, coded.hi, -1, 1, entropy.crc(*grids), version=bitstream.OVERFIT_VERSION)
+                              coded.lo, coded.hi, -1, 1, fmt.grids_crc(grids), version=bitstream.OVERFIT_VERSION)
     data = bitstream.pack(header, params, coded.payload)
     mse = _pixels_mse(decoder, grids, original)
     return OverfitResult(data, profile.name, psnr_of(mse), iterations, settings.lmbda,
-                         {"decoder": param_bits, "latents": coded.bits_ideal},
+                         {"decoder": param_bits, "latents": coded.bits_ideal, "latents_coder": coded.bits_coder},
                          {"optimization": t1 - t0, "quantization": time.perf_counter() - t1})

@@ -73,7 +73,8 @@ def surrogate_quantize(
     ``temperature`` is SUA's tau (1 = additive noise, 0 = hard rounding), ``alpha`` the
     soft-rounding sharpness, ``seed`` keys the UQ dither for this step; ``stop_gradient``
     False turns off SUA's partial stop-gradient (an ablation: then d value / d v = tau);
-    ``noise``: the uniform noise on [-1/2, 1/2) to use (None: drawn from torch's generator).
+    ``noise``: the noise to use (None: uniform on [-1/2, 1/2) from torch's generator; the
+    overfitted encoder gives soft-round-noise Gaussian noise, as Cool-chic does).
     """
     if surrogate == "round":
         return _unit_interval(torch.round(v))

@@ -23,6 +23,16 @@ def trained_looking(profile: fmt.Profile, h: int = 64, w: int = 128, seed: int =
     return net
 
 
+def load_decoder(net: OverfitNet, decoder: fmt.Decoder) -> None:
+    """Set the float parameters to a quantized decoder's values."""
+    state = net.state_dict()
+    with torch.no_grad():
+        for name, _ in net.profile.tensors:
+            step = decoder.arm_exponent if name.startswith("arm.") else decoder.synth_exponent
+            target = state[name.replace("synth.res", "residual.")]
+            target.copy_(torch.from_numpy(decoder.params[name] * 2.0**-step).view_as(target))
+
+
 @pytest.mark.parametrize("name", sorted(fmt.PROFILES))
 def test_contexts_are_the_decoders(name):
     net = trained_looking(fmt.PROFILES[name])
@@ -37,7 +47,7 @@ def test_the_float_arm_is_the_exact_arm_but_for_its_floors():
     the floors of 1/256 in each layer only."""
     net = trained_looking(fmt.PROFILES["overfit-2000"])
     decoder = net.quantized_decoder(10, 10)
-    net.load_decoder(decoder)
+    load_decoder(net, decoder)
     values = net.latents.detach().round()
     with torch.no_grad():
         mu, log_scale = net.double().arm_forward(net.contexts(values.double()))
@@ -51,7 +61,7 @@ def test_the_float_arm_is_the_exact_arm_but_for_its_floors():
 def test_the_float_synthesis_is_the_decoders(name):
     net = trained_looking(fmt.PROFILES[name], seed=3)
     decoder = net.quantized_decoder(8, 12)
-    net.load_decoder(decoder)
+    load_decoder(net, decoder)
     values = net.latents.detach().round()
     with torch.no_grad():
         ours = net.synthesise(values)[0].numpy()
@@ -59,6 +69,16 @@ def test_the_float_synthesis_is_the_decoders(name):
     theirs = fmt.synthesise(decoder, grids, 60, 100)[0]
     expected = np.clip(np.rint(ours[:, :60, :100] * 255), 0, 255)
     assert np.abs(theirs.astype(np.int16) - expected).max() <= 1 and np.mean(theirs != expected) < 1e-3
+
+
+def test_the_tiled_synthesis_is_the_whole_images():
+    """Tiles with their halo give the pixels of the image synthesised in one piece."""
+    net = trained_looking(fmt.PROFILES["overfit-2000"], h=192, w=320, seed=7)
+    decoder = net.quantized_decoder(8, 12)
+    grids = [g.detach().round().numpy().astype(np.int64) for g in net.grids(net.latents.detach())]
+    whole = fmt.synthesise(decoder, grids, 190, 300, tile=1024)
+    tiled = fmt.synthesise(decoder, grids, 190, 300, tile=64)
+    assert np.abs(whole.astype(np.int16) - tiled).max() <= 1 and np.mean(whole != tiled) < 1e-3
 
 
 def test_the_windows_gradient_is_autograds():
@@ -73,7 +93,7 @@ def test_the_rate_is_the_exact_tables_rate_for_rounded_latents():
     bits (the tables' quantized centres and scales)."""
     net = trained_looking(fmt.PROFILES["overfit-500"], seed=5)
     decoder = net.quantized_decoder(10, 10)
-    net.load_decoder(decoder)
+    load_decoder(net, decoder)
     values = net.latents.detach().round()
     with torch.no_grad():
         bits = float(net.bits(Quantized(values, values - 0.5, values + 0.5), values))

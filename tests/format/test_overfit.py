@@ -95,7 +95,7 @@ def test_latents_round_trip_at_the_ideal_size(name):
     costs its information content under the range coder's weights (below the tables' ideal
     for these wild predictions' rare symbols, as ``entropy.coder_weights`` says) plus its slack."""
     profile = fmt.PROFILES[name]
-    decoder = random_decoder(profile)
+    decoder = random_decoder(profile, scale=60)
     grids = random_grids(profile, 70, 90)
     grids[3][:] = 0  # an all-zero level is not coded at all
     coded, nonzero = fmt.encode_latents(decoder, grids)
@@ -105,6 +105,14 @@ def test_latents_round_trip_at_the_ideal_size(name):
     shapes = fmt.level_shapes(profile, 70, 90)
     decoded = fmt.decode_latents(coded.payload, decoder, shapes, nonzero, coded.lo, coded.hi)
     assert all(np.array_equal(a, b) for a, b in zip(decoded, grids))
+
+
+def test_latents_beyond_the_alphabet_are_refused():
+    profile = fmt.PROFILES["overfit-500"]
+    grids = random_grids(profile, 64, 64)
+    grids[0][0, 0] = 10_000
+    with pytest.raises(LrcodecError, match="exceed the format's range"):
+        fmt.encode_latents(random_decoder(profile, scale=0), grids)
 
 
 def test_decoder_parameters_round_trip():

@@ -41,7 +41,7 @@ def test_the_file_decodes_to_what_the_encoder_measured(encoded):
     assert psnr_of(_mse(decoded, image)) == pytest.approx(result.psnr, abs=0.05)
     assert psnr_of(_mse(decoded, image)) > 20  # it learned the image, not a grey field
     assert result.bits["decoder"] == 8 * header.z_length  # the decoder's share, as info shows it
-    assert result.bits["latents"] <= 8 * header.y_length <= result.bits["latents"] + 64
+    assert result.bits["latents_coder"] <= 8 * header.y_length <= result.bits["latents_coder"] + 64
 
 
 def test_it_decodes_without_torch_to_the_same_pixels(encoded, tmp_path):
