@@ -144,16 +144,22 @@ class ExactArm:
 
     def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mu, log scale), each in 1/2**ARM_BITS, of integer contexts (n, C)."""
-        h = np.clip(context, -ARM_INPUT_LIMIT, ARM_INPUT_LIMIT).astype(np.float64) * 2.0**ARM_BITS
-        step = 2.0**self.exponent
+        h = np.minimum(np.maximum(context, -ARM_INPUT_LIMIT), ARM_INPUT_LIMIT) * 2.0**ARM_BITS
+        scale = 2.0**-self.exponent  # a power of two: the product is the exact quotient
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            acc = h @ w.T + b * 2.0**ARM_BITS  # |acc| <= 24 * 2**20 * 2**15 + 2**23 < 2**53
-            out = np.clip(np.floor(acc / step), -ARM_ACT_LIMIT, ARM_ACT_LIMIT)
+            acc = h @ w.T  # |acc| <= 24 * 2**20 * 2**15 + 2**23 < 2**53
+            acc += b * 2.0**ARM_BITS
+            acc *= scale
+            out = np.floor(acc, out=acc)
+            np.minimum(np.maximum(out, -ARM_ACT_LIMIT, out=out), ARM_ACT_LIMIT, out=out)
             if i == last:
                 return out[:, 0], out[:, 1]
-            out = np.maximum(out, 0.0)
-            h = np.clip(h + out, -ARM_ACT_LIMIT, ARM_ACT_LIMIT) if i > 0 else out
+            np.maximum(out, 0.0, out=out)
+            if i > 0:
+                out += h
+                np.minimum(np.maximum(out, -ARM_ACT_LIMIT, out=out), ARM_ACT_LIMIT, out=out)
+            h = out
         raise AssertionError("an ARM has an output layer")
 
 
@@ -201,11 +207,24 @@ def contexts(grid: np.ndarray, context) -> np.ndarray:
 
 
 def wavefronts(h: int, w: int, slope: int):
-    """Flat indices of a grid's latents, wavefront by wavefront (each in row order), made one
+    """(rows, columns) of a grid's latents, wavefront by wavefront (each in row order), made one
     front at a time: front t holds the latents with x + slope * y = t."""
     for t in range((w - 1) + slope * (h - 1) + 1):
         y = np.arange(max(0, -(-(t - w + 1) // slope)), min(h - 1, t // slope) + 1)
-        yield y * w + (t - slope * y)
+        yield y, t - slope * y
+
+
+def coding_order(shapes: list[tuple[int, int]], slope: int):
+    """The coded levels' latents in coding order: for t = 0, 1, ..., front t of every level
+    that has one, level by level; yields (level, rows, columns)."""
+    fronts = {n: wavefronts(h, w, slope) for n, (h, w) in shapes}
+    while fronts:
+        for n in list(fronts):
+            front = next(fronts[n], None)
+            if front is None:
+                del fronts[n]
+            else:
+                yield n, *front
 
 
 # ---------------------------------------------------------------- decoder parameters
@@ -356,31 +375,31 @@ def encode_latents(decoder: Decoder, grids: list[np.ndarray]) -> tuple[CodedLate
 
     from .entropy import coder_weights
 
-    coded = [(r, i, g.shape) for (r, i), g in zip(residuals(decoder, grids), grids) if g.any()]
-    nonzero = sum(1 << n for n, g in enumerate(grids) if g.any())
+    coded = {n: (r, i) for n, ((r, i), g) in enumerate(zip(residuals(decoder, grids), grids)) if g.any()}
+    nonzero = sum(1 << n for n in coded)
     if not coded:
         return CodedLatents(b"", 0.0, 0.0, -1, 1), 0
-    lo, hi = _range([(r, i) for r, i, _ in coded])
+    lo, hi = _range(list(coded.values()))
     if hi - lo + 1 > RESIDUAL_ALPHABET:
         raise LrcodecError("the latents exceed the format's range; the image cannot be coded")
     tables = latent_tables(lo, hi)
     weights = coder_weights(tables)
+    order = [(n, y * grids[n].shape[1] + x) for n, y, x in
+             coding_order([(n, grids[n].shape) for n in coded], decoder.profile.slope)]
+    stream = np.concatenate([coded[n][0][i] for n, i in order]) - lo
+    rows = np.concatenate([coded[n][1][i] for n, i in order])
     encoder, model = constriction.stream.queue.RangeEncoder(), constriction.stream.model.Categorical(perfect=False)
-    bits = coder_bits = 0.0
-    for r, index, (h, w) in coded:
-        order = np.concatenate(list(wavefronts(h, w, decoder.profile.slope)))
-        stream, rows = (r[order] - lo).astype(np.int32), index[order]
-        bits += _bits_rows(tables, rows, stream)
-        coder_bits += _bits_rows(weights, rows, stream)
-        for start in range(0, len(order), 65536):  # the rows' probabilities in bounded memory
-            part = slice(start, start + 65536)
-            encoder.encode(stream[part], model, tables[rows[part]])
-    return CodedLatents(encoder.get_compressed().astype("<u4").tobytes(), bits, coder_bits, lo, hi), nonzero
+    for start in range(0, len(stream), 65536):  # the rows' probabilities in bounded memory
+        part = slice(start, start + 65536)
+        encoder.encode(stream[part].astype(np.int32), model, tables[rows[part]])
+    return CodedLatents(encoder.get_compressed().astype("<u4").tobytes(), _bits_rows(tables, rows, stream),
+                        _bits_rows(weights, rows, stream), lo, hi), nonzero
 
 
 def decode_latents(payload: bytes, decoder: Decoder, shapes: list[tuple[int, int]], nonzero: int,
                    lo: int, hi: int) -> list[np.ndarray]:
-    """The integer grids of a latents payload, decoded wavefront by wavefront."""
+    """The integer grids of a latents payload, decoded in coding order (``coding_order``):
+    each step one ARM evaluation and one range-decoder call for a front of every level."""
     import constriction
 
     bad = LrcodecError("invalid lrcodec file (its latents payload is not a range-coder stream this decoder wrote)")
@@ -388,32 +407,43 @@ def decode_latents(payload: bytes, decoder: Decoder, shapes: list[tuple[int, int
         raise bad
     words = np.frombuffer(payload, "<u4").astype(np.uint32)
     coder, model = constriction.stream.queue.RangeDecoder(words), constriction.stream.model.Categorical(perfect=False)
-    again = constriction.stream.queue.RangeEncoder()  # re-encodes each wavefront: the payload must be these words
-    tables = latent_tables(lo, hi) if nonzero else None
-    arm, context, grids = decoder.arm(), decoder.profile.context, []
+    again = constriction.stream.queue.RangeEncoder()  # re-encodes each step: the payload must be these words
+    arm, context = decoder.arm(), decoder.profile.context
     pad_x, pad_y = max(abs(dx) for _, dx in context), max(-dy for dy, _ in context)
-    dy = np.array([d for d, _ in context])
-    dx = np.array([d for _, d in context])
-    for n, (h, w) in enumerate(shapes):
-        if not nonzero >> n & 1:
-            grids.append(np.zeros((h, w), np.int64))
-            continue
-        padded = np.zeros((h + pad_y, w + 2 * pad_x), np.int64)
-        for front in wavefronts(h, w, decoder.profile.slope):
-            y, x = np.divmod(front, w)
-            ctx = padded[y[:, None] + pad_y + dy, x[:, None] + pad_x + dx]
-            k0, index = keys(*arm(ctx))
-            rows = tables[index]
-            try:
-                symbols = np.asarray(coder.decode(model, rows), np.int32)
-            except (AssertionError, ValueError, RuntimeError):
-                raise bad from None
-            again.encode(symbols, model, rows)
-            padded[y + pad_y, x + pad_x] = symbols + lo + k0
-        grids.append(padded[pad_y:, pad_x:pad_x + w].copy())
+    coded = [(n, shape) for n, shape in enumerate(shapes) if nonzero >> n & 1]
+    padded = [np.zeros((h + pad_y, w + 2 * pad_x), np.int64) for h, w in shapes]
+    flat = [p.reshape(-1) for p in padded]
+    offsets = {n: np.array([dy * (w + 2 * pad_x) + dx for dy, dx in context]) for n, (_, w) in coded}
+    if coded:
+        tables = latent_tables(lo, hi)
+        step: list = []
+        for n, y, x in coding_order(coded, decoder.profile.slope):
+            if step and n <= step[-1][0]:
+                _decode_step(step, flat, offsets, arm, tables, coder, again, model, lo, bad)
+                step = []
+            step.append((n, (y + pad_y) * (shapes[n][1] + 2 * pad_x) + x + pad_x))
+        _decode_step(step, flat, offsets, arm, tables, coder, again, model, lo, bad)
     if not np.array_equal(again.get_compressed(), words):
         raise bad
-    return grids
+    return [p[pad_y:, pad_x:pad_x + w] for p, (_, w) in zip(padded, shapes)]
+
+
+def _decode_step(step, flat, offsets, arm, tables, coder, again, model, lo, bad) -> None:
+    """Decode one step's fronts (level, flat positions in its padded grid) and write them in."""
+    ctx = np.concatenate([flat[n][at[:, None] + offsets[n]] for n, at in step]) if len(step) > 1 else \
+        flat[step[0][0]][step[0][1][:, None] + offsets[step[0][0]]]
+    k0, index = keys(*arm(ctx))
+    rows = tables[index]
+    try:
+        symbols = np.asarray(coder.decode(model, rows), np.int32)
+    except (AssertionError, ValueError, RuntimeError):
+        raise bad from None
+    again.encode(symbols, model, rows)
+    values = symbols + (k0 + lo)
+    start = 0
+    for n, at in step:
+        flat[n][at] = values[start:start + len(at)]
+        start += len(at)
 
 
 # ---------------------------------------------------------------- synthesis (float, numpy)
@@ -423,10 +453,17 @@ def upsample2(x: np.ndarray) -> np.ndarray:
     """Bilinear x2 (half-pixel centres, edges replicated) of (C, H, W): torch's
     ``interpolate(scale_factor=2, mode="bilinear", align_corners=False)``."""
     for axis in (1, 2):
-        before = np.concatenate([np.take(x, [0], axis), np.delete(x, -1, axis)], axis)
-        after = np.concatenate([np.delete(x, 0, axis), np.take(x, [-1], axis)], axis)
-        even, odd = 0.75 * x + 0.25 * before, 0.75 * x + 0.25 * after
-        x = np.stack([even, odd], axis + 1).reshape(*x.shape[:axis], -1, *x.shape[axis + 1:])
+        pad = [(0, 0)] * 3
+        pad[axis] = (1, 1)
+        padded = np.pad(x, pad, mode="edge")
+        n = x.shape[axis]
+        before, after = (np.take(padded, range(k, k + n), axis) for k in (0, 2))
+        out = np.empty((*x.shape[:axis], 2 * n, *x.shape[axis + 1:]), x.dtype)
+        even, odd = [slice(None)] * 3, [slice(None)] * 3
+        even[axis], odd[axis] = slice(0, None, 2), slice(1, None, 2)
+        out[tuple(even)] = 0.75 * x + 0.25 * before
+        out[tuple(odd)] = 0.75 * x + 0.25 * after
+        x = out
     return x
 
 
@@ -440,14 +477,12 @@ def upsampled(grids: list[np.ndarray]) -> np.ndarray:
 
 
 def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """3x3 convolution of (C, H, W), edges replicated."""
-    h, w = x.shape[1:]
+    """3x3 convolution of (C, H, W), edges replicated: one product with the 9 shifted planes."""
+    c, h, w = x.shape
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    out = np.broadcast_to(bias[:, None, None], (weight.shape[0], h, w)).astype(np.float32)
-    for i in range(3):
-        for j in range(3):
-            out = out + np.einsum("oc,chw->ohw", weight[:, :, i, j], padded[:, i:i + h, j:j + w])
-    return out
+    planes = np.stack([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], 1)  # (C, 9, H, W)
+    out = weight.reshape(weight.shape[0], c * 9) @ planes.reshape(c * 9, h * w) + bias[:, None]
+    return out.reshape(-1, h, w)
 
 
 TILE = 512  # pixels per side synthesised at once: memory bounded whatever the image's size

@@ -45,7 +45,7 @@ def test_every_neighbour_lies_on_an_earlier_wavefront(name):
     """The decoder's order is causal: each context position is decoded before the latent."""
     profile = fmt.PROFILES[name]
     h, w = 9, 13
-    step = {int(i): t for t, front in enumerate(fmt.wavefronts(h, w, profile.slope)) for i in front}
+    step = {int(y * w + x): t for t, (ys, xs) in enumerate(fmt.wavefronts(h, w, profile.slope)) for y, x in zip(ys, xs)}
     assert sorted(step) == list(range(h * w))
     for i, t in step.items():
         y, x = divmod(i, w)
