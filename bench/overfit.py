@@ -7,6 +7,7 @@
 * ``study``: the quantization surrogates trained from scratch, overfit-2000 on kodim05's and
   kodim23's crops at -q 3 and -q 6 for a fixed number of iterations: each file's R-D loss,
   and the BD-rate of each surrogate's two points against the default's.
+* ``coolchic``: Cool-chic 5.0.1 itself and overfit-2000 on the same crops, iterations and lambdas.
 * ``speed``: one iteration on the whole 768x512 kodim23 (each profile, and one SSL refinement
   iteration of the shipped q3 hyperprior), and decoding that image's file as a whole process
   without torch (the family's and the hyperprior's), measured in one run.
@@ -16,6 +17,8 @@
     python bench/overfit.py --data ../shared/data/kodak --part summary             # the BD-rates of what is there
     python bench/overfit.py --data ../shared/data/kodak --part study --iterations 500
     python bench/overfit.py --data ../shared/data/kodak --part speed
+    python bench/overfit.py --data ../shared/data/kodak --part coolchic --coolchic-src SRC --coolchic-python PY \
+        --iterations 2000     # Cool-chic 5.0.1 fetched (github:Orange-OpenSource/Cool-Chic, tag v5.0.1) beside lrcodec
     -> bench/results/overfit-rd.json, overfit-study.json, overfit-speed.json (one file a part, so
        that parts run side by side)
 """
@@ -202,8 +205,8 @@ def study_part(data: Path, iterations: int, surrogates: list[str]) -> None:
     save(part)
 
 
-def study_summary(runs: list[dict], iterations: int, baseline: str = OverfitSettings.surrogate) -> dict:
-    """Per surrogate: its mean R-D loss relative to the baseline's (per image and lambda),
+def study_summary(runs: list[dict], iterations: int, baseline: str = "soft-round-noise") -> dict:
+    """Per surrogate: its mean R-D loss relative to the baseline (C3's and Cool-chic's surrogate) per image and lambda,
     and its BD-rate against the baseline (its two points per image)."""
     runs = [r for r in runs if r["iterations"] == iterations]
     key = {(r["surrogate"], r["image"], r["quality"]): r for r in runs}
@@ -216,8 +219,11 @@ def study_summary(runs: list[dict], iterations: int, baseline: str = OverfitSett
             if None in mine or None in base:
                 continue
             ratios += [m["rd_loss"] / b["rd_loss"] - 1 for m, b in zip(mine, base)]
-            bds.append(bd_rate([b["bpp"] for b in base], [b["psnr"] for b in base],
-                               [m["bpp"] for m in mine], [m["psnr"] for m in mine]))
+            try:
+                bds.append(bd_rate([b["bpp"] for b in base], [b["psnr"] for b in base],
+                                   [m["bpp"] for m in mine], [m["psnr"] for m in mine]))
+            except ValueError:  # a collapsed run: one PSNR at both lambdas, no curve
+                bds.append(float("nan"))
         if ratios:
             out[surrogate] = {"rd_loss_vs_baseline_pct": 100 * float(np.mean(ratios)),
                               "bd_rate_vs_baseline_pct": float(np.mean(bds)) if all(np.isfinite(bds)) else None,
@@ -226,6 +232,59 @@ def study_summary(runs: list[dict], iterations: int, baseline: str = OverfitSett
                               "bpp": float(np.mean([key[(surrogate, n, q)]["bpp"] for n in STUDY_IMAGES
                                                     for q in STUDY_QUALITIES if (surrogate, n, q) in key]))}
     return out
+
+
+def coolchic_part(data: Path, src: Path, python: str, iterations: int, images: list[str], qualities: list[int],
+                  threads: int) -> None:
+    """Cool-chic (fetched and run, never committed; its hop profile, about 2,000 MAC/pixel) and
+    overfit-2000 on the same crops, at the same iterations and matched lambdas (Cool-chic's
+    loss is MSE + lambda bpp: lambda_cc = 1 / (255^2 lambda)), each file's bytes, PSNR and the
+    whole encode's seconds."""
+    from lrcodec.codec import decode_image
+    from lrcodec.learn.overfit import encode_overfit
+
+    part = load("coolchic") or {"part": "coolchic", "runs": []}
+    part["command"] = (f"python bench/overfit.py --data DATA --part coolchic --coolchic-src COOLCHIC/src "
+                       f"--coolchic-python PY --iterations {iterations} --threads {threads}")
+    done = {(r["codec"], r["image"], r["quality"], r["iterations"]) for r in part["runs"]}
+    env = {**__import__("os").environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
+    for name in images:
+        image = crop(data, name)
+        reference = np.asarray(image, np.float64)
+        for q in qualities:
+            lmbda = ZOO_LAMBDAS[q - 1]
+            for codec in ("overfit-2000", "Cool-chic 5.0.1 hop"):
+                if (codec, name, q, iterations) in done:
+                    continue
+                with tempfile.TemporaryDirectory() as tmp:
+                    tmp = Path(tmp)
+                    t0 = time.perf_counter()
+                    if codec == "overfit-2000":
+                        data_ = encode_overfit(image, OverfitSettings(iterations=iterations, lmbda=lmbda)).data
+                        t1 = time.perf_counter()
+                        decoded = decode_image(data_)
+                    else:
+                        image.save(tmp / "in.png")
+                        (tmp / "wd").mkdir()
+                        subprocess.run([python, "cc_encode.py", f"--input={tmp / 'in.png'}", f"--output={tmp / 'b.cool'}",
+                                        f"--workdir={tmp / 'wd'}", f"--lmbda={1 / (255**2 * lmbda)}",
+                                        f"--dec_cfg_residue={src / 'cfg/dec/intra/hop.cfg'}", f"--n_itr={iterations}"],
+                                       cwd=src, env=env, check=True, capture_output=True)
+                        t1 = time.perf_counter()
+                        subprocess.run([python, "cc_decode.py", f"--input={tmp / 'b.cool'}", f"--output={tmp / 'out.png'}"],
+                                       cwd=src, env=env, check=True, capture_output=True)
+                        data_ = (tmp / "b.cool").read_bytes()
+                        decoded = Image.open(tmp / "out.png").convert("RGB")
+                    t2 = time.perf_counter()
+                mse = float(np.mean((np.asarray(decoded, np.float64) - reference) ** 2)) / 255**2
+                bpp = 8 * len(data_) / (image.width * image.height)
+                part["runs"].append({"codec": codec, "image": name, "quality": q, "lmbda": lmbda, "iterations": iterations,
+                                     "bytes": len(data_), "bpp": bpp, "psnr": psnr_of(mse),
+                                     "rd_loss": rd_loss(lmbda, mse, bpp), "encode_s": t1 - t0, "decode_s": t2 - t1})
+                part["machine"] = machine()
+                save(part)
+                print(codec, name, q, f"{bpp:.4f} bpp {psnr_of(mse):.2f} dB {t1 - t0:.0f} s", flush=True)
 
 
 def _iteration_seconds(step, repeats: int = 6) -> float:
@@ -292,7 +351,11 @@ def speed_part(data: Path, encode_iterations: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="Kodak folder (kodim01.png ...)")
-    ap.add_argument("--part", choices=("rd", "study", "speed", "summary"), required=True)
+    ap.add_argument("--part", choices=("rd", "study", "speed", "summary", "coolchic"), required=True)
+    ap.add_argument("--coolchic-src", type=Path, help="coolchic: Cool-chic 5.0.1's source folder (fetched, not committed)")
+    ap.add_argument("--coolchic-python", default=sys.executable, help="coolchic: the Python that runs Cool-chic")
+    ap.add_argument("--images", nargs="+", default=["kodim23"], help="coolchic: crops to run")
+    ap.add_argument("--qualities", type=int, nargs="+", default=[3, 6], help="coolchic: -q of the runs")
     ap.add_argument("--efforts", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--profiles", nargs="+", default=["overfit-2000"])
     ap.add_argument("--hyperprior-efforts", type=int, nargs="*", default=[0, 2, 5])
@@ -313,6 +376,9 @@ def main() -> None:
         study_part(args.data, args.iterations, args.surrogates)
     elif args.part == "speed":
         speed_part(args.data, args.encode_iterations)
+    elif args.part == "coolchic":
+        coolchic_part(args.data, args.coolchic_src, args.coolchic_python, args.iterations, args.images, args.qualities,
+                      args.threads or torch.get_num_threads())
     else:
         summarise_rd()
 

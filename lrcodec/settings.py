@@ -104,16 +104,16 @@ def effort_settings(effort: int, **changes) -> RefineSettings | None:
 class OverfitSettings:
     """One overfitted encode (``lrcodec.learn.overfit``): the decoder and latents learned for
     one image from scratch on Cool-chic 4's schedule (Adam, gradients clipped, cosine lr; a
-    soft quantizer with annealed temperature and noise, then the last ``hard_fraction`` of the
+    soft quantizer with annealed temperature, then the last ``hard_fraction`` of the
     iterations with hard rounding at lr/100)."""
 
     profile: str = "overfit"  # lrcodec.format.overfit.PROFILES, or "overfit": its default (overfit-2000)
     iterations: int = 1000
     lr: float = 0.01
-    surrogate: str = "soft-round-noise"  # SURROGATES: the from-scratch study's choice (docs/overfit.md)
+    surrogate: str = "soft-round"  # SURROGATES: the from-scratch study's winner (docs/overfit.md)
     hard_fraction: float = 0.1
     temperature: tuple[float, float] = (0.3, 0.1)  # soft rounding's 1/alpha, annealed linearly
-    noise: tuple[float, float] = (0.25, 0.1)  # soft-round-noise's Gaussian noise (std), annealed linearly
+    noise: tuple[float, float] = (0.25, 0.1)  # soft-round-noise's Gaussian noise (std), annealed linearly (Cool-chic's)
     clip: float = 0.1  # the gradient's norm is clipped to this
     lmbda: float = 0.0067
     time_limit: float = 0.0  # seconds for the whole optimization (0: none): fewer iterations, same schedule
