@@ -411,7 +411,7 @@ def decode_latents(payload: bytes, decoder: Decoder, shapes: list[tuple[int, int
     arm, context = decoder.arm(), decoder.profile.context
     pad_x, pad_y = max(abs(dx) for _, dx in context), max(-dy for dy, _ in context)
     coded = [(n, shape) for n, shape in enumerate(shapes) if nonzero >> n & 1]
-    padded = [np.zeros((h + pad_y, w + 2 * pad_x), np.int64) for h, w in shapes]
+    padded = [np.zeros((h + pad_y, w + 2 * pad_x), np.int32) for h, w in shapes]  # |k| < 2**13: k0 and the residual are bounded
     flat = [p.reshape(-1) for p in padded]
     offsets = {n: np.array([dy * (w + 2 * pad_x) + dx for dy, dx in context]) for n, (_, w) in coded}
     if coded:
