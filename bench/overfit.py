@@ -90,6 +90,7 @@ def merge_point(point: dict) -> dict:
         fcntl.flock(lock, fcntl.LOCK_EX)
         part = load("rd") or {"part": "rd", "points": []}
         part["points"].append(point)
+        part["machine"] = machine()
         save(part)
         return part
 
@@ -101,7 +102,8 @@ def _lrcodec_point(image: Image.Image, name: str, codec: str, settings: EncodeSe
     return {**outcome.row, "codec": codec, "setting": setting}
 
 
-def rd_part(data: Path, efforts: list[int], profiles: list[str], hyperprior: list[int], anchors: bool) -> None:
+def rd_part(data: Path, efforts: list[int], profiles: list[str], hyperprior: list[int], anchors: bool,
+            images: list[str]) -> None:
     done = {(p["codec"], p["image"], p["setting"]) for p in (load("rd") or {"points": []})["points"]}
     classical = available_classical()
 
@@ -118,7 +120,7 @@ def rd_part(data: Path, efforts: list[int], profiles: list[str], hyperprior: lis
     jobs += [(f"lrcodec hyperprior effort {e}", "hyperprior", e) for e in hyperprior if e >= 5]
     jobs += [(f"{p} effort {e}", p, e) for e in efforts if e >= 3 for p in profiles]
     for codec, model, effort in jobs:
-        for name in IMAGES:
+        for name in images:
             image = crop(data, name)
             if model is None:
                 for anchor in ANCHORS:
@@ -141,7 +143,6 @@ def summarise_rd() -> None:
     part = load("rd")
     part["command"] = "python bench/overfit.py --data DATA --part rd (--efforts 1 2 3 --hyperprior-efforts 0 2 5)"
     part["summary"] = rd_summary(part["points"])
-    part["machine"] = machine()
     save(part)
 
 
@@ -354,7 +355,8 @@ def main() -> None:
     ap.add_argument("--part", choices=("rd", "study", "speed", "summary", "coolchic"), required=True)
     ap.add_argument("--coolchic-src", type=Path, help="coolchic: Cool-chic 5.0.1's source folder (fetched, not committed)")
     ap.add_argument("--coolchic-python", default=sys.executable, help="coolchic: the Python that runs Cool-chic")
-    ap.add_argument("--images", nargs="+", default=["kodim23"], help="coolchic: crops to run")
+    ap.add_argument("--images", nargs="+", help="crops to run (coolchic: default kodim23; rd: all four, "
+                    "so that processes of one thread each can share them)")
     ap.add_argument("--qualities", type=int, nargs="+", default=[3, 6], help="coolchic: -q of the runs")
     ap.add_argument("--efforts", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--profiles", nargs="+", default=["overfit-2000"])
@@ -371,13 +373,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.part == "rd":
-        rd_part(args.data, args.efforts, args.profiles, args.hyperprior_efforts, not args.no_anchors)
+        rd_part(args.data, args.efforts, args.profiles, args.hyperprior_efforts, not args.no_anchors,
+                args.images or list(IMAGES))
     elif args.part == "study":
         study_part(args.data, args.iterations, args.surrogates)
     elif args.part == "speed":
         speed_part(args.data, args.encode_iterations)
     elif args.part == "coolchic":
-        coolchic_part(args.data, args.coolchic_src, args.coolchic_python, args.iterations, args.images, args.qualities,
+        coolchic_part(args.data, args.coolchic_src, args.coolchic_python, args.iterations, args.images or ["kodim23"],
+                      args.qualities,
                       args.threads or torch.get_num_threads())
     else:
         summarise_rd()

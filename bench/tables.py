@@ -537,7 +537,7 @@ def tuning_table() -> str:
 def overfit_tables() -> str:
     """docs/overfit.md's tables, from bench/results/overfit-{rd,study,speed}.json (those that exist)."""
     lines = []
-    rd, study, speed = (RESULTS / f"overfit-{p}.json" for p in ("rd", "study", "speed"))
+    rd, study, speed, coolchic = (RESULTS / f"overfit-{p}.json" for p in ("rd", "study", "speed", "coolchic"))
     if rd.exists():
         d = json.loads(rd.read_text())
         m = d.get("machine", {})
@@ -563,6 +563,17 @@ def overfit_tables() -> str:
         for name, row in sorted(d.get("summary", {}).items(), key=lambda kv: kv[1]["rd_loss_vs_baseline_pct"]):
             lines.append(f"| {name} | {fmt(row['bpp'], 4)} | {fmt(row['psnr'])} | {row['rd_loss_vs_baseline_pct']:+.1f} % | "
                          f"{fmt(row['bd_rate_vs_baseline_pct'], 1)} % |")
+    if coolchic.exists():
+        d = json.loads(coolchic.read_text())
+        m = d["machine"]
+        lines += ["", f"From `{d['command']}` ({m['cpu']}, {m['threads']} thread(s); Cool-chic fetched and run beside "
+                  "lrcodec, never committed; the same crops, iterations and λ; seconds of the whole encode and decode "
+                  "processes' work, Cool-chic's weight quantization and RDOQ included):", "",
+                  "| codec | image | -q | iterations | bpp | PSNR dB | R-D loss | encode s | decode s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['codec']} | {r['image']} | {r['quality']} | {r['iterations']} | {fmt(r['bpp'], 4)} | "
+                  f"{fmt(r['psnr'])} | {fmt(r['rd_loss'], 4)} | {fmt(r['encode_s'], 0)} | {fmt(r['decode_s'], 2)} |"
+                  for r in sorted(d["runs"], key=lambda r: (r["image"], r["quality"], r["codec"]))]
     if speed.exists():
         d = json.loads(speed.read_text())
         m = d["machine"]
