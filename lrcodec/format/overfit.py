@@ -142,25 +142,38 @@ class ExactArm:
     biases: list[np.ndarray]  # (out,) integers, in the weights' step
     exponent: int
 
+    def __post_init__(self) -> None:
+        # The steps folded into the matrices: scaling by a power of two is exact, so every
+        # product and partial sum is the integer one times 2**-exponent, exact in any order.
+        scale = 2.0**-self.exponent
+        self._layers = [((w * (scale * 2.0**ARM_BITS if i == 0 else scale)).T.copy(), b * (scale * 2.0**ARM_BITS))
+                        for i, (w, b) in enumerate(zip(self.weights, self.biases))]
+
     def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mu, log scale), each in 1/2**ARM_BITS, of integer contexts (n, C)."""
-        h = np.minimum(np.maximum(context, -ARM_INPUT_LIMIT), ARM_INPUT_LIMIT) * 2.0**ARM_BITS
-        scale = 2.0**-self.exponent  # a power of two: the product is the exact quotient
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            acc = h @ w.T  # |acc| <= 24 * 2**20 * 2**15 + 2**23 < 2**53
-            acc += b * 2.0**ARM_BITS
-            acc *= scale
+        h = np.minimum(np.maximum(context, -ARM_INPUT_LIMIT), ARM_INPUT_LIMIT).astype(np.float64)
+        last = len(self._layers) - 1
+        for i, (w, b) in enumerate(self._layers):
+            acc = h @ w  # |sum| <= 24 * 2**20 * 2**15 + 2**23 < 2**53 steps
+            acc += b
             out = np.floor(acc, out=acc)
-            np.minimum(np.maximum(out, -ARM_ACT_LIMIT, out=out), ARM_ACT_LIMIT, out=out)
             if i == last:
+                _saturate(out)
                 return out[:, 0], out[:, 1]
-            np.maximum(out, 0.0, out=out)
+            np.minimum(out, ARM_ACT_LIMIT, out=out)
+            np.maximum(out, 0.0, out=out)  # ReLU; the lower limit is below 0
             if i > 0:
                 out += h
-                np.minimum(np.maximum(out, -ARM_ACT_LIMIT, out=out), ARM_ACT_LIMIT, out=out)
+                _saturate(out)
             h = out
         raise AssertionError("an ARM has an output layer")
+
+
+def _saturate(x: np.ndarray) -> None:
+    """x clipped to the activations' limits in place (two ufuncs: np.clip's wrapper costs more
+    than the work on a wavefront)."""
+    np.minimum(x, ARM_ACT_LIMIT, out=x)
+    np.maximum(x, -ARM_ACT_LIMIT, out=x)
 
 
 def keys(mu: np.ndarray, log_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -453,16 +466,16 @@ def upsample2(x: np.ndarray) -> np.ndarray:
     """Bilinear x2 (half-pixel centres, edges replicated) of (C, H, W): torch's
     ``interpolate(scale_factor=2, mode="bilinear", align_corners=False)``."""
     for axis in (1, 2):
-        pad = [(0, 0)] * 3
-        pad[axis] = (1, 1)
-        padded = np.pad(x, pad, mode="edge")
         n = x.shape[axis]
-        before, after = (np.take(padded, range(k, k + n), axis) for k in (0, 2))
         out = np.empty((*x.shape[:axis], 2 * n, *x.shape[axis + 1:]), x.dtype)
-        even, odd = [slice(None)] * 3, [slice(None)] * 3
-        even[axis], odd[axis] = slice(0, None, 2), slice(1, None, 2)
-        out[tuple(even)] = 0.75 * x + 0.25 * before
-        out[tuple(odd)] = 0.75 * x + 0.25 * after
+        even, odd = np.moveaxis(out, axis, 0)[0::2], np.moveaxis(out, axis, 0)[1::2]
+        v = np.moveaxis(x, axis, 0)
+        np.multiply(v, 0.75, out=even)
+        np.multiply(v, 0.75, out=odd)
+        even[1:] += 0.25 * v[:-1]  # the neighbour before, the edge replicated
+        even[:1] += 0.25 * v[:1]
+        odd[:-1] += 0.25 * v[1:]  # the neighbour after
+        odd[-1:] += 0.25 * v[-1:]
         x = out
     return x
 
@@ -477,15 +490,22 @@ def upsampled(grids: list[np.ndarray]) -> np.ndarray:
 
 
 def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """3x3 convolution of (C, H, W), edges replicated: one product with the 9 shifted planes."""
+    """3x3 convolution of (C, H, W), edges replicated: per band of rows, one product with its
+    9 shifted planes (the band keeps them in cache)."""
     c, h, w = x.shape
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
-    planes = np.stack([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], 1)  # (C, 9, H, W)
-    out = weight.reshape(weight.shape[0], c * 9) @ planes.reshape(c * 9, h * w) + bias[:, None]
-    return out.reshape(-1, h, w)
+    matrix = weight.reshape(weight.shape[0], c * 9)
+    out = np.empty((weight.shape[0], h, w), x.dtype)
+    band = max(1, CHUNK // w)
+    for r in range(0, h, band):
+        n = min(band, h - r)
+        planes = np.stack([padded[:, r + i:r + i + n, j:j + w] for i in range(3) for j in range(3)], 1)
+        out[:, r:r + n] = (matrix @ planes.reshape(c * 9, n * w) + bias[:, None]).reshape(-1, n, w)
+    return out
 
 
-TILE = 512  # pixels per side synthesised at once: memory bounded whatever the image's size
+TILE = 1024  # pixels per side synthesised at once: memory bounded whatever the image's size
+CHUNK = 1 << 16  # pixels through the 1x1 layers at once: their hidden features stay in cache
 HALO = 2  # coarsest-level cells of context around a tile: 128 pixels, more than the upsampling's
 # edge effects (below 64 pixels: one row a level, doubled at each finer one) and the 3x3 layers' reach
 
@@ -516,8 +536,11 @@ def _synthesis(p: dict[str, np.ndarray], grids: list[np.ndarray], residual: int)
     """(3, H, W) float32 of (cropped) latent grids."""
     stack = upsampled(grids)
     levels, h, w = stack.shape
-    x = np.maximum(p["0.weight"] @ stack.reshape(levels, -1) + p["0.bias"][:, None], 0)
-    x = (p["1.weight"] @ x + p["1.bias"][:, None]).reshape(3, h, w)
+    flat, x = stack.reshape(levels, -1), np.empty((3, h * w), np.float32)
+    for a in range(0, h * w, CHUNK):
+        hidden = np.maximum(p["0.weight"] @ flat[:, a:a + CHUNK] + p["0.bias"][:, None], 0)
+        x[:, a:a + CHUNK] = p["1.weight"] @ hidden + p["1.bias"][:, None]
+    x = x.reshape(3, h, w)
     for i in range(residual):
         x = x + conv3x3(x, p[f"res{i}.weight"], p[f"res{i}.bias"])
     return x
