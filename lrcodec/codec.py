@@ -304,7 +304,7 @@ def decode_latents(data: bytes, model: "LoadedModel | RuntimeModel | None" = Non
 
         if progress:
             progress("symbols", 0, 1)
-        grids, pixels = overfit.decode(data, header)
+        grids, pixels = overfit.decode(data, header, max_pixels)
         return Decoded(header, grids, pixels, metadata)
     model = _model_for(header, model)
     if progress:

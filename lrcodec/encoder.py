@@ -147,7 +147,7 @@ def _encode_overfit(image, settings: EncodeSettings, progress=None) -> Outcome:
 
     overfit = settings.overfit_settings(image.width * image.height)
     result = encode_overfit(image, overfit, drop_alpha=settings.drop_alpha, device=str(resolve_device(settings.device)),
-                            progress=progress)
+                            progress=progress, max_pixels=settings.max_pixels)
     header = parse_header(result.data, max_pixels=2**64)
     return Outcome(result.data, {
         "width": image.width, "height": image.height, "model": result.profile, "bytes": len(result.data),

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..encoder import Outcome
+from ..format.overfit import is_overfit
 from ..metrics import bits_per_pixel, psnr_of
 from ..settings import EncodeSettings
 
@@ -119,12 +120,15 @@ def evaluate_bytes(source: str, data: bytes, settings: EncodeSettings) -> Outcom
     except Exception as e:  # reported as ``encode`` reports it
         return failure(e)
     ref, out = _rgb(image), _rgb(decoded)
-    refinement = settings.refine_settings()
-    refined = refinement is not None
     effort = settings.effort if settings.refine is None else None
-    label = "lrcodec" + (f" effort {effort}" if effort is not None else f" {settings.refine.label}")
-    tune = refinement.tune if refined else None
-    point = Point(Path(source).name, label + (f" {tune}" if refined else ""), outcome.row["model"],
+    if is_overfit(settings.model):  # trained, not refined: no tuning applies
+        label, tune = f"lrcodec {outcome.row['model']} effort {effort}", None
+    else:
+        refinement = settings.refine_settings()
+        tune = refinement.tune if refinement is not None else None
+        label = "lrcodec" + (f" effort {effort}" if effort is not None else f" {settings.refine.label}") + \
+            (f" {tune}" if refinement is not None else "")
+    point = Point(Path(source).name, label, outcome.row["model"],
                   len(outcome.data), outcome.row["bpp"], psnr(ref, out), ms_ssim(ref, out), t1 - t0, t2 - t1,
                   effort, tune, settings.roi is not None)
     if settings.roi is not None:
@@ -140,7 +144,6 @@ def _decoder(settings: EncodeSettings):
     """The model ``lrcodec decode`` decodes these files with, loaded once per process: the
     model's runtime export (no torch) where it has one, else the model itself."""
     from ..encoder import cached_model, cached_runtime
-    from ..format.overfit import is_overfit
 
     if is_overfit(settings.model):
         return None  # the file carries its decoder

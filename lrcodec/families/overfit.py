@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..format.overfit import LOG_SCALE_RANGE, Decoder, Profile, level_shapes
+from ..format.overfit import LOG_SCALE_RANGE, Decoder, Profile, context_pad, level_shapes
 from ..settings import OverfitSettings
 from .base import Quantized
 
@@ -59,8 +59,7 @@ class OverfitNet(nn.Module):
         for conv in self.residual:  # the residual layers start as the identity
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
-        pad = max(abs(dx) for _, dx in profile.context), max(-dy for dy, _ in profile.context)
-        self._pad = pad
+        self._pad = context_pad(profile.context)
 
     def initialise(self, gen: torch.Generator) -> "OverfitNet":
         """Cool-chic's initialisation, drawn from ``gen``: latents zero, hidden layers torch's

@@ -120,7 +120,9 @@ def profile_of_id(model_id: bytes) -> Profile | None:
 
 
 def is_overfit(name: str | None) -> bool:
-    return name is not None and (name == "overfit" or name.startswith("overfit-"))
+    """Whether ``--model`` names this family: "overfit" or "overfit-..." that is not a path
+    (a checkpoint file may start with "overfit-" too)."""
+    return name is not None and (name == "overfit" or name.startswith("overfit-") and not any(c in name for c in "/\\."))
 
 
 def level_shapes(profile: Profile, height: int, width: int) -> list[tuple[int, int]]:
@@ -128,6 +130,16 @@ def level_shapes(profile: Profile, height: int, width: int) -> list[tuple[int, i
     s = profile.stride
     h, w = -(-height // s) * s, -(-width // s) * s
     return [(h >> i, w >> i) for i in range(profile.levels)]
+
+
+def checked_shapes(profile: Profile, height: int, width: int, max_pixels: int) -> list[tuple[int, int]]:
+    """``level_shapes``, refused where the padding makes the grids more than twice the pixel
+    limit (a strip a pixel high pads to 64): the decoder's memory and steps follow the grids."""
+    shapes = level_shapes(profile, height, width)
+    if shapes[0][0] * shapes[0][1] > 2 * max_pixels:
+        raise LrcodecError(f"a {width}x{height} image pads to {shapes[0][1]}x{shapes[0][0]} latents for "
+                           f"{profile.name}, more than twice the limit of {max_pixels:,} pixels")
+    return shapes
 
 
 # ---------------------------------------------------------------- the exact ARM
@@ -209,10 +221,15 @@ def latent_tables(lo: int, hi: int) -> np.ndarray:
     return exact.quantize_pmf(laplace_pmf(centres, scales, lo, hi))
 
 
+def context_pad(context) -> tuple[int, int]:
+    """(columns each side, rows above) that a grid is zero-padded with for its contexts."""
+    return max(abs(dx) for _, dx in context), max(-dy for dy, _ in context)
+
+
 def contexts(grid: np.ndarray, context) -> np.ndarray:
     """(h*w, C) causal neighbours of every latent of a grid (zero outside it)."""
     h, w = grid.shape
-    pad = max(abs(dx) for _, dx in context), max(-dy for dy, _ in context)
+    pad = context_pad(context)
     padded = np.zeros((h + pad[1], w + 2 * pad[0]), grid.dtype)
     padded[pad[1]:, pad[0]:pad[0] + w] = grid
     return np.stack([padded[pad[1] + dy: pad[1] + dy + h, pad[0] + dx: pad[0] + dx + w].ravel()
@@ -422,7 +439,7 @@ def decode_latents(payload: bytes, decoder: Decoder, shapes: list[tuple[int, int
     coder, model = constriction.stream.queue.RangeDecoder(words), constriction.stream.model.Categorical(perfect=False)
     again = constriction.stream.queue.RangeEncoder()  # re-encodes each step: the payload must be these words
     arm, context = decoder.arm(), decoder.profile.context
-    pad_x, pad_y = max(abs(dx) for _, dx in context), max(-dy for dy, _ in context)
+    pad_x, pad_y = context_pad(context)
     coded = [(n, shape) for n, shape in enumerate(shapes) if nonzero >> n & 1]
     padded = [np.zeros((h + pad_y, w + 2 * pad_x), np.int32) for h, w in shapes]  # |k| < 2**13: k0 and the residual are bounded
     flat = [p.reshape(-1) for p in padded]
@@ -432,16 +449,16 @@ def decode_latents(payload: bytes, decoder: Decoder, shapes: list[tuple[int, int
         step: list = []
         for n, y, x in coding_order(coded, decoder.profile.slope):
             if step and n <= step[-1][0]:
-                _decode_step(step, flat, offsets, arm, tables, coder, again, model, lo, bad)
+                _decode_step(step, flat, offsets, arm, tables, coder, again, words, model, lo, bad)
                 step = []
             step.append((n, (y + pad_y) * (shapes[n][1] + 2 * pad_x) + x + pad_x))
-        _decode_step(step, flat, offsets, arm, tables, coder, again, model, lo, bad)
+        _decode_step(step, flat, offsets, arm, tables, coder, again, words, model, lo, bad)
     if not np.array_equal(again.get_compressed(), words):
         raise bad
     return [p[pad_y:, pad_x:pad_x + w] for p, (_, w) in zip(padded, shapes)]
 
 
-def _decode_step(step, flat, offsets, arm, tables, coder, again, model, lo, bad) -> None:
+def _decode_step(step, flat, offsets, arm, tables, coder, again, words, model, lo, bad) -> None:
     """Decode one step's fronts (level, flat positions in its padded grid) and write them in."""
     ctx = np.concatenate([flat[n][at[:, None] + offsets[n]] for n, at in step]) if len(step) > 1 else \
         flat[step[0][0]][step[0][1][:, None] + offsets[step[0][0]]]
@@ -452,6 +469,8 @@ def _decode_step(step, flat, offsets, arm, tables, coder, again, model, lo, bad)
     except (AssertionError, ValueError, RuntimeError):
         raise bad from None
     again.encode(symbols, model, rows)
+    if again.num_words() > len(words):  # the symbols so far need more than the payload: stop now
+        raise bad
     values = symbols + (k0 + lo)
     start = 0
     for n, at in step:
@@ -553,7 +572,7 @@ def grids_crc(grids: list[np.ndarray]) -> int:
     return crc(*[np.asarray(g, "<i8") for g in grids])
 
 
-def decode(data: bytes, header) -> tuple[list[np.ndarray], np.ndarray]:
+def decode(data: bytes, header, max_pixels: int) -> tuple[list[np.ndarray], np.ndarray]:
     """(latent grids, uint8 pixels (1, 3, H, W)) of a validated overfitted file."""
     from .bitstream import FLAG_REFINED, payloads
 
@@ -566,10 +585,10 @@ def decode(data: bytes, header) -> tuple[list[np.ndarray], np.ndarray]:
         raise LrcodecError("corrupted lrcodec file (invalid header fields)")
     if header.zmax - header.zmin + 1 > RESIDUAL_ALPHABET:
         raise LrcodecError("corrupted lrcodec file (symbol alphabet larger than the format allows)")
+    shapes = checked_shapes(found, header.height, header.width, max_pixels)
     params, latents = payloads(data, header)
     decoder, nonzero = unpack_decoder(params, found)
-    grids = decode_latents(latents, decoder, level_shapes(found, header.height, header.width), nonzero,
-                           header.zmin, header.zmax)
+    grids = decode_latents(latents, decoder, shapes, nonzero, header.zmin, header.zmax)
     if grids_crc(grids) != header.tables_crc:
         raise LrcodecError("invalid lrcodec file (its latents decode to other values than the encoder's: "
                            "a damaged payload, or an incompatible lrcodec build wrote it)")

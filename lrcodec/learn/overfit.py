@@ -17,10 +17,10 @@ import torch
 from ..errors import LrcodecError
 from ..families.base import Quantized
 from ..families.overfit import OverfitNet, Phase, schedule
-from ..format import bitstream, entropy
+from ..format import bitstream
 from ..format import overfit as fmt
 from ..metrics import bits_per_pixel, psnr_of, rd_loss
-from ..settings import OverfitSettings
+from ..settings import MAX_PIXELS, OverfitSettings
 from .surrogates import ste_round, surrogate_quantize
 
 _PLAN_AFTER = 5  # iterations timed before a time limit plans the rest
@@ -127,8 +127,9 @@ def _param_bits(decoder: fmt.Decoder, prefix: str) -> float:
     return sum(fmt.param_coding(decoder.params[name])[2] for name, _ in decoder.profile.tensors if name.startswith(prefix))
 
 
-def _best(candidates, cost) -> int:
-    """The candidate of least cost, searched upward from the first until two in a row are worse."""
+def _best(candidates, cost) -> int | None:
+    """The candidate of least finite cost, searched upward from the first until two in a row
+    are worse (None if every cost is infinite)."""
     best, best_cost, worse = None, math.inf, 0
     for c in candidates:
         value = cost(c)
@@ -149,6 +150,9 @@ def quantized_decoder(net: OverfitNet, grids: list[np.ndarray], original: np.nda
         return fmt.latent_bits(decoder, grids) + _param_bits(decoder, "arm.")
 
     arm = _best(fmt.EXPONENTS, arm_cost)
+    if arm is None:
+        raise LrcodecError("the latents' residuals exceed the format's alphabet at every parameter step; "
+                           "the image cannot be coded")
 
     def synth_cost(e):
         decoder = net.quantized_decoder(arm, e)
@@ -158,12 +162,13 @@ def quantized_decoder(net: OverfitNet, grids: list[np.ndarray], original: np.nda
 
 
 def encode_overfit(image, settings: OverfitSettings, *, drop_alpha: bool = False, device: str = "cpu",
-                   progress=None) -> OverfitResult:
+                   progress=None, max_pixels: int = MAX_PIXELS) -> OverfitResult:
     """The overfitted file of a PIL image."""
     from ..imageio import padded_pixels
 
     settings.check()
     profile = fmt.profile(settings.profile)
+    fmt.checked_shapes(profile, image.height, image.width, max_pixels)  # what the decoder will accept
     padded, mode = padded_pixels(image, drop_alpha, profile.stride)
     original = padded[:, :, : image.height, : image.width].astype(np.float64)
     dev = torch.device(device)
@@ -174,8 +179,6 @@ def encode_overfit(image, settings: OverfitSettings, *, drop_alpha: bool = False
     t1 = time.perf_counter()
     net = net.cpu()
     grids = [g.detach().round().to(torch.int64).numpy() for g in net.grids(net.values())]
-    if max(int(np.abs(g).max()) for g in grids) > entropy.SYMBOL_LIMIT:
-        raise LrcodecError("the latents exceed the format's range; the image cannot be coded")
     decoder = quantized_decoder(net, grids, original, settings.lmbda)
     coded, nonzero = fmt.encode_latents(decoder, grids)
     params, param_bits = fmt.pack_decoder(decoder, nonzero)

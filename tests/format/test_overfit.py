@@ -187,6 +187,22 @@ def test_an_unknown_profile_is_a_clear_error():
         codec.decode_image(bytes(data))
 
 
+def test_a_forged_strip_is_refused_before_its_latents_are_decoded():
+    """A header of 3000x1 pixels passes a 4096-pixel limit, but its grids would be 3008x64."""
+    data = bytearray((GOLDEN / sorted(MANIFEST)[0]).read_bytes())
+    data[12:20] = (3000).to_bytes(4, "little") + (1).to_bytes(4, "little")  # width, height
+    data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")
+    with pytest.raises(LrcodecError, match="pads to 3008x64 latents"):
+        codec.decode_image(bytes(data), max_pixels=4096)
+
+
+@pytest.mark.parametrize("name, overfit", [("overfit", True), ("overfit-2000", True), ("overfit-7", True),
+                                           ("overfit-run3.safetensors", False), ("runs/overfit-1", False),
+                                           ("lrc-mshp-q3", False), (None, False)])
+def test_which_model_names_are_the_family(name, overfit):
+    assert fmt.is_overfit(name) is overfit
+
+
 @settings(max_examples=int(os.environ.get("LRCODEC_FUZZ_EXAMPLES", 60)), deadline=10000,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())

@@ -15,6 +15,7 @@ from conftest import photo_like
 from PIL import Image
 
 from lrcodec import codec
+from lrcodec.app.evaluate import evaluate_bytes
 from lrcodec.encoder import encode
 from lrcodec.errors import LrcodecError
 from lrcodec.format import bitstream
@@ -85,6 +86,21 @@ def test_the_encoder_takes_quality_effort_and_lambda():
     overfit = settings.overfit_settings(64 * 64)
     assert overfit.lmbda == 0.0035 and overfit.iterations == 250 and overfit.time_limit > 0
     assert EncodeSettings(model="overfit", lmbda=0.02, effort=3).overfit_settings(100).lmbda == 0.02
+
+
+def test_eval_measures_the_file_encode_writes_and_names_the_profile(encoded):
+    image, _ = encoded
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    settings = EncodeSettings(model="overfit-500", effort=1, time_limit=0.5)
+    outcome = evaluate_bytes("crop.png", buf.getvalue(), settings)
+    assert outcome.row["codec"] == "lrcodec overfit-500 effort 1" and outcome.row["tune"] is None
+    assert outcome.row["bytes"] == len(outcome.data)
+
+
+def test_a_strip_whose_padding_exceeds_the_limit_is_refused_before_any_work():
+    with pytest.raises(LrcodecError, match="pads to 1024x64 latents for overfit-500, more than twice the limit"):
+        encode(photo_like(1000, 1), EncodeSettings(model="overfit-500", effort=1, max_pixels=10_000))
 
 
 @pytest.mark.parametrize("changes, message", [
