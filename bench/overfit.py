@@ -298,13 +298,15 @@ def _iteration_seconds(step, repeats: int = 6) -> float:
     return statistics.median(times)
 
 
-def _process_seconds(args: list[str], repeats: int = 3) -> float:
-    times = []
+def _process_seconds(commands: dict[str, list[str]], repeats: int = 5) -> dict[str, float]:
+    """Each command's median wall seconds as a whole process, the commands interleaved."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        subprocess.run(args, check=True, capture_output=True)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, args in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(args, check=True, capture_output=True)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def speed_part(data: Path, encode_iterations: int) -> None:
@@ -328,22 +330,23 @@ def speed_part(data: Path, encode_iterations: int) -> None:
         part["iteration_s"][name] = _iteration_seconds(lambda: learn._step(net, x, settings, 0.5, gen, opt))
     model = load_model(None, 3)
     times = {}
-    for n in (4, 12):  # one SSL iteration: the difference of two refinements, per iteration
+    for n in (8, 24):  # one SSL iteration: the difference of two refinements, per iteration
         t0 = time.perf_counter()
         refine_image(image, model, RefineSettings(iterations=n, eval_every=n))
         times[n] = time.perf_counter() - t0
-    part["iteration_s"]["lrc-mshp-q3 refinement"] = (times[12] - times[4]) / 8
+    part["iteration_s"]["lrc-mshp-q3 refinement"] = (times[24] - times[8]) / 16
     with tempfile.TemporaryDirectory() as tmp:
         files = {"overfit-2000": learn.encode_overfit(image, OverfitSettings(iterations=encode_iterations)).data,
                  "lrc-mshp-q3": encode(image, EncodeSettings(quality=3, effort=0)).data}
+        commands = {}
         for name, data_ in files.items():
             path = Path(tmp) / f"{name}.lrc"
             path.write_bytes(data_)
-            part["decode_process_s"][name] = _process_seconds(
-                [sys.executable, "-m", "lrcodec.app.cli", "decode", str(path), "-o", str(Path(tmp) / f"{name}.png"),
-                 "--force", "--quiet"])
+            commands[name] = [sys.executable, "-m", "lrcodec.app.cli", "decode", str(path), "-o",
+                              str(Path(tmp) / f"{name}.png"), "--force", "--quiet"]
             part.setdefault("file_bytes", {})[name] = len(data_)
-        part["import_torch_s"] = _process_seconds([sys.executable, "-c", "import torch"])
+        part["decode_process_s"] = _process_seconds(commands)
+        part["import_torch_s"] = _process_seconds({"torch": [sys.executable, "-c", "import torch"]})["torch"]
     part["machine"] = machine()
     save(part)
     print(json.dumps(part, indent=1))
