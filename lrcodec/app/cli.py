@@ -17,8 +17,9 @@ from .. import JSON_SCHEMA_VERSION, __version__
 from ..devices import DEVICE_HELP, check_device
 from ..errors import LrcodecError
 from ..families import ARCHITECTURES, ZOO
-from ..settings import (DEFAULT_EFFORT, EFFORTS, EXECUTORS, METHODS, PRECISIONS, RECONSTRUCTIONS, SSL_SHARPNESS,
-                        SSL_SHARPNESS_THREE_CLASS, SURROGATES, OVERFIT_EFFORTS, TUNES, EncodeSettings, RefineSettings, TrainConfig)
+from ..settings import (DEFAULT_EFFORT, EFFORTS, EXECUTORS, METHODS, OVERFIT_EFFORTS, PRECISIONS, RECONSTRUCTIONS,
+                        SSL_SHARPNESS, SSL_SHARPNESS_THREE_CLASS, SURROGATES, TUNES, EncodeSettings, RefineSettings,
+                        TrainConfig)
 
 E, R, T = EncodeSettings(), RefineSettings(), TrainConfig()  # every option's default is read from these
 
