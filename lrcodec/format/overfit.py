@@ -444,38 +444,35 @@ def decode_latents(payload: bytes, decoder: Decoder, shapes: list[tuple[int, int
     padded = [np.zeros((h + pad_y, w + 2 * pad_x), np.int32) for h, w in shapes]  # |k| < 2**13: k0 and the residual are bounded
     flat = [p.reshape(-1) for p in padded]
     offsets = {n: np.array([dy * (w + 2 * pad_x) + dx for dy, dx in context]) for n, (_, w) in coded}
+
+    def decode_step(step: list[tuple[int, np.ndarray]]) -> None:
+        """Decode one step's fronts (level, flat positions in its padded grid) and write them in."""
+        k0, index = keys(*arm(np.concatenate([flat[n][at[:, None] + offsets[n]] for n, at in step])))
+        rows = tables[index]
+        try:
+            symbols = np.asarray(coder.decode(model, rows), np.int32)
+        except (AssertionError, ValueError, RuntimeError):
+            raise bad from None
+        again.encode(symbols, model, rows)
+        if again.num_words() > len(words):  # the symbols so far need more than the payload: stop now
+            raise bad
+        values, start = symbols + (k0 + lo), 0
+        for n, at in step:
+            flat[n][at] = values[start:start + len(at)]
+            start += len(at)
+
     if coded:
         tables = latent_tables(lo, hi)
         step: list = []
         for n, y, x in coding_order(coded, decoder.profile.slope):
             if step and n <= step[-1][0]:
-                _decode_step(step, flat, offsets, arm, tables, coder, again, words, model, lo, bad)
+                decode_step(step)
                 step = []
             step.append((n, (y + pad_y) * (shapes[n][1] + 2 * pad_x) + x + pad_x))
-        _decode_step(step, flat, offsets, arm, tables, coder, again, words, model, lo, bad)
+        decode_step(step)
     if not np.array_equal(again.get_compressed(), words):
         raise bad
     return [p[pad_y:, pad_x:pad_x + w] for p, (_, w) in zip(padded, shapes)]
-
-
-def _decode_step(step, flat, offsets, arm, tables, coder, again, words, model, lo, bad) -> None:
-    """Decode one step's fronts (level, flat positions in its padded grid) and write them in."""
-    ctx = np.concatenate([flat[n][at[:, None] + offsets[n]] for n, at in step]) if len(step) > 1 else \
-        flat[step[0][0]][step[0][1][:, None] + offsets[step[0][0]]]
-    k0, index = keys(*arm(ctx))
-    rows = tables[index]
-    try:
-        symbols = np.asarray(coder.decode(model, rows), np.int32)
-    except (AssertionError, ValueError, RuntimeError):
-        raise bad from None
-    again.encode(symbols, model, rows)
-    if again.num_words() > len(words):  # the symbols so far need more than the payload: stop now
-        raise bad
-    values = symbols + (k0 + lo)
-    start = 0
-    for n, at in step:
-        flat[n][at] = values[start:start + len(at)]
-        start += len(at)
 
 
 # ---------------------------------------------------------------- synthesis (float, numpy)
@@ -487,8 +484,8 @@ def upsample2(x: np.ndarray) -> np.ndarray:
     for axis in (1, 2):
         n = x.shape[axis]
         out = np.empty((*x.shape[:axis], 2 * n, *x.shape[axis + 1:]), x.dtype)
-        even, odd = np.moveaxis(out, axis, 0)[0::2], np.moveaxis(out, axis, 0)[1::2]
-        v = np.moveaxis(x, axis, 0)
+        o, v = np.moveaxis(out, axis, 0), np.moveaxis(x, axis, 0)
+        even, odd = o[0::2], o[1::2]
         np.multiply(v, 0.75, out=even)
         np.multiply(v, 0.75, out=odd)
         even[1:] += 0.25 * v[:-1]  # the neighbour before, the edge replicated
@@ -524,7 +521,7 @@ def conv3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 
 TILE = 1024  # pixels per side synthesised at once: memory bounded whatever the image's size
-CHUNK = 1 << 16  # pixels through the 1x1 layers at once: their hidden features stay in cache
+CHUNK = 1 << 16  # pixels through the 1x1 layers, or in a band of the 3x3 layers, at once: they stay in cache
 HALO = 2  # coarsest-level cells of context around a tile: 128 pixels, more than the upsampling's
 # edge effects (below 64 pixels: one row a level, doubled at each finer one) and the 3x3 layers' reach
 
