@@ -44,10 +44,10 @@ export async function decodeLatents(data, { models, maxPixels = bitstream.DEFAUL
   const header = bitstream.parseHeader(data, maxPixels);
   const metadata = await bitstream.metadata(data, header);
   const model = await modelFor(header, models);
-  return { header, metadata, model, latents: decodeSymbols(data, header, model) };
+  return { header, metadata, model, latents: await decodeSymbols(data, header, model) };
 }
 
-function decodeSymbols(data, header, model) {
+async function decodeSymbols(data, header, model) {
   const [zPayload, yPayload] = bitstream.payloads(data, header);
   const Hp = header.height + (STRIDE - (header.height % STRIDE)) % STRIDE;
   const Wp = header.width + (STRIDE - (header.width % STRIDE)) % STRIDE;
@@ -70,7 +70,7 @@ function decodeSymbols(data, header, model) {
     const c = Math.floor(i / (hz * wz));
     zFixed[i] = rint((zSymbols[i] * 1.0 + model.prior.medians[c] + offsets[zLevels[i]] * 1.0) * pow2(ACT_BITS));
   }
-  const hyper = runNetwork(model.hs, { C: N, H: hz, W: wz, data: zFixed }).data;
+  const hyper = (await runNetwork(model.hs, { C: N, H: hz, W: wz, data: zFixed })).data;
   const n = M * h * w, sigmaIndex = new Int32Array(n), mu = new Float64Array(n), table = model.sigmaTable;
   for (let i = 0; i < n; i++) {
     const sigma = hyper[i] * pow2(-ACT_BITS);

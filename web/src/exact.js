@@ -4,6 +4,8 @@
 // bits; exp, log, tanh, sigmoid, softplus and erfc are lrcodec's own (never Math.exp, whose last bits
 // differ between engines), and h_s is an integer network whose sums stay below 2**50.
 
+import { matmul } from "./gemm.js";
+
 export const ACT_BITS = 16;
 export const ACT_LIMIT = 256;
 export const SLOPE_BITS = 24;
@@ -213,68 +215,72 @@ export function integerNetwork(spec, tensors) {
 const saturate = (v) => Math.min(Math.max(v, -ACT_LIMIT * 2 ** ACT_BITS), ACT_LIMIT * 2 ** ACT_BITS);
 
 /** The network of a fixed-point input {data, C, H, W} -> fixed-point output, exact integers in doubles. */
-export function runNetwork(layers, x) {
+export async function runNetwork(layers, x) {
   x = { ...x, data: x.data.map(saturate) };
   for (const layer of layers) {
     if (layer.kind === "shuffle") x = pixelShuffle(x, layer.stride);
-    else x = requantize(layer, layer.kind === "deconv" ? convTranspose2d(x, layer) : conv2d(x, layer));
+    else x = requantize(layer, await (layer.kind === "deconv" ? convTranspose2d(x, layer) : conv2d(x, layer)));
   }
   return x;
 }
 
-// The sums below are of integers below 2**50, so their order does not matter: each output channel's
-// accumulator is a contiguous row that the inner loop walks.
+// Each convolution is matrix products (``matmul``) over bands of rows, so that memory stays bounded:
+// the sums are of integers below 2**50, exact in whatever order the product takes them.
+const BAND = 1 << 22;  // elements of the largest matrix a band builds
 
-function conv2d(x, layer) {
+async function conv2d(x, layer) {
   const { C, H, W, data } = x;
-  const [O, , k] = layer.shape, s = layer.stride, p = layer.padding;
+  const [O, , k] = layer.shape, s = layer.stride, p = layer.padding, K = C * k * k;
   const Ho = Math.floor((H + 2 * p - k) / s) + 1, Wo = Math.floor((W + 2 * p - k) / s) + 1;
-  const out = new Float64Array(O * Ho * Wo);
-  const w = layer.weight;
-  for (let o = 0; o < O; o++) {
-    const acc = out.subarray(o * Ho * Wo, (o + 1) * Ho * Wo);
-    acc.fill(layer.bias[o]);
-    for (let c = 0; c < C; c++) {
-      const plane = data.subarray(c * H * W, (c + 1) * H * W);
-      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
-        const tap = w[((o * C + c) * k + i) * k + j];
-        if (tap === 0) continue;
-        for (let y = 0; y < Ho; y++) {
-          const iy = y * s + i - p;
-          if (iy < 0 || iy >= H) continue;
-          const row = iy * W, orow = y * Wo;
-          const x0 = Math.max(0, Math.ceil((p - j) / s)), x1 = Math.min(Wo, Math.floor((W - 1 + p - j) / s) + 1);
-          for (let xo = x0; xo < x1; xo++) acc[orow + xo] += tap * plane[row + xo * s + j - p];
+  const out = new Float64Array(O * Ho * Wo), band = Math.max(1, Math.floor(BAND / (K * Wo)));
+  for (let y0 = 0; y0 < Ho; y0 += band) {
+    const rows = Math.min(band, Ho - y0), n = rows * Wo, cols = new Float64Array(K * n);  // im2col, zero padded
+    for (let c = 0; c < C; c++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
+      const dst = ((c * k + i) * k + j) * n;
+      for (let y = 0; y < rows; y++) {
+        const iy = (y0 + y) * s + i - p;
+        if (iy < 0 || iy >= H) continue;
+        const src = (c * H + iy) * W;
+        for (let xo = 0; xo < Wo; xo++) {
+          const ix = xo * s + j - p;
+          if (ix >= 0 && ix < W) cols[dst + y * Wo + xo] = data[src + ix];
         }
       }
+    }
+    const acc = await matmul(layer.weight, cols, O, K, n);
+    for (let o = 0; o < O; o++) {
+      const b = layer.bias[o];
+      for (let t = 0; t < n; t++) out[o * Ho * Wo + y0 * Wo + t] = acc[o * n + t] + b;
     }
   }
   return { C: O, H: Ho, W: Wo, data: out };
 }
 
-function convTranspose2d(x, layer) {
+async function convTranspose2d(x, layer) {
   const { C, H, W, data } = x;
   const [, O, k] = layer.shape, s = layer.stride, p = layer.padding;
-  const Hf = (H - 1) * s + k + layer.output_padding, Wf = (W - 1) * s + k + layer.output_padding;
-  const Ho = Hf - 2 * p, Wo = Wf - 2 * p;
+  const Ho = (H - 1) * s + k + layer.output_padding - 2 * p, Wo = (W - 1) * s + k + layer.output_padding - 2 * p;
   const out = new Float64Array(O * Ho * Wo);
-  const w = layer.weight;
-  for (let o = 0; o < O; o++) {
-    const acc = out.subarray(o * Ho * Wo, (o + 1) * Ho * Wo);
-    acc.fill(layer.bias[o]);
-    for (let c = 0; c < C; c++) {
-      const plane = data.subarray(c * H * W, (c + 1) * H * W);
-      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
-        const tap = w[((c * O + o) * k + i) * k + j];
-        if (tap === 0) continue;
-        for (let y = 0; y < H; y++) {
-          const oy = y * s + i - p;
-          if (oy < 0 || oy >= Ho) continue;
-          const orow = oy * Wo, row = y * W;
-          for (let xi = 0; xi < W; xi++) {
-            const ox = xi * s + j - p;
-            if (ox >= 0 && ox < Wo) acc[orow + ox] += tap * plane[row + xi];
-          }
+  for (let o = 0; o < O; o++) out.fill(layer.bias[o], o * Ho * Wo, (o + 1) * Ho * Wo);
+  layer.transposed ??= (() => {  // (O k k, C): each tap's weights as rows
+    const t = new Float64Array(O * k * k * C);
+    for (let c = 0; c < C; c++) for (let r = 0; r < O * k * k; r++) t[r * C + c] = layer.weight[c * O * k * k + r];
+    return t;
+  })();
+  const band = Math.max(1, Math.floor(BAND / (O * k * k * W)));
+  for (let y0 = 0; y0 < H; y0 += band) {
+    const rows = Math.min(band, H - y0), n = rows * W, part = new Float64Array(C * n);
+    for (let c = 0; c < C; c++) part.set(data.subarray((c * H + y0) * W, (c * H + y0 + rows) * W), c * n);
+    const cols = await matmul(layer.transposed, part, O * k * k, C, n);  // every tap's products, scattered below
+    for (let o = 0; o < O; o++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) {
+      const src = ((o * k + i) * k + j) * n;
+      for (let y = 0; y < rows; y++) {
+        const oy = (y0 + y) * s + i - p;
+        if (oy < 0 || oy >= Ho) continue;
+        const dst = (o * Ho + oy) * Wo;
+        for (let xi = 0; xi < W; xi++) {
+          const ox = xi * s + j - p;
+          if (ox >= 0 && ox < Wo) out[dst + ox] += cols[src + y * W + xi];
         }
       }
     }
