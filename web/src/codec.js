@@ -99,9 +99,10 @@ async function decodeSymbols(data, header, model) {
   return { zSymbols, ySymbols, sigmaIndex, yHat, yShape: [1, M, h, w], zShape: [1, N, hz, wz] };
 }
 
-/** The decoded image: {header, width, height, rgba (Uint8ClampedArray, straight alpha), alpha (or null),
- * metadata (icc, exif, xmp bytes), latents}. ``models``: where models are found (``httpModels``). */
+/** The decoded image: {header, model (its name), width, height, fileBytes, rgba (Uint8ClampedArray,
+ * straight alpha), alpha (Uint8Array or null), metadata (icc, exif, xmp bytes), latents}. ``models``: where models are found (``httpModels``). */
 export async function decode(data, { models, maxPixels } = {}) {
+  data = data instanceof Uint8Array ? data : new Uint8Array(data);
   const { header, metadata, model, latents } = await decodeLatents(data, { models, maxPixels });
   const rgb = await synthesise(model, latents, header.height, header.width);
   const alpha = metadata.alpha ? await alphaPlane(metadata.alpha, header.width, header.height) : null;
@@ -112,7 +113,8 @@ export async function decode(data, { models, maxPixels } = {}) {
     rgba[4 * i] = r; rgba[4 * i + 1] = g; rgba[4 * i + 2] = b; rgba[4 * i + 3] = alpha ? alpha[i] : 255;
   }
   const { alpha: _, ...rest } = metadata;
-  return { header, width: header.width, height: header.height, rgba, alpha, metadata: rest, latents };
+  return { header, model: model.spec.name, width: header.width, height: header.height, fileBytes: data.length, rgba, alpha, metadata: rest,
+    latents };
 }
 
 const sessions = new WeakMap();

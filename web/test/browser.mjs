@@ -1,0 +1,47 @@
+// Drives headless Chromium (Debian's, or $CHROMIUM) through the viewer at a URL and prints, as JSON,
+// what the page decoded: for each file its result, the decoder's RGBA and the canvas's, base64.
+//     node test/browser.mjs URL [--screenshot FILE]
+// Used by tests/web/test_browser.py and bench/web.py; it starts the browser itself and always closes it.
+
+import { chromium } from "playwright-core";
+
+const url = process.argv[2];
+const shot = process.argv.indexOf("--screenshot");
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
+    "--disable-default-apps", "--disable-sync", "--no-first-run", "--metrics-recording-only"],
+  timeout: 60_000,
+});
+try {
+  const page = await browser.newPage();
+  const messages = [];
+  page.on("pageerror", (e) => messages.push(`page error: ${e.message}`));
+  page.on("console", (m) => m.type() === "error" && messages.push(`console: ${m.text()}`));
+  await page.goto(url);
+  await page.waitForFunction(() => window.lrcodec?.listed && window.lrcodec.pending === 0, null, { timeout: 300_000 });
+  const out = await page.evaluate(() => {
+    const b64 = (bytes) => {
+      let s = "";
+      for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return btoa(s);
+    };
+    const files = {};
+    for (const figure of document.querySelectorAll("figure")) {
+      const name = figure.querySelector(".name").textContent, result = window.lrcodec.results[name];
+      const canvas = figure.querySelector("canvas");
+      files[name] = { ...result, crossOriginIsolated: self.crossOriginIsolated };
+      if (canvas) {
+        const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+        files[name].canvas = b64(new Uint8Array(data.buffer));
+        files[name].rgba = b64(new Uint8Array(result.rgba.buffer));
+        delete files[name].rgba_array;
+      }
+    }
+    return files;
+  });
+  if (shot > 0) await page.screenshot({ path: process.argv[shot + 1], fullPage: true });
+  console.log(JSON.stringify({ files: out, messages }));
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,26 @@
+// The shipped models read from the checkout's models/ folder, as ``httpModels`` fetches them.
+import { readFileSync, readdirSync } from "node:fs";
+
+export const ROOT = new URL("../../", import.meta.url).pathname;
+
+export function localModels(dir = `${ROOT}models`) {
+  const index = {}, cache = new Map();
+  for (const f of readdirSync(dir).filter((f) => f.endsWith(".runtime.json"))) {
+    const spec = JSON.parse(readFileSync(`${dir}/${f}`));
+    index[spec.model_id] = spec.name;
+  }
+  return {
+    async find(id) {
+      const name = index[id];
+      if (!name) return null;
+      if (!cache.has(name)) {
+        cache.set(name, {
+          spec: JSON.parse(readFileSync(`${dir}/${name}.runtime.json`)),
+          weights: new Uint8Array(readFileSync(`${dir}/${name}.safetensors`)),
+          gs: new Uint8Array(readFileSync(`${dir}/${name}.g_s.onnx`)),
+        });
+      }
+      return cache.get(name);
+    },
+  };
+}
