@@ -38,13 +38,15 @@ async function modelFor(header, models) {
   return prepared.get(found);
 }
 
-/** Parse, validate and entropy-decode a file: {header, metadata, latents, model}. */
+/** Parse, validate and entropy-decode a file: {header, metadata (icc, exif, xmp bytes), alpha (its
+ * plane, Uint8Array, or null), model, latents}. */
 export async function decodeLatents(data, { models, maxPixels = bitstream.DEFAULT_MAX_PIXELS } = {}) {
   data = data instanceof Uint8Array ? data : new Uint8Array(data);
   const header = bitstream.parseHeader(data, maxPixels);
-  const metadata = await bitstream.metadata(data, header);
+  const { alpha: record, ...metadata } = await bitstream.metadata(data, header);
+  const alpha = record ? await alphaPlane(record, header.width, header.height) : null;  // checked before decoding
   const model = await modelFor(header, models);
-  return { header, metadata, model, latents: await decodeSymbols(data, header, model) };
+  return { header, metadata, alpha, model, latents: await decodeSymbols(data, header, model) };
 }
 
 async function decodeSymbols(data, header, model) {
@@ -103,18 +105,16 @@ async function decodeSymbols(data, header, model) {
  * straight alpha), alpha (Uint8Array or null), metadata (icc, exif, xmp bytes), latents}. ``models``: where models are found (``httpModels``). */
 export async function decode(data, { models, maxPixels } = {}) {
   data = data instanceof Uint8Array ? data : new Uint8Array(data);
-  const { header, metadata, model, latents } = await decodeLatents(data, { models, maxPixels });
+  const { header, metadata, alpha, model, latents } = await decodeLatents(data, { models, maxPixels });
   const rgb = await synthesise(model, latents, header.height, header.width);
-  const alpha = metadata.alpha ? await alphaPlane(metadata.alpha, header.width, header.height) : null;
   const count = header.width * header.height, rgba = new Uint8ClampedArray(4 * count);
   for (let i = 0; i < count; i++) {
     let r = rgb[i], g = rgb[count + i], b = rgb[2 * count + i];
     if (header.mode === "L") r = g = b = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;  // Pillow's RGB -> L
     rgba[4 * i] = r; rgba[4 * i + 1] = g; rgba[4 * i + 2] = b; rgba[4 * i + 3] = alpha ? alpha[i] : 255;
   }
-  const { alpha: _, ...rest } = metadata;
-  return { header, model: model.spec.name, width: header.width, height: header.height, fileBytes: data.length, rgba, alpha, metadata: rest,
-    latents };
+  return { header, model: model.spec.name, width: header.width, height: header.height, fileBytes: data.length, rgba, alpha,
+    metadata, latents };
 }
 
 const sessions = new WeakMap();

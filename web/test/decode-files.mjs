@@ -1,0 +1,31 @@
+// Decodes files in node and prints, as JSON, each one's outcome: its error message, or digests of its
+// symbols and y_hat, its alpha, and its RGBA pixels (base64) with --pixels.
+//     node test/decode-files.mjs [--pixels] FILE...
+// tests/web/ compares these with the Python decoder's on the same files.
+import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { decode, decodeLatents } from "../src/codec.js";
+import { LrcodecError } from "../src/errors.js";
+import { localModels } from "./models.js";
+
+const models = localModels();
+const pixels = process.argv.includes("--pixels");
+const digest = (...arrays) => {
+  const h = createHash("sha256");
+  for (const a of arrays) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return h.digest("hex");
+};
+const out = {};
+for (const file of process.argv.slice(2).filter((a) => a !== "--pixels")) {
+  try {
+    const data = readFileSync(file);
+    const result = pixels ? await decode(data, { models }) : await decodeLatents(data, { models });
+    const l = result.latents;
+    out[file] = { symbols: digest(l.zSymbols, l.ySymbols, l.sigmaIndex), latents: digest(l.zSymbols, l.ySymbols, l.sigmaIndex, l.yHat) };
+    if (pixels) out[file].rgba = Buffer.from(result.rgba.buffer).toString("base64");
+  } catch (e) {
+    if (!(e instanceof LrcodecError)) throw e;
+    out[file] = { error: e.message };
+  }
+}
+console.log(JSON.stringify(out));
