@@ -2,9 +2,12 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: install demo test test-decoder bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads bench-photo bench-photo-memory bench-startup bench-decode fuzz clean
+.PHONY: install demo test test-decoder test-web bench bench-quick bench-refine bench-refine-methods bench-schedules bench-surrogates bench-ceiling bench-portability bench-threads bench-photo bench-photo-memory bench-startup bench-decode bench-web fuzz clean
 
-install: $(STAMP)
+# The page's decoder (web/): its npm packages from the lock file.
+WEB_MODULES := web/node_modules/.package-lock.json
+
+install: $(STAMP) $(WEB_MODULES)
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv .venv
@@ -12,12 +15,22 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench,ray,formats]'
 	touch $(STAMP)
 
+$(WEB_MODULES): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
 demo: $(STAMP)
 	$(PY) -m lrcodec.app.demo
 
-test: $(STAMP)
+test: $(STAMP) $(WEB_MODULES)
 	$(PY) -m pytest
 	$(MAKE) test-decoder
+	$(MAKE) test-web
+
+# The page's decoder in node: every golden file to its pins, and a mutation fuzz (tests/web/, run
+# by pytest, drives it in Chromium).
+test-web: $(WEB_MODULES)
+	cd web && node --test test/*.test.js
 
 bench: $(STAMP)
 	$(PY) bench/run.py --update-cards
@@ -60,6 +73,9 @@ bench-photo-memory: $(STAMP)
 
 bench-decode: $(STAMP)
 	$(PY) bench/decode.py
+
+bench-web: $(STAMP) $(WEB_MODULES)
+	$(PY) bench/web.py
 
 bench-startup: $(STAMP)
 	$(PY) bench/startup.py

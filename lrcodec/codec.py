@@ -3,6 +3,9 @@
     encode_image(image, model) -> EncodeResult (.data is the file's bytes)
     decode_image(data)         -> PIL image (the model is found from the file's model id)
 
+An image's alpha channel is kept losslessly beside the coded colours (format 5,
+``lrcodec.format.alpha``) unless dropped.
+
 A file of a shipped model decodes without torch (``lrcodec.runtime``: the exact path in numpy,
 g_s on onnxruntime) unless a ``LoadedModel`` is passed, which decodes with torch; a
 ``RuntimeModel`` (``lrcodec.runtime.runtime_for``) also plain-encodes without torch.
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .format import bitstream, entropy
+from .format import alpha as alpha_record, bitstream, entropy
 from .format.bitstream import FLAG_REFINED, FLAG_SOFT_MEAN, FLAG_UQ, Header
 from .errors import LrcodecError, torch_missing
 from .metrics import bits_per_pixel
@@ -193,8 +196,9 @@ def _y_unit_groups(unit, sigma_index: np.ndarray, u_y: Dither) -> tuple:
 
 def encode_latents(model: "LoadedModel | RuntimeModel", y, z, width: int, height: int, mode: str = "RGB", *,
                    uq: bool = False, seed: int = 0, soft_alpha: int = 0,
-                   refined_method: str | None = None) -> EncodeResult:
-    """Quantize and range-code latents of a padded image; returns the complete file."""
+                   refined_method: str | None = None, alpha: bytes | None = None) -> EncodeResult:
+    """Quantize and range-code latents of a padded image; returns the complete file, with
+    ``alpha`` (an alpha record's data, ``imageio.split_alpha``) where given."""
     if soft_alpha and not uq:
         raise LrcodecError("soft-mean reconstruction needs universal quantization (--uq)")
     q, u_y, u_z = _quantize(model, y, z, uq, seed, soft_alpha)
@@ -213,7 +217,7 @@ def encode_latents(model: "LoadedModel | RuntimeModel", y, z, width: int, height
     method = bitstream.REFINE_METHODS.index(refined_method) if refined_method else 0
     header = Header(model.model_id, width, height, mode, flags, method, seed if uq else 0,
                     zlo, zhi, ylo, yhi, entropy.crc(q.sigma_index, z_tables), soft_alpha=soft_alpha)
-    data = bitstream.pack(header, coded_z.payload, coded_y.payload)
+    data = bitstream.pack(header, coded_z.payload, coded_y.payload, {"alpha": alpha})
     return EncodeResult(data, header, q, coded_z.bits_ideal + coded_y.bits_ideal, coded_z.bits_coder + coded_y.bits_coder,
                         {"bits_z": coded_z.bits_ideal, "bits_y": coded_y.bits_ideal})
 
@@ -231,12 +235,17 @@ def encode_image(image, model: "LoadedModel | RuntimeModel", *, uq: bool = False
                  soft_alpha: int = 0, drop_alpha: bool = False, progress=None) -> EncodeResult:
     """Encode a PIL image with a model (a ``RuntimeModel``: without torch, its latents arrays);
     ``.data`` holds the complete lrcodec file. ``uq``: universal quantization with a dither
-    from ``seed``; ``soft_alpha`` > 0 adds soft-mean reconstruction with that soft-rounding alpha."""
+    from ``seed``; ``soft_alpha`` > 0 adds soft-mean reconstruction with that soft-rounding alpha.
+    An alpha channel is kept (format 5) unless ``drop_alpha``."""
+    from .imageio import split_alpha
+
+    image, alpha = split_alpha(image, drop_alpha)
     pixels, mode = model.pixels(image, drop_alpha)
     y, z = analyse(model, pixels, progress)
     if progress:
         progress("coding", 0, 1)
-    return encode_latents(model, y, z, image.width, image.height, mode, uq=uq, seed=seed, soft_alpha=soft_alpha)
+    return encode_latents(model, y, z, image.width, image.height, mode, uq=uq, seed=seed, soft_alpha=soft_alpha,
+                          alpha=alpha)
 
 
 @dataclass
@@ -246,13 +255,19 @@ class Decoded:
     # an overfitted file's: its integer latent grids
     pixels: "torch.Tensor | np.ndarray"  # uint8, (1, 3, H, W): an array where decoded without torch
     metadata: dict = field(default_factory=dict)  # "icc", "exif", "xmp" -> bytes (format 3)
+    alpha: np.ndarray | None = None  # uint8, (H, W): the alpha plane of a format 5 file
 
-    def image(self):
-        """The PIL image, its metadata in ``info`` as Pillow's readers put it (``icc_profile``,
-        ``exif``, ``xmp``), so that Pillow writes them back on save."""
+    def image(self, drop_alpha: bool = False):
+        """The PIL image (RGBA, or LA for grey, where the file has alpha, unless dropped), its
+        metadata in ``info`` as Pillow's readers put it (``icc_profile``, ``exif``, ``xmp``), so
+        that Pillow writes them back on save."""
+        from PIL import Image
+
         from .imageio import INFO_KEYS
 
         image = tensor_to_image(self.pixels, self.header.mode)
+        if self.alpha is not None and not drop_alpha:
+            image.putalpha(Image.fromarray(self.alpha, "L"))
         image.info.update({INFO_KEYS[k]: v for k, v in self.metadata.items()})
         return image
 
@@ -296,7 +311,8 @@ def decode_latents(data: bytes, model: "LoadedModel | RuntimeModel | None" = Non
     torch where it can: module docstring). ``progress(stage, done, total)`` hears of the
     symbols and of each synthesis tile."""
     header = bitstream.parse_header(data, max_pixels)
-    metadata = bitstream.metadata(data, header)  # checked before any decoding
+    metadata = bitstream.records(data, header)  # checked before any decoding, the alpha plane too
+    alpha = alpha_record.plane(metadata.pop("alpha"), header.width, header.height) if "alpha" in metadata else None
     if header.version == bitstream.OVERFIT_VERSION:
         if model is not None:
             raise LrcodecError("an overfitted file carries its own decoder: no model applies to it")
@@ -313,7 +329,8 @@ def decode_latents(data: bytes, model: "LoadedModel | RuntimeModel | None" = Non
         latents = decode_latents_v1(data, header, model)
     else:
         latents = _decode_symbols(data, header, model)
-    return Decoded(header, latents, synthesise(model, latents.y_hat, header.height, header.width, progress), metadata)
+    return Decoded(header, latents, synthesise(model, latents.y_hat, header.height, header.width, progress), metadata,
+                   alpha)
 
 
 def _decode_symbols(data: bytes, header: Header, model: "LoadedModel | RuntimeModel") -> QuantizedLatents:
@@ -349,6 +366,6 @@ def _decode_symbols(data: bytes, header: Header, model: "LoadedModel | RuntimeMo
 
 
 def decode_image(data: bytes, model: "LoadedModel | RuntimeModel | None" = None,
-                 max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, progress=None):
-    """The decoded PIL image of an lrcodec file."""
-    return decode_latents(data, model, max_pixels, progress).image()
+                 max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, progress=None, drop_alpha: bool = False):
+    """The decoded PIL image of an lrcodec file (``Decoded.image``)."""
+    return decode_latents(data, model, max_pixels, progress).image(drop_alpha)

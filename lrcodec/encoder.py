@@ -79,7 +79,7 @@ def encode_bytes(data: bytes, name: str, settings: EncodeSettings, progress=None
 
 
 def encode(image, settings: EncodeSettings, progress=None, started: float | None = None) -> Outcome:
-    """The file of a PIL image as ``settings`` say (refinement, ROI, tuning, metadata kept);
+    """The file of a PIL image as ``settings`` say (refinement, ROI, tuning, metadata and alpha kept);
     the row's size and bpp are the whole file's. ``progress(stage, done, total, ...)``."""
     t0 = time.perf_counter() if started is None else started
     if is_overfit(settings.model):

@@ -1,12 +1,13 @@
 """Pillow reads and writes lrcodec files: after ``import lrcodec.pillow`` (or ``register()``),
 ``Image.open("photo.lrc")`` gives the decoded image and ``im.save("out.lrc", quality=3)`` encodes.
 
-Opening reads and validates the header only: the size, the mode and the metadata (``info``'s
-``icc_profile``, ``exif`` and ``xmp``, so ``getexif()`` works) are known at once, and the pixels
-are decoded on ``load()`` (by the decoder ``lrcodec decode`` uses: without torch for a
-shipped model). ``save`` takes the encode's settings as keywords (``lrcodec.settings.EncodeSettings``:
-``quality``, ``model``, ``effort``, ``uq``, ``seed``, ...; the dataclass's defaults otherwise,
-so effort 0, the plain encode). Errors are Pillow's kinds: a damaged file fails to open, an
+Opening reads and validates the header only: the size, the mode (RGBA, or LA for grey, where
+the file has alpha) and the metadata (``info``'s ``icc_profile``, ``exif`` and ``xmp``, so
+``getexif()`` works) are known at once, and the pixels are decoded on ``load()`` (by the
+decoder ``lrcodec decode`` uses: without torch for a shipped model). ``save`` takes the
+encode's settings as keywords (``lrcodec.settings.EncodeSettings``: ``quality``, ``model``,
+``effort``, ``uq``, ``seed``, ...; the dataclass's defaults otherwise, so effort 0, the plain
+encode). Errors are Pillow's kinds: a damaged file fails to open, an
 image lrcodec cannot code fails to save, each with lrcodec's one-line reason.
 """
 
@@ -40,14 +41,15 @@ class LrcImageFile(ImageFile.ImageFile):
         except LrcodecError as e:
             raise SyntaxError(str(e)) from None
         try:
-            metadata = bitstream.metadata(data, header)
+            records = bitstream.records(data, header)
         except LrcodecError as e:
             raise SyntaxError(str(e)) from None
         self._data = data
         self._size = (header.width, header.height)
-        self._mode = header.mode
+        self._mode = header.mode + ("A" if "alpha" in records else "")  # RGBA or LA: Decoded.image's
         self.info["lrcodec"] = header.describe()
-        self.info.update({INFO_KEYS[kind]: raw for kind, raw in metadata.items()})  # as Pillow's readers keep them
+        metadata = {INFO_KEYS[kind]: raw for kind, raw in records.items() if kind in INFO_KEYS}
+        self.info.update(metadata)  # as Pillow's readers keep them
         self.tile = []
 
     def load(self):

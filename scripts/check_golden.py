@@ -1,6 +1,6 @@
 """Decode every golden file of the shipped models and of the overfitted family with the lrcodec this Python has installed
-and check its pinned digests (symbols and y_hat) and its pixels against the stored PNG within
-the float bound; a format-1 file must decode the same or, without torch, be refused with a
+and check its pinned digests (symbols, y_hat and, in format 5, the alpha plane) and its pixels
+against the stored PNG within the float bound (its alpha exactly); a format-1 file must decode the same or, without torch, be refused with a
 one-line error (as it may be wherever this machine's float networks differ from its encoder's).
 Exits non-zero on any failure. Run by ``make test-decoder`` in a fresh
 environment holding only lrcodec-decode, where torch must not be importable.
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from lrcodec import codec
-from lrcodec.app.probe import grid_digest, latent_digest, metadata_digest, symbol_digest
+from lrcodec.app.probe import grid_digest, latent_digest, metadata_digest, pixel_digest, symbol_digest
 from lrcodec.errors import LrcodecError
 from lrcodec.format.format1 import NOT_HERE
 from lrcodec.metrics import PIXEL_FRACTION, PIXEL_LEVELS
@@ -44,15 +44,22 @@ def check(folder: Path, no_torch: bool) -> list[str]:
             failures.append(f"{name}: symbols differ")
         if expected["format_version"] >= 2 and latents != expected["latents_sha256"]:
             failures.append(f"{name}: y_hat differs")
+        if expected.get("alpha_sha256") != (None if decoded.alpha is None else pixel_digest(decoded.alpha)):
+            failures.append(f"{name}: alpha differs")
         failures += _pixels(folder, name, decoded)
     return failures
 
 
 def _pixels(folder: Path, name: str, decoded) -> list[str]:
+    """The colours within the float bound of the stored PNG's, its alpha (if any) exactly."""
+    png = Image.open(folder / f"{name}.png")
     ours = np.asarray(decoded.image().convert("RGB"), np.int16)
-    stored = np.asarray(Image.open(folder / f"{name}.png").convert("RGB"), np.int16)
+    stored = np.asarray(png.convert("RGB"), np.int16)
     if ours.shape != stored.shape or np.abs(ours - stored).max() > PIXEL_LEVELS or np.mean(ours != stored) >= PIXEL_FRACTION:
         return [f"{name}: pixels beyond the float bound"]
+    alpha = np.asarray(png.getchannel("A")) if "A" in png.getbands() else None
+    if (alpha is None) != (decoded.alpha is None) or (alpha is not None and not np.array_equal(alpha, decoded.alpha)):
+        return [f"{name}: alpha differs from the stored PNG's"]
     return []
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 import torch
@@ -97,12 +99,67 @@ def test_grayscale_decodes_to_grayscale(tiny_model):
     assert out.mode == "L" and out.size == (70, 50)
 
 
-def test_alpha_is_refused_unless_dropped(tiny_model):
-    image = photo_like(40, 30).convert("RGBA")
-    with pytest.raises(LrcodecError, match="alpha"):
-        codec.encode_image(image, tiny_model)
-    out = codec.decode_image(codec.encode_image(image, tiny_model, drop_alpha=True).data, tiny_model)
-    assert out.mode == "RGB"
+def _disc(width: int, height: int) -> np.ndarray:
+    """An alpha plane with every level: a disc fading out from the centre."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    return np.clip(255 - ((xx - width // 2) ** 2 + (yy - height // 2) ** 2) // 3, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_alpha_round_trips_exactly_beside_the_same_colours(tiny_model, mode):
+    """RGBA and LA: the colours coded as without alpha (the same symbols), the alpha exactly,
+    decoded as RGBA or LA; --drop-alpha codes the colours only (format 2)."""
+    image = photo_like(45, 31, seed=3).convert(mode)
+    plane = _disc(45, 31)
+    with_alpha = image.copy()
+    with_alpha.putalpha(Image.fromarray(plane, "L"))
+    result = codec.encode_image(with_alpha, tiny_model)
+    colours = codec.encode_image(image, tiny_model)
+    assert result.header.version == 5 and result.header.mode == mode
+    decoded = codec.decode_latents(result.data, tiny_model)
+    assert np.array_equal(decoded.alpha, plane) and decoded.alpha.dtype == np.uint8
+    assert torch.equal(decoded.latents.y_symbols, codec.decode_latents(colours.data, tiny_model).latents.y_symbols)
+    out = decoded.image()
+    assert out.mode == mode + "A" and np.array_equal(np.asarray(out.getchannel("A")), plane)
+    assert decoded.image(drop_alpha=True).mode == mode
+    dropped = codec.encode_image(with_alpha, tiny_model, drop_alpha=True)
+    assert dropped.data == colours.data and codec.decode_latents(dropped.data, tiny_model).alpha is None
+
+
+def test_a_constant_alpha_costs_sixteen_bytes(tiny_model):
+    """00 v: a 12-byte record in a section of its own (4 bytes of length), nothing else changed."""
+    image = photo_like(64, 48, seed=2).convert("RGBA")
+    image.putalpha(200)
+    data = codec.encode_image(image, tiny_model).data
+    dropped = codec.encode_image(image, tiny_model, drop_alpha=True).data
+    assert len(data) == len(dropped) + 16
+    assert data[bitstream.HEADER_SIZE:-4].endswith(struct.pack("<IBBII", 12, 4, 0, 2, 2) + b"\x00\xc8")
+    assert np.array_equal(codec.decode_latents(data, tiny_model).alpha, np.full((48, 64), 200, np.uint8))
+
+
+def test_premultiplied_and_palette_alpha_are_kept_straight(tiny_model):
+    """RGBa and La are converted to straight alpha first; a palette's transparency is an alpha."""
+    rgba = photo_like(40, 30, seed=4).convert("RGBA")
+    rgba.putalpha(Image.fromarray(_disc(40, 30), "L"))
+    palette = photo_like(40, 30, seed=4).convert("P")
+    palette.info["transparency"] = 0
+    for image in (rgba.convert("RGBa"), rgba.convert("LA").convert("La"), rgba.convert("PA"), palette):
+        straight = image.convert("LA" if image.mode in ("LA", "La") else "RGBA")
+        decoded = codec.decode_latents(codec.encode_image(image, tiny_model).data, tiny_model)
+        assert np.array_equal(decoded.alpha, np.asarray(straight.getchannel("A"))), image.mode
+        assert_pixels_close(np.asarray(decoded.image().convert(straight.mode[:-1])),
+                            np.asarray(codec.decode_image(codec.encode_image(straight.convert(straight.mode[:-1]),
+                                                                             tiny_model).data, tiny_model)))
+
+
+def test_refinement_keeps_alpha(tiny_model):
+    from lrcodec.learn.refine import refine_image
+
+    image = photo_like(64, 48, seed=6).convert("RGBA")
+    image.putalpha(Image.fromarray(_disc(64, 48), "L"))
+    result = refine_image(image, tiny_model, iterations=2, seed=1)
+    for encoded in (result.encoded, result.base):
+        assert np.array_equal(codec.decode_latents(encoded.data, tiny_model).alpha, _disc(64, 48))
 
 
 def test_out_of_support_symbols_round_trip(tiny_model):

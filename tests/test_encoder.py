@@ -153,3 +153,34 @@ def test_an_unknown_tuning_is_a_usage_error(models_dir, photo):
     assert r.exit_code == 2 and "vmaf" in r.output
     with pytest.raises(LrcodecError, match="unknown tuning"):
         EncodeSettings(effort=1, tune="vmaf").refine_settings()
+
+
+def test_every_encode_path_keeps_alpha(models_dir, tmp_path):
+    """Plain, refined, a batch refined together, a folder, eval's and Pillow's: each file keeps the
+    alpha exactly (with the input's ICC profile beside it); the overfitted family refuses it."""
+    import lrcodec.pillow  # noqa: F401  (registers the format)
+    from lrcodec.format import bitstream
+
+    plane = np.arange(64 * 48, dtype=np.uint8).reshape(48, 64)
+    image = photo_like(64, 48, seed=5).convert("RGBA")
+    image.putalpha(Image.fromarray(plane, "L"))
+    (tmp_path / "in").mkdir()
+    image.save(tmp_path / "in" / "a.png", icc_profile=b"not really a profile")
+    image.save(tmp_path / "in" / "b.png")
+    source = (tmp_path / "in" / "a.png").read_bytes()
+    plain, refined = EncodeSettings(), EncodeSettings(effort=1, time_limit=0)
+    buffer = io.BytesIO()
+    Image.open(tmp_path / "in" / "a.png").save(buffer, "LRC")
+    files = [encoder.encode_bytes(source, "a.png", plain).data, encoder.encode_bytes(source, "a.png", refined).data,
+             *[o.data for o in encoder.encode_group([("a.png", source), ("b.png", source)], refined)],
+             evaluate_bytes("a.png", source, refined).data, buffer.getvalue()]
+    batch.run(batch.plan([str(tmp_path / "in")], str(tmp_path / "out")), plain)
+    files += [(tmp_path / "out" / name).read_bytes() for name in ("a.lrc", "b.lrc")]
+    for i, data in enumerate(files):
+        decoded = codec.decode_latents(data)
+        assert decoded.header.version == 5 and np.array_equal(decoded.alpha, plane), i
+        assert decoded.metadata == ({} if i == len(files) - 1 else {"icc": b"not really a profile"}), i  # b.png: none
+    with pytest.raises(LrcodecError, match="overfitted family does not code alpha: pass --drop-alpha"):
+        encoder.encode_bytes(source, "a.png", EncodeSettings(model="overfit", effort=1))
+    dropped = encoder.encode_bytes(source, "a.png", EncodeSettings(drop_alpha=True)).data
+    assert bitstream.parse_header(dropped).version == 3 and codec.decode_latents(dropped).alpha is None

@@ -259,7 +259,52 @@ def test_image_bytes_explain_unknown_or_impossible_formats():
     with pytest.raises(LrcodecError, match="unknown image format for output out.xyz"):
         imageio.image_bytes(_gradient(), "out.xyz")
     with pytest.raises(LrcodecError, match="cannot write JPEG output"):
-        imageio.image_bytes(_gradient("RGBA"), "out.jpg")
+        imageio.image_bytes(Image.new("I;16", (12, 8)), "out.jpg")
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_alpha_is_written_only_where_the_format_holds_it(mode):
+    """PNG and TIFF keep it exactly (and WebP, whose alpha Pillow writes losslessly), AVIF as
+    its encoder does; JPEG and other formats are the one-line error that names the others."""
+    image = _gradient(mode, (40, 24))
+    image.putalpha(Image.fromarray(np.arange(40 * 24, dtype=np.uint8).reshape(24, 40)))
+    for target in ("out.png", "out.tif", "out.webp"):
+        out = Image.open(io.BytesIO(imageio.image_bytes(image, target)))
+        assert np.array_equal(np.asarray(out.getchannel("A")), np.asarray(image.getchannel("A"))), target
+    assert "A" in Image.open(io.BytesIO(imageio.image_bytes(image, "out.avif"))).getbands()
+    for target in ("out.jpg", "out.bmp", "out.gif", "out.ppm"):
+        with pytest.raises(LrcodecError) as info:
+            imageio.image_bytes(image, target)
+        assert "alpha channel" in str(info.value) and "PNG, WebP, AVIF or TIFF" in str(info.value)
+        assert "--drop-alpha" in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "PA", "RGBa", "La", "P-transparent", "RGB", "L"])
+def test_split_alpha_gives_the_colours_and_the_straight_alpha(mode):
+    """The colours an image with alpha is coded with (grey stays grey) and its alpha record,
+    straight where Pillow's mode is premultiplied; an image without alpha, or with it dropped,
+    comes back as it is."""
+    from lrcodec.format import alpha
+
+    rgba = _gradient("RGBA", (40, 24))
+    rgba.putalpha(Image.fromarray((np.arange(40 * 24) % 251).astype(np.uint8).reshape(24, 40)))
+    if mode == "P-transparent":
+        image = rgba.convert("P")
+        image.info["transparency"] = 3
+    else:
+        image = rgba.convert("LA").convert(mode) if mode in ("La", "L") else rgba.convert(mode)
+    colours, record = imageio.split_alpha(image)
+    assert imageio.split_alpha(image, drop_alpha=True) == (image, None)
+    if mode in ("RGB", "L"):
+        assert (colours, record) == (image, None)
+        return
+    straight = image.convert("LA" if mode in ("LA", "La") else "RGBA")
+    assert colours.mode == straight.mode[:-1]
+    assert np.array_equal(np.asarray(colours), np.asarray(straight)[..., :-1].squeeze())
+    assert np.array_equal(alpha.plane(record, 40, 24), np.asarray(straight.getchannel("A")))
+    if mode == "RGBa":  # unpremultiplied: the colours of the RGBA image, where alpha leaves them
+        kept = np.asarray(rgba.getchannel("A")) > 128
+        assert np.abs(np.asarray(colours, np.int16) - np.asarray(rgba.convert("RGB"), np.int16))[kept].max() <= 2
 
 
 def _heic(image) -> bytes:

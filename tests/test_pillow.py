@@ -66,9 +66,26 @@ def test_bad_input_is_pillows_kind_of_error(tmp_path):
     data = (GOLDEN / "lrc-mshp-q3-plain.lrc").read_bytes()
     with pytest.raises(UnidentifiedImageError):
         Image.open(io.BytesIO(data[:-3]))  # truncated: the header refuses it
-    with pytest.raises(OSError, match="alpha channel"):
-        Image.new("RGBA", (64, 64)).save(tmp_path / "a.lrc")
+    with pytest.raises(OSError, match="overfitted family does not code alpha: pass --drop-alpha"):
+        Image.new("RGBA", (64, 64)).save(tmp_path / "a.lrc", model="overfit", effort=1)
     assert not (tmp_path / "a.lrc").exists()  # Pillow removes the file it made
+
+
+def test_a_file_with_alpha_opens_as_rgba_or_la(tmp_path):
+    """The golden file with alpha is RGBA as soon as it is opened, its alpha the stored PNG's;
+    Pillow's RGBA and LA images save with their alpha and open as they were."""
+    im = Image.open(GOLDEN / "lrc-mshp-q3-alpha.lrc")
+    assert (im.mode, im.size) == ("RGBA", (80, 48))
+    stored = Image.open(GOLDEN / "lrc-mshp-q3-alpha.lrc.png")
+    assert np.array_equal(np.asarray(im.getchannel("A")), np.asarray(stored.getchannel("A")))
+    assert_pixels_close(im.convert("RGB"), stored.convert("RGB"))
+    for mode in ("RGBA", "LA"):
+        image = photo_like(48, 32, seed=7).convert(mode)
+        image.putalpha(Image.fromarray(np.arange(48 * 32, dtype=np.uint8).reshape(32, 48)))
+        image.save(tmp_path / "a.lrc", effort=0)
+        again = Image.open(tmp_path / "a.lrc")
+        assert again.mode == mode
+        assert np.array_equal(np.asarray(again.getchannel("A")), np.asarray(image.getchannel("A"))), mode
 
 
 def test_reading_through_pillow_imports_no_torch():

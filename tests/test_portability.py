@@ -22,7 +22,7 @@ from lrcodec.format import bitstream, exact
 from lrcodec import codec, models
 from lrcodec.errors import LrcodecError
 from lrcodec.format.format1 import NOT_HERE
-from lrcodec.app.probe import latent_digest, metadata_digest, symbol_digest
+from lrcodec.app.probe import latent_digest, metadata_digest, pixel_digest, symbol_digest
 
 GOLDEN = Path(__file__).parent / "golden"
 MANIFEST = json.loads((GOLDEN / "golden.json").read_text())
@@ -67,6 +67,8 @@ def test_golden_file_decodes_to_its_digests(name, path):
         return
     check_digests(name, symbol_digest(decoded.latents), latent_digest(decoded.latents), None)
     assert metadata_digest(decoded.metadata) == expected.get("metadata_sha256", metadata_digest({})), name
+    assert (decoded.alpha is None and "alpha_sha256" not in expected
+            or pixel_digest(decoded.alpha) == expected["alpha_sha256"]), name  # format 5: exact
     check_pixels(name, decoded.image().convert("RGB"))
 
 
@@ -208,8 +210,8 @@ def test_errors_name_the_format_version(tiny_model):
     from conftest import photo_like
 
     data = bytearray(codec.encode_image(photo_like(64, 64), tiny_model).data)
-    data[3] = 5
-    with pytest.raises(LrcodecError, match="format version 5 is newer"):
+    data[3] = 6
+    with pytest.raises(LrcodecError, match="format version 6 is newer"):
         codec.decode_image(_with_crc(bytes(data[:-4])), tiny_model)
     data[3] = 2
     struct.pack_into("<I", data, 36, 12345)  # tables CRC of another encoder

@@ -171,7 +171,8 @@ max_pixels_option = click.option("--max-pixels", type=click.IntRange(1), default
 def quantizer_cli_options(f):
     """--uq / --seed / --reconstruction / --soft-alpha / --drop-alpha / --max-pixels."""
     f = max_pixels_option(f)
-    f = click.option("--drop-alpha", is_flag=True, default=E.drop_alpha, help="Code the colours of an image with alpha.")(f)
+    f = click.option("--drop-alpha", is_flag=True, default=E.drop_alpha,
+                     help="Code the colours only of an image with alpha (which is otherwise kept, losslessly).")(f)
     f = reconstruction_options(f)
     f = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=E.seed, show_default=True,
                      help="Dither seed for --uq (and the sampler's seed in refinement).")(f)
@@ -358,13 +359,16 @@ def encode(inputs, output, force, model_name, quality, effort, time_limit, lmbda
 @lambda f: output_options(f, many=False)
 @model_options
 @max_pixels_option
+@click.option("--drop-alpha", is_flag=True,
+              help="Write the colours only of a file with alpha (which PNG, WebP, AVIF and TIFF keep; JPEG cannot).")
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
-def decode(input, output, force, model_name, quality, max_pixels, quiet):
+def decode(input, output, force, model_name, quality, max_pixels, drop_alpha, quiet):
     """Decode an lrcodec file into an image (PNG unless the output name says otherwise).
 
     The model is found from the file's model id; --model is needed only for models that
     are not shipped (zoo names, checkpoint files). A hyperprior model decodes without torch;
-    a checkpoint is exported for that once, with torch, into the cache.
+    a checkpoint is exported for that once, with torch, into the cache. A file with alpha
+    decodes to RGBA (LA for grey).
 
     \b
     Example: lrcodec decode photo.lrc -o photo.png
@@ -390,7 +394,7 @@ def decode(input, output, force, model_name, quality, max_pixels, quiet):
             model = load_model(model_name, quality)
     progress = ProgressBar.for_terminal("decode", quiet)
     try:
-        image = decode_image(data, model, max_pixels, progress)
+        image = decode_image(data, model, max_pixels, progress, drop_alpha)
         if progress:
             progress("writing", 0, 1)
         encoded = image_bytes(image, output)
@@ -526,7 +530,8 @@ def info(input, as_json):
     \b
     Example: lrcodec info photo.lrc --json
     """
-    from ..format.bitstream import OVERFIT_VERSION, metadata, parse_header
+    from ..format import alpha
+    from ..format.bitstream import METADATA_KINDS, OVERFIT_VERSION, parse_header, records
     from ..format.overfit import profile_of_id
     from ..imageio import read_bytes
     from ..metrics import bits_per_pixel
@@ -535,7 +540,9 @@ def info(input, as_json):
     data = read_bytes(input)
     header = parse_header(data, max_pixels=2**64)
     d = {"schema_version": JSON_SCHEMA_VERSION, **header.describe()}
-    d["metadata"] = {kind: len(raw) for kind, raw in metadata(data, header).items()}  # kind -> bytes
+    section = records(data, header)
+    d["metadata"] = {kind: len(raw) for kind, raw in section.items() if kind in METADATA_KINDS}  # kind -> bytes
+    d["alpha"] = alpha.describe(section["alpha"]) if "alpha" in section else None  # its coding (format 5)
     d["file_bytes"] = len(data)
     d["bpp"] = bits_per_pixel(8 * len(data), header.width * header.height)
     # current or retired: a retired model still decodes its files
@@ -550,6 +557,29 @@ def info(input, as_json):
     else:
         for k, v in d.items():
             click.echo(f"{k:14} {v}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False), default=".")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port on 127.0.0.1 (0: any free one).")
+def serve(folder, port):
+    """Show a folder's .lrc files in a browser: serves the viewer page on localhost, which decodes
+    them itself (files dropped on it too). Nothing is uploaded; Ctrl-C stops it.
+
+    \b
+    Example: lrcodec serve photos/   (then open the address it prints)
+    """
+    from .serve import server
+
+    httpd = server(Path(folder), port=port)
+    click.echo(f"lrcodec: serving {Path(folder).resolve()} at http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C stops)",
+               err=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
 
 
 @main.command()

@@ -17,7 +17,8 @@ MAGIC = b"LRC"
 VERSION = 2  # 2: probabilities from the exact path (lrcodec.format.exact); 1: from float networks
 METADATA_VERSION = 3  # format 2 plus a metadata section: written only for a file that carries metadata
 OVERFIT_VERSION = 4  # the overfitted family (lrcodec.format.overfit): the decoder in the file, a metadata section always
-READABLE_VERSIONS = (1, 2, 3, 4)
+ALPHA_VERSION = 5  # format 3 whose section holds an alpha record: written exactly when the file carries alpha
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 _HEADER = struct.Struct("<3sB8sIIBBBBIhhhhIII")
 HEADER_SIZE = _HEADER.size  # 48
 TRAILER_SIZE = 4  # CRC-32 of everything before it
@@ -25,9 +26,10 @@ MODES = {0: "RGB", 1: "L"}
 MODE_CODES = {v: k for k, v in MODES.items()}
 DEFAULT_MAX_PIXELS = MAX_PIXELS
 
-# The metadata section (format 3): what each record holds, and the caps a reader enforces
-# before allocating anything (docs/format.md, "Format version 3: metadata").
-METADATA_KINDS = ("icc", "exif", "xmp")  # record kinds 1, 2, 3
+# The metadata section (formats 3-5): what each record holds, and the caps a reader enforces
+# before allocating anything (docs/format.md, "Format version 3: metadata" and "Format version 5: alpha").
+RECORD_KINDS = ("icc", "exif", "xmp", "alpha")  # record kinds 1-4; alpha (lrcodec.format.alpha) in format 5 only
+METADATA_KINDS = RECORD_KINDS[:3]  # the metadata proper, which Pillow's info holds
 METADATA_CAP = 16 << 20  # bytes of one record, inflated
 METADATA_STORED, METADATA_ZLIB = 0, 1
 _RECORD = struct.Struct("<BBII")  # kind, coding, stored length, inflated length
@@ -77,14 +79,16 @@ class Header:
 
 
 def pack(header: Header, z_payload: bytes, y_payload: bytes, metadata: dict[str, bytes] | None = None) -> bytes:
-    """The file: format 3 with a metadata section where ``metadata`` holds any (kind -> bytes),
-    else the header's version (format 2) without one; an overfitted file (format 4) always has one."""
+    """The file: format 5 where ``metadata`` (kind -> bytes, RECORD_KINDS) holds alpha, else format 3
+    where it holds any, else format 2 without a section; an overfitted file (format 4) always has one
+    (and no alpha), a format 1 header none."""
     header.z_length, header.y_length = len(z_payload), len(y_payload)
-    section = b""
     present = {k: v for k, v in (metadata or {}).items() if v}
-    if present or header.version == OVERFIT_VERSION:
-        header.version = max(header.version, METADATA_VERSION)
-        section = _metadata_section(present)
+    if header.version == OVERFIT_VERSION and "alpha" in present:
+        raise ValueError("an overfitted file (format 4) carries no alpha")
+    if header.version in (VERSION, METADATA_VERSION, ALPHA_VERSION):  # what the file carries decides
+        header.version = ALPHA_VERSION if "alpha" in present else METADATA_VERSION if present else VERSION
+    section = _metadata_section(present) if header.version >= METADATA_VERSION else b""
     head = _HEADER.pack(
         MAGIC, header.version, header.model_id, header.width, header.height, MODE_CODES[header.mode],
         header.flags, header.method, header.soft_alpha, header.seed, header.zmin, header.zmax, header.ymin,
@@ -95,39 +99,48 @@ def pack(header: Header, z_payload: bytes, y_payload: bytes, metadata: dict[str,
 
 
 def with_metadata(data: bytes, metadata: dict[str, bytes]) -> bytes:
-    """A file with its metadata replaced (format 3 if any remains, else format 2): the header
-    and payloads, hence every symbol, unchanged."""
+    """A file with its metadata (METADATA_KINDS) replaced and its alpha record kept: the header
+    and payloads, hence every symbol, unchanged (the version follows what the file carries)."""
     header = parse_header(data, max_pixels=2**64)
     if header.version == 1:
         raise LrcodecError("format 1 files carry no metadata")
-    if header.version != OVERFIT_VERSION:
-        header.version = VERSION
-    return pack(header, *payloads(data, header), metadata)
+    return pack(header, *payloads(data, header), {**metadata, "alpha": records(data, header).get("alpha")})
 
 
 def _metadata_section(metadata: dict[str, bytes]) -> bytes:
-    """u32 length, then one record per kind in METADATA_KINDS order, deflated where that is smaller."""
-    records = b""
-    for code, kind in enumerate(METADATA_KINDS, 1):
+    """u32 length, then one record per kind in RECORD_KINDS order, metadata deflated where that is
+    smaller, alpha stored (its data is compressed already)."""
+    body = b""
+    for code, kind in enumerate(RECORD_KINDS, 1):
         if kind not in metadata:
             continue
         raw = bytes(metadata[kind])
         if len(raw) > METADATA_CAP:
-            raise LrcodecError(f"{kind} metadata of {len(raw)} bytes exceeds the format's cap of {METADATA_CAP} bytes")
-        packed = zlib.compress(raw, 9)
+            hint = " (--drop-alpha codes the colours only)" if kind == "alpha" else ""
+            raise LrcodecError(f"{kind} metadata of {len(raw)} bytes exceeds the format's cap of {METADATA_CAP} "
+                               f"bytes{hint}")
+        packed = zlib.compress(raw, 9) if kind in METADATA_KINDS else raw
         coding, stored = (METADATA_ZLIB, packed) if len(packed) < len(raw) else (METADATA_STORED, raw)
-        records += _RECORD.pack(code, coding, len(stored), len(raw)) + stored
-    unknown = set(metadata) - set(METADATA_KINDS)
+        body += _RECORD.pack(code, coding, len(stored), len(raw)) + stored
+    unknown = set(metadata) - set(RECORD_KINDS)
     if unknown:
         raise ValueError(f"unknown metadata kinds: {sorted(unknown)}")
-    return struct.pack("<I", len(records)) + records
+    return struct.pack("<I", len(body)) + body
 
 
 def metadata(data: bytes, header: Header) -> dict[str, bytes]:
-    """The metadata a (validated) file carries, kind -> bytes: none before format 3. Each record
-    is checked against its caps before it is inflated, and must inflate to its stated length."""
+    """The metadata (METADATA_KINDS) a (validated) file carries, kind -> bytes: its records but alpha."""
+    return {k: v for k, v in records(data, header).items() if k in METADATA_KINDS}
+
+
+def records(data: bytes, header: Header) -> dict[str, bytes]:
+    """The records of a (validated) file's metadata section, kind -> bytes: none before format 3,
+    an alpha record (stored) in format 5 and only there. Each record is checked against its caps
+    before it is inflated, and must inflate to its stated length; the alpha record's data is
+    checked by ``lrcodec.format.alpha``."""
     if header.version < METADATA_VERSION:
         return {}
+    kinds = RECORD_KINDS if header.version == ALPHA_VERSION else METADATA_KINDS
     at = HEADER_SIZE + header.z_length + header.y_length
     (length,) = struct.unpack_from("<I", data, at)
     end, at, out = at + 4 + length, at + 4, {}
@@ -137,9 +150,10 @@ def metadata(data: bytes, header: Header) -> dict[str, bytes]:
             raise LrcodecError(bad)
         code, coding, stored, size = _RECORD.unpack_from(data, at)
         at += _RECORD.size
-        if (not 1 <= code <= len(METADATA_KINDS) or METADATA_KINDS[code - 1] in out or coding > METADATA_ZLIB
+        if (not 1 <= code <= len(kinds) or kinds[code - 1] in out or coding > METADATA_ZLIB
                 or size > METADATA_CAP or stored > end - at or (coding == METADATA_STORED and stored != size)
-                or list(out) != [k for k in METADATA_KINDS[: code - 1] if k in out]):
+                or (kinds[code - 1] == "alpha" and coding != METADATA_STORED)
+                or list(out) != [k for k in kinds[: code - 1] if k in out]):
             raise LrcodecError(bad)
         raw = data[at : at + stored]
         if coding == METADATA_ZLIB:
@@ -150,8 +164,10 @@ def metadata(data: bytes, header: Header) -> dict[str, bytes]:
                 raise LrcodecError(bad) from None
             if len(raw) != size or not inflate.eof or inflate.unconsumed_tail or inflate.unused_data:
                 raise LrcodecError(bad)
-        out[METADATA_KINDS[code - 1]] = raw
+        out[kinds[code - 1]] = raw
         at += stored
+    if header.version == ALPHA_VERSION and "alpha" not in out:
+        raise LrcodecError(bad)
     return out
 
 
@@ -173,7 +189,7 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
         if len(data) < expected + 4:
             raise LrcodecError(f"truncated lrcodec file ({len(data)} bytes, header says at least {expected + 4})")
         (section,) = struct.unpack_from("<I", data, HEADER_SIZE + z_len + y_len)
-        if section > len(METADATA_KINDS) * (_RECORD.size + METADATA_CAP):
+        if section > len(RECORD_KINDS) * (_RECORD.size + METADATA_CAP):
             raise LrcodecError("corrupted lrcodec file (a metadata section larger than the format allows)")
         expected += 4 + section
     if len(data) < expected:

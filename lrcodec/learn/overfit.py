@@ -163,9 +163,12 @@ def quantized_decoder(net: OverfitNet, grids: list[np.ndarray], original: np.nda
 
 def encode_overfit(image, settings: OverfitSettings, *, drop_alpha: bool = False, device: str = "cpu",
                    progress=None, max_pixels: int = MAX_PIXELS) -> OverfitResult:
-    """The overfitted file of a PIL image."""
-    from ..imageio import padded_pixels
+    """The overfitted file of a PIL image (format 4, which has no alpha record: an image with
+    alpha is refused unless ``drop_alpha``)."""
+    from ..imageio import has_alpha, padded_pixels
 
+    if has_alpha(image) and not drop_alpha:
+        raise LrcodecError("the overfitted family does not code alpha: pass --drop-alpha to code the colours only")
     settings.check()
     profile = fmt.profile(settings.profile)
     fmt.checked_shapes(profile, image.height, image.width, max_pixels)  # what the decoder will accept

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from .. import codec
 from ..devices import bf16_native
 from ..errors import LrcodecError
+from ..imageio import split_alpha
 from ..families import ZOO_KODAK_BPP, ZOO_LAMBDAS
 from ..metrics import bits_per_pixel, psnr_of, rd_loss
 from ..models import LoadedModel
@@ -386,11 +387,11 @@ class _Best:
 
 
 def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: list[list[Evaluation]],
-          quantizer: dict, modes: list[str], progress: Callable | None) -> tuple[list[_Best], int, float]:
+          quantizer: dict, files: list[dict], progress: Callable | None) -> tuple[list[_Best], int, float]:
     """Run the schedule (shortened by the budget, or by patience);
     appends each true-loss evaluation to ``histories``. Returns each image's best latents,
     the iterations run and the seconds per iteration. The last evaluation codes the whole file
-    (in ``modes``), which ``_choose`` then keeps rather than coding the latents again."""
+    (with ``files``' mode and alpha), which ``_choose`` then keeps rather than coding the latents again."""
     opt = _Adam([batch.y, batch.z], lr=settings.lr)
     best = [_Best(history[0]) for history in histories]
     schedule, sampler, t, t0, steps = settings, Sampler.of(settings), 0, time.perf_counter(), []
@@ -415,7 +416,7 @@ def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: l
                 encoded = None
                 if t == schedule.iterations:
                     W, H = batch.x.shape[3], batch.x.shape[2]
-                    encoded = codec.encode_latents(batch.model, y, z, W, H, modes[i], **quantizer,
+                    encoded = codec.encode_latents(batch.model, y, z, W, H, **files[i], **quantizer,
                                                    refined_method=settings.label)
                     q = encoded.latents
                 else:
@@ -434,7 +435,7 @@ def _loop(batch: _Batch, settings: RefineSettings, budget: _Budget, histories: l
 
 
 def _choose(model: LoadedModel, base: codec.EncodeResult, best: _Best, history: list[Evaluation],
-            distortion: Distortion, index: int, mode: str, quantizer: dict, label: str, iterations: int,
+            distortion: Distortion, index: int, file: dict, quantizer: dict, label: str, iterations: int,
             per_iteration: float) -> RefineResult:
     """The result of one image: its best latents' file, unless the plain file is as good by
     real bytes and the decoder's pixels (the true loss's distortion is the file's); ties keep it."""
@@ -443,7 +444,7 @@ def _choose(model: LoadedModel, base: codec.EncodeResult, best: _Best, history: 
         refined, chosen = base, plain
     else:
         W, H = base.header.width, base.header.height
-        refined = best.encoded or codec.encode_latents(model, best.y, best.z, W, H, mode, **quantizer,
+        refined = best.encoded or codec.encode_latents(model, best.y, best.z, W, H, **file, **quantizer,
                                                        refined_method=label)
         chosen = best.evaluation
     kept_base = (distortion.loss(index, chosen.distortion, refined.bpp)
@@ -497,11 +498,12 @@ def refine_images(
     quantizer = dict(uq=uq, seed=seed, soft_alpha=soft_alpha)
     W, H = images[0].size
 
-    prepared = [codec.prepare_pixels(im, drop_alpha) for im in images]
+    split = [split_alpha(im, drop_alpha) for im in images]  # an alpha channel is kept beside the latents
+    prepared = [codec.prepare_pixels(im, drop_alpha) for im, _ in split]
+    files = [dict(mode=mode, alpha=alpha) for (_, mode), (_, alpha) in zip(prepared, split)]  # each file's besides y, z
     latents = [codec.analyse(model, pixels, progress) for pixels, _ in prepared]
     t_code = time.perf_counter()
-    bases = [codec.encode_latents(model, y0, z0, W, H, mode, **quantizer)
-             for (y0, z0), (_, mode) in zip(latents, prepared)]
+    bases = [codec.encode_latents(model, y0, z0, W, H, **file, **quantizer) for (y0, z0), file in zip(latents, files)]
     t_code = time.perf_counter() - t_code
     lmbdas = [lambda_for(model, base.bpp, settings.lmbda) for base in bases]
     if roi is not None and roi.shape != (H, W):
@@ -531,10 +533,10 @@ def refine_images(
                  for i, (base, measured) in enumerate(zip(bases, plain))]
     t_eval = time.perf_counter() - t_eval  # a true loss of quantized latents: synthesis and bits
     budget = _Budget(t_start + settings.time_limit - t_code if settings.time_limit else None, t_eval, t_eval + t_code)
-    best, iterations, per_iteration = _loop(batch, budget.first(settings), budget, histories, quantizer,
-                                            [mode for _, mode in prepared], progress)
-    return [_choose(model, base, b, history, distortion, i, mode, quantizer, settings.label, iterations, per_iteration)
-            for i, (base, b, history, (_, mode)) in enumerate(zip(bases, best, histories, prepared))]
+    best, iterations, per_iteration = _loop(batch, budget.first(settings), budget, histories, quantizer, files,
+                                            progress)
+    return [_choose(model, base, b, history, distortion, i, file, quantizer, settings.label, iterations, per_iteration)
+            for i, (base, b, history, file) in enumerate(zip(bases, best, histories, files))]
 
 
 def find_lambda_for_bpp(image, model: LoadedModel, target_bpp: float, *, searches: int = 6,

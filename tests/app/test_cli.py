@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 import torch
@@ -203,7 +204,8 @@ def test_json_outputs_keep_their_schemas(models_dir, tmp_path):
     info = json.loads(run("info", str(tmp_path / "a.lrc"), "--json").stdout)
     assert set(info) == {"schema_version", "model_id", "width", "height", "mode", "flags", "method", "seed",
                          "zmin", "zmax", "ymin", "ymax", "tables_crc", "z_length", "y_length", "soft_alpha",
-                         "format_version", "refined", "uq", "reconstruction", "file_bytes", "bpp", "model", "metadata"}
+                         "format_version", "refined", "uq", "reconstruction", "file_bytes", "bpp", "model", "metadata",
+                         "alpha"}
 
     listing = json.loads(run("models", "--json").stdout)
     assert set(listing) == {"schema_version", "current", "shipped", "retired", "zoo"}
@@ -358,3 +360,107 @@ def test_option_defaults_are_the_dataclasses(command, config):
     for name, default in options.items():
         if name not in skip:
             assert default == defaults[name], f"{command} --{name}"
+
+
+# ---------------------------------------------------------------- alpha (format 5)
+
+
+def _with_alpha(path, mode: str = "RGBA", alpha=None):
+    """A 50x30 photo with alpha (a disc fading out, or the constant given), saved as PNG; its plane."""
+    image = photo_like(50, 30, seed=5).convert(mode[:-1])
+    yy, xx = np.mgrid[0:30, 0:50]
+    plane = (np.clip(255 - ((xx - 25) ** 2 + (yy - 15) ** 2), 0, 255) if alpha is None
+             else np.full((30, 50), alpha)).astype(np.uint8)
+    image.putalpha(Image.fromarray(plane, "L"))
+    image.save(path)
+    return plane
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_alpha_is_kept_by_encode_and_decode(models_dir, tmp_path, mode):
+    """Encode keeps alpha (format 5, info says how); decode writes it exactly into PNG, TIFF and
+    WebP, refuses JPEG in one line (no file) and writes the colours with --drop-alpha."""
+    plane = _with_alpha(tmp_path / "a.png", mode)
+    invoke = lambda *args: CliRunner().invoke(main, list(args))  # noqa: E731
+    assert invoke("encode", str(tmp_path / "a.png"), "-e", "0", "--quiet").exit_code == 0
+    info = json.loads(invoke("info", str(tmp_path / "a.lrc"), "--json").output)
+    assert (info["format_version"], info["mode"], info["metadata"]) == (5, mode[:-1], {})
+    assert info["alpha"]["coding"] == "png" and info["alpha"]["bytes"] > 0
+    for out in ("out.png", "out.tif", "out.webp"):
+        r = invoke("decode", str(tmp_path / "a.lrc"), "-o", str(tmp_path / out), "--quiet")
+        assert r.exit_code == 0, r.output
+        assert np.array_equal(np.asarray(Image.open(tmp_path / out).getchannel("A")), plane), out
+    assert Image.open(tmp_path / "out.png").mode == mode
+    r = run("decode", "a.lrc", "-o", "out.jpg", cwd=tmp_path)
+    err = r.stderr.decode().strip()
+    assert r.returncode == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith("Error:") and "alpha channel" in err and "PNG, WebP, AVIF or TIFF" in err and "--drop-alpha" in err
+    assert not (tmp_path / "out.jpg").exists() and list(tmp_path.glob(".*tmp")) == []
+    assert invoke("decode", str(tmp_path / "a.lrc"), "-o", str(tmp_path / "out.jpg"), "--drop-alpha").exit_code == 0
+    assert Image.open(tmp_path / "out.jpg").mode == mode[:-1]
+
+
+def test_a_constant_alpha_costs_sixteen_bytes_and_drop_alpha_codes_the_colours(models_dir, tmp_path):
+    _with_alpha(tmp_path / "a.png", alpha=200)
+    for args in (["-o", "a.lrc"], ["-o", "b.lrc", "--drop-alpha"]):
+        assert run("encode", "a.png", "-e", "0", "--quiet", *args, cwd=tmp_path).returncode == 0
+    a, b = (json.loads(run("info", name, "--json", cwd=tmp_path).stdout) for name in ("a.lrc", "b.lrc"))
+    assert (a["format_version"], a["alpha"]) == (5, {"coding": "constant", "value": 200})
+    assert (b["format_version"], b["alpha"]) == (2, None)
+    assert a["file_bytes"] == b["file_bytes"] + 16
+    assert run("decode", "b.lrc", "-o", "b.jpg", cwd=tmp_path).returncode == 0
+
+
+def test_the_overfitted_family_refuses_alpha_in_one_line(tmp_path):
+    _with_alpha(tmp_path / "a.png")
+    r = run("encode", "a.png", "--model", "overfit", "-e", "1", cwd=tmp_path)
+    err = r.stderr.decode().strip()
+    assert r.returncode == 1 and len(err.splitlines()) == 1, err
+    assert err == "Error: the overfitted family does not code alpha: pass --drop-alpha to code the colours only"
+    assert not (tmp_path / "a.lrc").exists()
+
+
+def test_hostile_alpha_records_are_one_line_errors(models_dir, tmp_path):
+    """A file whose alpha record (or its place) breaks the format, its CRC right: decode and info
+    say so in one line, without a traceback, and write nothing."""
+    import io
+    import struct
+    import zlib
+
+    from lrcodec.format import bitstream
+
+    plane = _with_alpha(tmp_path / "a.png")
+    assert run("encode", "a.png", "-e", "0", "--quiet", cwd=tmp_path).returncode == 0
+    data = (tmp_path / "a.lrc").read_bytes()
+    header = bitstream.parse_header(data)
+    good = bitstream.records(data, header)["alpha"]
+    payloads = data[4 : bitstream.HEADER_SIZE + header.z_length + header.y_length]
+
+    def forged(version: int, *records: bytes) -> bytes:
+        section = b"".join(struct.pack("<BBII", 4, 0, len(r), len(r)) + r for r in records)
+        body = b"LRC" + bytes([version]) + payloads + struct.pack("<I", len(section)) + section
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    def png(image) -> bytes:
+        buf = io.BytesIO()
+        image.save(buf, "PNG")
+        return b"\x01" + buf.getvalue()
+
+    alpha_error, section_error = "invalid alpha section", "invalid metadata section"
+    cases = {
+        "first-byte": (forged(5, b"\x02" + good[1:]), alpha_error),
+        "constant-length": (forged(5, b"\x00\xc8\x00"), alpha_error),
+        "size": (forged(5, png(Image.fromarray(plane[:, :-1], "L"))), alpha_error),
+        "rgb": (forged(5, png(Image.fromarray(plane, "L").convert("RGB"))), alpha_error),
+        "truncated": (forged(5, good[: len(good) // 2]), alpha_error),
+        "version-3": (forged(3, b"\x00\xc8"), section_error),
+        "no-alpha": (forged(5), section_error),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / f"{name}.lrc").write_bytes(content)
+        r = run("decode", f"{name}.lrc", "-o", f"{name}.png", cwd=tmp_path)
+        assert r.returncode == 1 and r.stderr.decode().strip() == f"Error: corrupted lrcodec file ({message})", name
+        assert not (tmp_path / f"{name}.png").exists()
+    for name in ("first-byte", "constant-length", "version-3", "no-alpha"):  # info reads the record, not its PNG
+        r = run("info", f"{name}.lrc", cwd=tmp_path)
+        assert r.returncode == 1 and r.stderr.decode().strip() == f"Error: corrupted lrcodec file ({cases[name][1]})"

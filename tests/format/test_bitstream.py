@@ -132,7 +132,7 @@ def _forged(mode_code: int = 1, **fields) -> bytes:
     (dict(zmin=-2048, zmax=2048), "alphabet"),
     (dict(ymin=-2048, ymax=2048), "alphabet"),
     (dict(version=0), "format version 0"),
-    (dict(version=5), "format version 5 is newer"),
+    (dict(version=6), "format version 6 is newer"),
 ])
 def test_forged_headers_with_valid_checksums_are_refused(fields, match):
     _refused(_forged(**fields), match)
@@ -278,7 +278,8 @@ def test_metadata_over_the_cap_is_refused_when_writing():
     (struct.pack("<I", 1 << 31), "metadata section larger than the format allows"),  # an absurd length
     (struct.pack("<I", 100) + b"\x01", "truncated"),  # longer than the file
     (_section(b"\x01\x00\x05"), "invalid metadata section"),  # a record cut inside its head
-    (_section(_record(4, b"abc")), "invalid metadata section"),  # an unknown kind
+    (_section(_record(5, b"abc")), "invalid metadata section"),  # an unknown kind
+    (_section(_record(4, b"\x00\xff")), "invalid metadata section"),  # alpha in a version 3 file
     (_section(_record(2, b"abc"), _record(1, b"abc")), "invalid metadata section"),  # out of order
     (_section(_record(1, b"abc"), _record(1, b"abc")), "invalid metadata section"),  # twice
     (_section(_record(1, b"abc", coding=2)), "invalid metadata section"),  # an unknown coding
@@ -298,3 +299,63 @@ def test_hostile_metadata_sections_are_refused(section, match):
     data = _with_section(section)
     with pytest.raises(LrcodecError, match=match):
         bitstream.metadata(data, bitstream.parse_header(data))
+
+
+# ---------------------------------------------------------------- format 5: the alpha record
+
+ALPHA = b"\x00\xc8"  # a constant alpha of 200 (lrcodec.format.alpha)
+
+
+def _v5(*records: bytes) -> bytes:
+    return _with_crc(_forged(version=5)[: bitstream.HEADER_SIZE + len(Z) + len(Y)] + _section(*records))
+
+
+def test_alpha_makes_format_5_stored_after_the_metadata():
+    plain = bitstream.pack(_header(), Z, Y)
+    data = bitstream.pack(_header(), Z, Y, {"alpha": ALPHA})
+    header = bitstream.parse_header(data)
+    assert header.version == 5 and data[3] == 5 and bitstream.payloads(data, header) == (Z, Y)
+    # 4 bytes of section length, then kind 4, coding 0, stored length 2, length 2, the data: 16 bytes in all
+    assert data[:-4] == plain[:3] + b"\x05" + plain[4:-4] + struct.pack("<IBBII", 12, 4, 0, 2, 2) + ALPHA
+    assert bitstream.records(data, header) == {"alpha": ALPHA} and bitstream.metadata(data, header) == {}
+    both = bitstream.pack(_header(), Z, Y, {"alpha": ALPHA, **META})
+    assert list(bitstream.records(both, bitstream.parse_header(both))) == ["icc", "exif", "xmp", "alpha"]
+    assert bitstream.metadata(both, bitstream.parse_header(both)) == META
+    compressible = b"\x01" + bytes(5000)  # never deflated: an alpha PNG is compressed already
+    data = bitstream.pack(_header(), Z, Y, {"alpha": compressible})
+    assert data[-4 - 10 - len(compressible) :][:10] == struct.pack("<BBII", 4, 0, len(compressible), len(compressible))
+
+
+def test_with_metadata_keeps_the_alpha():
+    alpha_only = bitstream.pack(_header(), Z, Y, {"alpha": ALPHA})
+    both = bitstream.pack(_header(), Z, Y, {**META, "alpha": ALPHA})
+    assert bitstream.with_metadata(alpha_only, META) == both
+    assert bitstream.with_metadata(both, {}) == alpha_only
+    assert bitstream.with_metadata(both, {"xmp": META["xmp"]}) == bitstream.pack(_header(), Z, Y, {"xmp": META["xmp"],
+                                                                                                    "alpha": ALPHA})
+
+
+def test_an_overfitted_file_carries_no_alpha():
+    with pytest.raises(ValueError, match="no alpha"):
+        bitstream.pack(_header(version=bitstream.OVERFIT_VERSION), Z, Y, {"alpha": ALPHA})
+
+
+@pytest.mark.parametrize("data", [
+    _v5(),  # format 5 without alpha
+    _v5(_record(1, b"icc")),
+    _v5(_record(4, ALPHA, coding=1, stored=zlib.compress(ALPHA))),  # alpha deflated
+    _v5(_record(4, ALPHA), _record(3, b"<x/>")),  # alpha before the metadata
+    _v5(_record(4, ALPHA), _record(4, ALPHA)),
+    _v5(_record(5, ALPHA)),
+    _with_section(_section(_record(1, b"icc"), _record(4, ALPHA))),  # alpha in format 3
+    _with_crc(_forged(version=4)[: bitstream.HEADER_SIZE + len(Z) + len(Y)] + _section(_record(4, ALPHA))),
+])
+def test_alpha_records_out_of_place_are_refused(data):
+    with pytest.raises(LrcodecError, match="invalid metadata section"):
+        bitstream.records(data, bitstream.parse_header(data))
+
+
+def test_the_section_may_hold_four_records_at_their_cap():
+    most = 4 * (10 + bitstream.METADATA_CAP)
+    assert "truncated" in _refused(_with_section(struct.pack("<I", most)))
+    assert "larger than the format allows" in _refused(_with_section(struct.pack("<I", most + 1)))

@@ -8,10 +8,12 @@ one is missing they are skipped, except under CI, which installs them all."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import random
 import shutil
+import struct
 import subprocess
 import zlib
 from pathlib import Path
@@ -168,3 +170,61 @@ def test_viewer_shows_what_lrcodec_decode_decodes(served):
         assert _pixels_close(canvas[..., :3][opaque], expected[..., :3][opaque]), name
         assert shown["alpha"] == (image.mode in ("RGBA", "LA")), name
         assert shown["mode"] == ("L" if image.mode in ("L", "LA") else "RGB"), name
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _alpha_variants(width: int, height: int) -> dict[str, bytes]:
+    """Alpha records, valid and forged, of a width x height plane, as PNG chunks would be forged."""
+    rows = b"".join(b"\0" + bytes((x * 5 + y) % 256 for x in range(width)) for y in range(height))
+    ihdr = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    iend = _chunk(b"IEND", b"")
+    stream = zlib.compress(rows, 9)
+    png = lambda *chunks: b"\x01\x89PNG\r\n\x1a\n" + b"".join(chunks)  # noqa: E731
+    return {
+        "plain": png(ihdr, _chunk(b"IDAT", stream), iend),
+        "split IDAT": png(ihdr, _chunk(b"IDAT", stream[:7]), _chunk(b"IDAT", stream[7:]), iend),
+        "a text chunk": png(ihdr, _chunk(b"tEXt", b"a\0b"), _chunk(b"IDAT", stream), iend),
+        "junk after the stream": png(ihdr, _chunk(b"IDAT", stream + b"\0\1"), iend),
+        "a short stream": png(ihdr, _chunk(b"IDAT", zlib.compress(rows[:-1], 9)), iend),
+        "a long stream": png(ihdr, _chunk(b"IDAT", zlib.compress(rows + b"\0", 9)), iend),
+        "a wrong Adler-32": png(ihdr, _chunk(b"IDAT", stream[:-1] + bytes([stream[-1] ^ 1])), iend),
+        "a chunk after IEND": png(ihdr, _chunk(b"IDAT", stream), iend, _chunk(b"tEXt", b"a\0b")),
+        "two IENDs": png(ihdr, _chunk(b"IDAT", stream), iend, iend),
+        "an IEND with data": png(ihdr, _chunk(b"IDAT", stream), _chunk(b"IEND", b"x")),
+        "a wrong chunk CRC": png(ihdr, _chunk(b"IDAT", stream)[:-1] + b"\0", iend),
+        "16 bits": png(_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)), _chunk(b"IDAT", stream), iend),
+        "interlaced": png(_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 1)), _chunk(b"IDAT", stream), iend),
+        "another size": png(_chunk(b"IHDR", struct.pack(">IIBBBBB", width + 1, height, 8, 0, 0, 0, 0)), _chunk(b"IDAT", stream), iend),
+        "a bad filter": png(ihdr, _chunk(b"IDAT", zlib.compress(b"\5" + rows[1:], 9)), iend),
+        "constant": b"\0\x80",
+        "constant, 3 bytes": b"\0\x80\0",
+        "an unknown form": b"\2\x80",
+    }
+
+
+def test_node_and_python_agree_on_forged_alpha_records(node, tmp_path):
+    """The page takes exactly the alpha records the command line takes, and decodes them to the same plane."""
+    from lrcodec.format import bitstream
+
+    data = (GOLDEN / "lrc-mshp-q3-alpha.lrc").read_bytes()
+    header = bitstream.parse_header(data)
+    paths = {}
+    for name, record in _alpha_variants(header.width, header.height).items():
+        path = tmp_path / f"{name.replace(' ', '-').replace(',', '')}.lrc"
+        path.write_bytes(bitstream.pack(header, *bitstream.payloads(data, header), {"alpha": record}))
+        paths[name] = path
+    ours = _run_node(node, "test/decode-files.mjs", "--alpha", *map(str, paths.values()))
+    accepted = []
+    for name, path in paths.items():
+        try:
+            plane = codec.decode_latents(path.read_bytes()).alpha
+            expected = {"alpha": hashlib.sha256(plane.tobytes()).hexdigest()}
+            accepted.append(name)
+        except LrcodecError as e:
+            expected = {"error": str(e)}
+        got = ours[str(path)]
+        assert {k: got[k] for k in expected if k in got} == expected, name
+    assert accepted == ["plain", "split IDAT", "a text chunk", "two IENDs", "constant"]

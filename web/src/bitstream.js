@@ -4,6 +4,7 @@
 
 import { LrcodecError } from "./errors.js";
 import { crc32, ALPHABET_LIMIT } from "./entropy.js";
+import { inflate } from "./inflate.js";
 
 export const HEADER_SIZE = 48;
 const TRAILER_SIZE = 4;
@@ -77,7 +78,7 @@ export function payloads(data, h) {
 
 /** The records of a validated file's metadata section, kind -> bytes (bitstream.metadata): none before
  * format 3; the alpha record in format 5 only, and there always. */
-export async function metadata(data, h) {
+export function metadata(data, h) {
   if (h.version < METADATA_VERSION) return {};
   const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let at = HEADER_SIZE + h.zLength + h.yLength;
@@ -97,28 +98,16 @@ export async function metadata(data, h) {
     }
     let raw = data.subarray(at, at + stored);
     if (coding === 1) {
-      raw = await inflate(raw, size).catch(() => { throw bad(); });
+      try {
+        raw = inflate(raw, size);
+      } catch {
+        throw bad();
+      }
     }
     out[kind] = raw;
     at += stored;
   }
   if (h.version === ALPHA_VERSION && !("alpha" in out)) throw bad();
-  return out;
-}
-
-/** zlib-wrapped deflate data inflated to exactly ``size`` bytes (at most size + 1 are ever produced). */
-export async function inflate(bytes, size) {
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-  const reader = stream.getReader(), out = new Uint8Array(size);
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (n + value.length > size) { await reader.cancel(); throw new Error("longer than stated"); }
-    out.set(value, n);
-    n += value.length;
-  }
-  if (n !== size) throw new Error("shorter than stated");
   return out;
 }
 

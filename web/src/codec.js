@@ -43,8 +43,8 @@ async function modelFor(header, models) {
 export async function decodeLatents(data, { models, maxPixels = bitstream.DEFAULT_MAX_PIXELS } = {}) {
   data = data instanceof Uint8Array ? data : new Uint8Array(data);
   const header = bitstream.parseHeader(data, maxPixels);
-  const { alpha: record, ...metadata } = await bitstream.metadata(data, header);
-  const alpha = record ? await alphaPlane(record, header.width, header.height) : null;  // checked before decoding
+  const { alpha: record, ...metadata } = bitstream.metadata(data, header);
+  const alpha = record ? alphaPlane(record, header.width, header.height) : null;  // checked before decoding
   const model = await modelFor(header, models);
   return { header, metadata, alpha, model, latents: await decodeSymbols(data, header, model) };
 }

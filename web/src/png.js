@@ -1,16 +1,23 @@
 // The alpha record of format 5 (docs/format.md, "Format version 5: alpha"): a constant, or a PNG of
 // 8-bit greyscale, not interlaced, the image's size. Decoded here (inflate and PNG's five filters)
-// rather than by the browser's image decoder, so that node reads it too and no colour management
-// touches the values.
+// rather than by the browser's image decoder, so that node reads it too, no colour management touches
+// the values, and it takes exactly the PNGs lrcodec/format/alpha.py takes.
 
 import { LrcodecError } from "./errors.js";
 import { crc32 } from "./entropy.js";
-import { inflate } from "./bitstream.js";
+import { inflate } from "./inflate.js";
 
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
+function concat(parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
 /** The alpha plane (Uint8Array, width * height) of an alpha record. */
-export async function alphaPlane(record, width, height) {
+export function alphaPlane(record, width, height) {
   const bad = () => new LrcodecError("corrupted lrcodec file (invalid alpha section)");
   if (record.length === 2 && record[0] === 0) return new Uint8Array(width * height).fill(record[1]);
   if (record.length < 1 + SIGNATURE.length || record[0] !== 1) throw bad();
@@ -18,7 +25,7 @@ export async function alphaPlane(record, width, height) {
   if (SIGNATURE.some((b, i) => png[i] !== b)) throw bad();
   const idat = [];
   let at = SIGNATURE.length, header = null, ended = false;
-  while (!ended) {
+  while (at < png.length) {  // the chunks fill the PNG, the last one an empty IEND
     if (png.length - at < 12) throw bad();
     const length = v.getUint32(at), type = String.fromCharCode(...png.subarray(at + 4, at + 8));
     if (length > png.length - at - 12) throw bad();
@@ -33,12 +40,17 @@ export async function alphaPlane(record, width, height) {
         throw bad();
       }
     } else if (type === "IDAT") idat.push(body);
-    else if (type === "IEND") ended = true;
+    ended = type === "IEND" && length === 0;
     at += 12 + length;
   }
-  if (at !== png.length) throw bad();
+  if (!ended) throw bad();
   const stride = width + 1;
-  const raw = await inflate(new Uint8Array(await new Blob(idat).arrayBuffer()), height * stride).catch(() => { throw bad(); });
+  let raw;
+  try {
+    raw = inflate(concat(idat), height * stride);
+  } catch {
+    throw bad();
+  }
   const out = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
     const filter = raw[y * stride], row = raw.subarray(y * stride + 1, (y + 1) * stride);

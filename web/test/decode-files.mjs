@@ -1,6 +1,6 @@
 // Decodes files in node and prints, as JSON, each one's outcome: its error message, or digests of its
-// symbols and y_hat, its alpha, and its RGBA pixels (base64) with --pixels.
-//     node test/decode-files.mjs [--pixels] FILE...
+// symbols and y_hat, with --alpha of its alpha plane, with --pixels its RGBA pixels (base64).
+//     node test/decode-files.mjs [--alpha] [--pixels] FILE...
 // tests/web/ compares these with the Python decoder's on the same files.
 import { readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
@@ -9,19 +9,20 @@ import { LrcodecError } from "../src/errors.js";
 import { localModels } from "./models.js";
 
 const models = localModels();
-const pixels = process.argv.includes("--pixels");
+const pixels = process.argv.includes("--pixels"), alpha = process.argv.includes("--alpha");
 const digest = (...arrays) => {
   const h = createHash("sha256");
   for (const a of arrays) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   return h.digest("hex");
 };
 const out = {};
-for (const file of process.argv.slice(2).filter((a) => a !== "--pixels")) {
+for (const file of process.argv.slice(2).filter((a) => !a.startsWith("--"))) {
   try {
     const data = readFileSync(file);
     const result = pixels ? await decode(data, { models }) : await decodeLatents(data, { models });
     const l = result.latents;
     out[file] = { symbols: digest(l.zSymbols, l.ySymbols, l.sigmaIndex), latents: digest(l.zSymbols, l.ySymbols, l.sigmaIndex, l.yHat) };
+    if (alpha && result.alpha) out[file].alpha = digest(result.alpha);
     if (pixels) out[file].rgba = Buffer.from(result.rgba.buffer).toString("base64");
   } catch (e) {
     if (!(e instanceof LrcodecError)) throw e;
