@@ -44,3 +44,5 @@ def test_results_doc_holds_the_generated_tables(monkeypatch):
     assert tuning == tables.with_tuning_table(tuning), "docs/tuning.md is stale: run python bench/tables.py --write"
     overfit = tables.OVERFIT.read_text()
     assert overfit == tables.with_overfit_tables(overfit), "docs/overfit.md is stale: run python bench/tables.py --write"
+    web = tables.WEB_DOC.read_text()
+    assert web == tables.with_web_table(web), "docs/web.md is stale: run python bench/tables.py --write"

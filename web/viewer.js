@@ -6,6 +6,7 @@
 import { decode } from "./src/codec.js";
 import { httpModels } from "./src/runtime.js";
 import { encodePng } from "./src/png-writer.js";
+import { ready } from "./src/gemm.js";
 import { REFINE_METHODS } from "./src/bitstream.js";
 
 const ort = await import("onnxruntime-web");
@@ -13,8 +14,10 @@ ort.env.wasm.wasmPaths = new URL("vendor/onnxruntime-web/", location.href).href;
 ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
 
 const models = httpModels(new URL("models/", location.href));
+ready();  // onnxruntime-web's WebAssembly compiles while the files are fetched
 const list = document.getElementById("files"), status = document.getElementById("status");
-const results = (window.lrcodec = { results: {}, pending: 0 });  // what the browser tests read
+const testing = location.hash === "#test";  // keep each file's pixels and latents for the browser tests
+const results = (window.lrcodec = { results: {}, pending: 0 });
 let queue = Promise.resolve();
 
 function show(name, bytes) {
@@ -64,7 +67,7 @@ async function decodeInto(figure, caption, name, bytes) {
     for (const [k, v] of rows) dl.append(Object.assign(document.createElement("dt"), { textContent: k }), Object.assign(document.createElement("dd"), { textContent: v }));
     const save = Object.assign(document.createElement("a"), { href: link, download: name.replace(/\.lrc$/, "") + ".png", textContent: "save as PNG" });
     caption.append(dl, save);
-    results.results[name] = { width: h.width, height: h.height, ms, mode: h.mode, alpha: Boolean(image.alpha), metadata: Object.keys(image.metadata), rgba: image.rgba };
+    results.results[name] = { width: h.width, height: h.height, ms, mode: h.mode, alpha: Boolean(image.alpha), metadata: Object.keys(image.metadata), ...(testing && { rgba: image.rgba, latents: image.latents }) };
   } catch (e) {
     state.textContent = e.message;
     state.className = "error";

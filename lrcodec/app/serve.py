@@ -1,10 +1,11 @@
-"""``lrcodec serve DIR``: the viewer page (``web/``) on localhost, showing the ``.lrc`` files of a
-folder decoded in the browser. A thin layer over the standard library's HTTP server: it serves the
+"""The viewer page (``web/``) on localhost, showing a folder's ``.lrc`` files decoded in the
+browser (``lrcodec serve DIR``). A thin layer over the standard library's HTTP server: it serves the
 page, onnxruntime-web's WebAssembly (from ``web/node_modules``), the shipped models' runtime
 exports, and the folder's ``.lrc`` files, nothing else, and receives nothing.
 
 The responses carry COOP/COEP headers so that the page is cross-origin isolated, which lets
-onnxruntime-web use threads.
+onnxruntime-web use threads; a request whose Host is not this server's own address is refused, so
+that no other site's page can read the folder by rebinding its name to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -48,9 +49,17 @@ class Site:
         return {card["model_id"]: card["name"] for card in shipped_models(current_only=False)
                 if (models_dir() / f"{card['name']}{SPEC}").is_file()}
 
+    def served(self, file: Path) -> bool:
+        """Whether a path is one of the folder's .lrc files (links followed: none that leads out)."""
+        try:
+            file = file.resolve()
+        except (OSError, ValueError):  # a NUL byte, a loop
+            return False
+        return file.is_relative_to(self.folder) and file.suffix == ".lrc" and file.is_file()
+
     def files(self) -> list[str]:
         """The folder's .lrc files (and its subfolders'), as sorted relative paths."""
-        return sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*.lrc") if p.is_file())
+        return sorted(p.relative_to(self.folder).as_posix() for p in self.folder.rglob("*.lrc") if self.served(p))
 
     def resolve(self, path: str) -> tuple[Path | bytes, str] | None:
         """(file or bytes, content type) of a request path, None where it names nothing served."""
@@ -58,7 +67,7 @@ class Site:
         if path in ("/", "/index.html"):
             return self.web / "index.html", TYPES[".html"]
         if path == "/files.json":
-            return json.dumps({"folder": str(self.folder), "files": self.files()}).encode(), TYPES[".json"]
+            return json.dumps({"folder": self.folder.name, "files": self.files()}).encode(), TYPES[".json"]
         if path == "/models/index.json":
             return json.dumps(self.models).encode(), TYPES[".json"]
         if path.startswith("/models/"):
@@ -72,12 +81,13 @@ class Site:
             name = path.rsplit("/", 1)[1]
             return (self.ort / name, TYPES[Path(name).suffix]) if name in ORT_FILES else None
         if path.startswith("/files/"):
-            file = (self.folder / path[len("/files/"):]).resolve()
-            inside = file.is_relative_to(self.folder) and file.suffix == ".lrc" and file.is_file()
-            return (file, "application/octet-stream") if inside else None
-        if path in ("/viewer.js", "/viewer.css") or (path.startswith("/src/") and path.endswith(".js") and "/.." not in path):
-            file = self.web / path.lstrip("/")
-            return (file, TYPES[file.suffix]) if file.is_file() else None
+            file = self.folder / path[len("/files/"):]
+            return (file, "application/octet-stream") if self.served(file) else None
+        if path in ("/viewer.js", "/viewer.css"):
+            return self.web / path[1:], TYPES[Path(path).suffix]
+        if path.startswith("/src/") and path.endswith(".js"):
+            names = {p.name for p in (self.web / "src").glob("*.js")}
+            return (self.web / "src" / path[len("/src/"):], TYPES[".js"]) if path[len("/src/"):] in names else None
         return None
 
 
@@ -90,12 +100,19 @@ def handler(site: Site):
             self._answer(body=False)
 
         def _answer(self, body: bool) -> None:
-            found = site.resolve(self.path)
-            try:
-                data = found and (found[0] if isinstance(found[0], bytes) else found[0].read_bytes())
-            except OSError:
-                data = None
-            if not found or data is None:
+            port = self.server.server_address[1]
+            if self.headers.get("Host") not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+                self.send_error(HTTPStatus.FORBIDDEN)  # a page of another site rebinding its name to 127.0.0.1
+                return
+            found, data = site.resolve(self.path), None
+            if found and isinstance(found[0], bytes):
+                data = found[0]
+            elif found:
+                try:
+                    data = found[0].read_bytes()
+                except OSError:
+                    pass
+            if data is None:
                 self.send_error(HTTPStatus.NOT_FOUND)
                 return
             self.send_response(HTTPStatus.OK)

@@ -1,5 +1,5 @@
-"""The alpha record of format 5 (docs/format.md, "Format version 5: alpha"): an image's alpha
-plane, kept losslessly beside the coded colours. ``00 v``: every pixel's alpha is v; ``01`` and
+"""The alpha record of format 5, an image's alpha plane kept losslessly beside the coded colours
+(docs/format.md, "Format version 5 - alpha"). ``00 v``: every pixel's alpha is v; ``01`` and
 a PNG: the plane as 8-bit greyscale, not interlaced, of the image's size. PNG, because deflate
 is in every browser, node and Python's standard library and its filters are simple to
 implement exactly; Pillow writes and reads it here.
@@ -34,16 +34,24 @@ def pack(plane: np.ndarray) -> bytes:
 
 def _idat(png: bytes) -> bytes | None:
     """The IDAT chunks' data, joined, if the chunks after the signature fill the PNG exactly, each
-    with its CRC right; else None."""
-    at, idat = len(_SIGNATURE), []
+    with its CRC right, IHDR only first, the IDAT chunks one run, and IEND (empty) only last;
+    else None. Pillow reads no further than the first run of IDAT chunks or the first IEND, so
+    anything else would be a PNG that two readers could read differently."""
+    at, idat, kinds = len(_SIGNATURE), [], []
     while at < len(png):
         if len(png) - at < 12:
             return None
         end = at + 8 + struct.unpack_from(">I", png, at)[0]  # the chunk's data ends here, its CRC follows
         if end + 4 > len(png) or png[end : end + 4] != struct.pack(">I", zlib.crc32(png[at + 4 : end])):
             return None
-        if png[at + 4 : at + 8] == b"IDAT":
+        kind = png[at + 4 : at + 8]
+        if (kind == b"IHDR") != (at == len(_SIGNATURE)) or (kind == b"IEND") != (end + 4 == len(png)):
+            return None
+        if kind == b"IDAT":
+            if b"IDAT" in kinds and kinds[-1] != b"IDAT":
+                return None
             idat.append(png[at + 8 : end])
+        kinds.append(kind)
         at = end + 4
     return b"".join(idat)
 

@@ -205,7 +205,9 @@ def parse_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
         raise LrcodecError(
             f"image of {width}x{height} exceeds the limit of {max_pixels} pixels (raise it with --max-pixels)")
     soft_mean = bool(flags & FLAG_SOFT_MEAN)
+    degenerate = zmin >= zmax or ymin >= ymax  # one symbol: never written (ranges hold -1..1), no coder takes it
     if (mode not in MODES or method >= len(REFINE_METHODS) or flags >= 8 or zmin > zmax or ymin > ymax
+            or (degenerate and data[3] >= 2)
             or (soft_alpha > 0) != soft_mean or (soft_mean and not flags & FLAG_UQ)):
         raise LrcodecError("corrupted lrcodec file (invalid header fields)")
     from .entropy import ALPHABET_LIMIT

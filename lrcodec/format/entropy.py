@@ -152,9 +152,9 @@ class PayloadDecoder:
 
     def take(self, groups: Groups, tables: np.ndarray, lo: int) -> np.ndarray:
         """The next part's flat int32 symbols, in the order ``PayloadEncoder.add`` got them."""
-        models = _models(tables)
         runs = []
         try:
+            models = _models(tables)
             for count, model in zip(groups.counts, models):
                 runs.append(np.asarray(self.decoder.decode(model, int(count)), dtype=np.int32))
         except (AssertionError, ValueError, RuntimeError):

@@ -23,11 +23,14 @@ needs_modules = pytest.mark.skipif(not (WEB / "node_modules" / "onnxruntime-web"
 
 @pytest.fixture
 def site(tmp_path):
-    (tmp_path / "a.lrc").write_bytes((GOLDEN / "lrc-mshp-q3-plain.lrc").read_bytes())
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b c.lrc").write_bytes((GOLDEN / "lrc-mshp-q3-uq.lrc").read_bytes())
-    (tmp_path / "notes.txt").write_text("not served")
-    httpd, url = serve_in_thread(tmp_path)
+    folder = tmp_path / "served"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.lrc").write_bytes((GOLDEN / "lrc-mshp-q3-plain.lrc").read_bytes())
+    (folder / "sub" / "b c.lrc").write_bytes((GOLDEN / "lrc-mshp-q3-uq.lrc").read_bytes())
+    (folder / "notes.txt").write_text("not served")
+    (tmp_path / "outside.lrc").write_bytes((GOLDEN / "lrc-mshp-q3-plain.lrc").read_bytes())
+    (folder / "link.lrc").symlink_to(tmp_path / "outside.lrc")  # a link out of the folder: neither listed nor served
+    httpd, url = serve_in_thread(folder)
     yield url
     httpd.shutdown()
 
@@ -59,7 +62,7 @@ def test_it_serves_the_page_models_and_folder(site):
 
 
 @needs_modules
-@pytest.mark.parametrize("path", ["notes.txt", "files/notes.txt", "files/../a.lrc", "files/%2e%2e/%2e%2e/etc/passwd",
+@pytest.mark.parametrize("path", ["notes.txt", "files/notes.txt", "files/../a.lrc", "files/%2e%2e/%2e%2e/etc/passwd", "files/%00.lrc", "files/link.lrc", "src/%2e%2e/viewer.js",
                                   "models/lrc-mshp-q3.g_a.onnx", "models/../README.md", "src/../../README.md",
                                   "vendor/onnxruntime-web/package.json", "web/index.html"])
 def test_it_serves_nothing_else(site, path):
@@ -75,3 +78,18 @@ def test_bad_folders_and_ports_are_one_line_errors(tmp_path):
             taken.listen()
             with pytest.raises(LrcodecError, match="cannot listen on 127.0.0.1"):
                 server(tmp_path, port=taken.getsockname()[1])
+
+
+@needs_modules
+def test_a_foreign_host_name_is_refused(site):
+    """A page of another site whose name it rebinds to 127.0.0.1 sends its own Host: refused."""
+    request = urllib.request.Request(site + "files.json", headers={"Host": "attacker.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 403
+    assert _get(site.replace("127.0.0.1", "localhost") + "files.json")[0] == 200
+
+
+@needs_modules
+def test_the_page_learns_the_folders_name_not_where_it_is(site):
+    assert json.loads(_get(site + "files.json")[1])["folder"] == "served"

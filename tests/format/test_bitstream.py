@@ -193,8 +193,8 @@ def valid_fields(draw):
     alpha = draw(st.integers(1, 255)) if flags & bitstream.FLAG_SOFT_MEAN else 0
     ranges = []
     for _ in "zy":
-        lo = draw(st.integers(-(2**15), 2**15 - 1))
-        ranges += [lo, draw(st.integers(lo, min(lo + ALPHABET_LIMIT - 1, 2**15 - 1)))]
+        lo = draw(st.integers(-(2**15), 2**15 - 2))
+        ranges += [lo, draw(st.integers(lo + 1, min(lo + ALPHABET_LIMIT - 1, 2**15 - 1)))]  # two symbols at least
     return (draw(st.sampled_from([1, 2])), draw(st.binary(min_size=8, max_size=8)), draw(st.integers(1, 1000)),
             draw(st.integers(1, 1000)), draw(st.sampled_from([0, 1])), flags,
             draw(st.integers(0, len(bitstream.REFINE_METHODS) - 1)), alpha, draw(U32), *ranges, draw(U32))
@@ -227,6 +227,7 @@ def test_any_field_values_parse_or_raise_lrcodec_error(fields):
         assert str(e) and "\n" not in str(e)
         return
     assert 0 < header.width * header.height <= 10**6 and header.zmin <= header.zmax and header.ymin <= header.ymax
+    assert header.version == 1 or (header.zmin < header.zmax and header.ymin < header.ymax)  # two symbols at least
     assert header.mode in ("RGB", "L") and header.version in bitstream.READABLE_VERSIONS
 
 

@@ -12,7 +12,7 @@ export const METADATA_VERSION = 3, OVERFIT_VERSION = 4, ALPHA_VERSION = 5;
 const READABLE_VERSIONS = [1, 2, 3, 4, 5];
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 const MODES = ["RGB", "L"];
-export const METADATA_KINDS = ["icc", "exif", "xmp", "alpha"];  // record kinds 1..4 (4: format 5 only)
+export const RECORD_KINDS = ["icc", "exif", "xmp", "alpha"];  // record kinds 1..4 (alpha: format 5 only)
 const METADATA_CAP = 16 << 20;
 const RECORD_SIZE = 10;
 export const FLAG_REFINED = 1, FLAG_UQ = 2, FLAG_SOFT_MEAN = 4;
@@ -43,7 +43,7 @@ export function parseHeader(data, maxPixels = DEFAULT_MAX_PIXELS) {
       throw new LrcodecError(`truncated lrcodec file (${data.length} bytes, header says at least ${expected + 4})`);
     }
     const section = v.getUint32(HEADER_SIZE + h.zLength + h.yLength, true);
-    if (section > METADATA_KINDS.length * (RECORD_SIZE + METADATA_CAP)) {
+    if (section > RECORD_KINDS.length * (RECORD_SIZE + METADATA_CAP)) {
       throw new LrcodecError("corrupted lrcodec file (a metadata section larger than the format allows)");
     }
     expected += 4 + section;
@@ -58,8 +58,9 @@ export function parseHeader(data, maxPixels = DEFAULT_MAX_PIXELS) {
     throw new LrcodecError(`image of ${h.width}x${h.height} exceeds the limit of ${maxPixels} pixels`);
   }
   const softMean = Boolean(h.flags & FLAG_SOFT_MEAN);
-  if (h.modeCode >= MODES.length || h.method >= REFINE_METHODS.length || h.flags >= 8 || h.zmin > h.zmax
-      || h.ymin > h.ymax || (h.softAlpha > 0) !== softMean || (softMean && !(h.flags & FLAG_UQ))) {
+  // one-symbol alphabets: never written (ranges hold -1..1), no coder takes them; format 1 never reaches a model here
+  if (h.modeCode >= MODES.length || h.method >= REFINE_METHODS.length || h.flags >= 8 || h.zmin >= h.zmax
+      || h.ymin >= h.ymax || (h.softAlpha > 0) !== softMean || (softMean && !(h.flags & FLAG_UQ))) {
     throw new LrcodecError("corrupted lrcodec file (invalid header fields)");
   }
   if (h.zmax - h.zmin + 1 > ALPHABET_LIMIT || (h.version >= 2 && h.ymax - h.ymin + 1 > ALPHABET_LIMIT)) {
@@ -76,16 +77,16 @@ export function payloads(data, h) {
   return [z, data.subarray(HEADER_SIZE + h.zLength, HEADER_SIZE + h.zLength + h.yLength)];
 }
 
-/** The records of a validated file's metadata section, kind -> bytes (bitstream.metadata): none before
+/** The records of a validated file's metadata section, kind -> bytes (bitstream.records): none before
  * format 3; the alpha record in format 5 only, and there always. */
-export function metadata(data, h) {
+export function records(data, h) {
   if (h.version < METADATA_VERSION) return {};
   const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let at = HEADER_SIZE + h.zLength + h.yLength;
   const end = at + 4 + v.getUint32(at, true), out = {};
   at += 4;
   const bad = () => new LrcodecError("corrupted lrcodec file (invalid metadata section)");
-  const kinds = h.version === ALPHA_VERSION ? METADATA_KINDS : METADATA_KINDS.slice(0, 3);
+  const kinds = h.version === ALPHA_VERSION ? RECORD_KINDS : RECORD_KINDS.slice(0, 3);
   while (at < end) {
     if (end - at < RECORD_SIZE) throw bad();
     const code = data[at], coding = data[at + 1], stored = v.getUint32(at + 2, true), size = v.getUint32(at + 6, true);

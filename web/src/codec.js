@@ -43,7 +43,7 @@ async function modelFor(header, models) {
 export async function decodeLatents(data, { models, maxPixels = bitstream.DEFAULT_MAX_PIXELS } = {}) {
   data = data instanceof Uint8Array ? data : new Uint8Array(data);
   const header = bitstream.parseHeader(data, maxPixels);
-  const { alpha: record, ...metadata } = bitstream.metadata(data, header);
+  const { alpha: record, ...metadata } = bitstream.records(data, header);
   const alpha = record ? alphaPlane(record, header.width, header.height) : null;  // checked before decoding
   const model = await modelFor(header, models);
   return { header, metadata, alpha, model, latents: await decodeSymbols(data, header, model) };
@@ -81,6 +81,7 @@ async function decodeSymbols(data, header, model) {
     sigmaIndex[i] = Math.min(lo, table.length - 1);
     mu[i] = model.meanScale ? hyper[n + i] * pow2(-ACT_BITS) : 0;
   }
+  const yDecoder = new PayloadDecoder(yPayload, "y");  // its length checked before the tables, as in Python
   const zTablesBytes = new Float64Array(zTables.length * (header.zmax - header.zmin + 1));
   zTables.forEach((t, g) => zTablesBytes.set(t, g * t.length));
   if (crc32(sigmaIndex, zTablesBytes) !== header.tablesCrc) {
@@ -93,7 +94,6 @@ async function decodeSymbols(data, header, model) {
   for (let i = 0; i < n; i++) yKeys[i] = sigmaIndex[i] * L + yLevels[i];
   const yGroups = groupsOf(yKeys);
   const yTables = yGroups.keys.map((k) => gaussianTable(table[Math.floor(k / L)], offsets[k % L], header.ymin, header.ymax));
-  const yDecoder = new PayloadDecoder(yPayload, "y");
   const ySymbols = yDecoder.take(yGroups, yTables, header.ymin);
   yDecoder.finish();
   const yHat = new Float32Array(n);
@@ -104,7 +104,6 @@ async function decodeSymbols(data, header, model) {
 /** The decoded image: {header, model (its name), width, height, fileBytes, rgba (Uint8ClampedArray,
  * straight alpha), alpha (Uint8Array or null), metadata (icc, exif, xmp bytes), latents}. ``models``: where models are found (``httpModels``). */
 export async function decode(data, { models, maxPixels } = {}) {
-  data = data instanceof Uint8Array ? data : new Uint8Array(data);
   const { header, metadata, alpha, model, latents } = await decodeLatents(data, { models, maxPixels });
   const rgb = await synthesise(model, latents, header.height, header.width);
   const count = header.width * header.height, rgba = new Uint8ClampedArray(4 * count);
@@ -113,7 +112,7 @@ export async function decode(data, { models, maxPixels } = {}) {
     if (header.mode === "L") r = g = b = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;  // Pillow's RGB -> L
     rgba[4 * i] = r; rgba[4 * i + 1] = g; rgba[4 * i + 2] = b; rgba[4 * i + 3] = alpha ? alpha[i] : 255;
   }
-  return { header, model: model.spec.name, width: header.width, height: header.height, fileBytes: data.length, rgba, alpha,
+  return { header, model: model.spec.name, width: header.width, height: header.height, fileBytes: data.byteLength, rgba, alpha,
     metadata, latents };
 }
 

@@ -10,7 +10,7 @@ function mul32(a, b) {
   const a1 = a >>> 16, a0 = a & 0xffff, b1 = b >>> 16, b0 = b & 0xffff;
   const mid = a0 * b1 + a1 * b0;  // < 2**33
   const midHi = Math.floor(mid / 65536);
-  let lo = a0 * b0 + (mid - midHi * 65536) * 65536;  // < 2**49
+  let lo = a0 * b0 + (mid - midHi * 65536) * 65536;  // < 2**33
   const carry = Math.floor(lo / 2 ** 32);
   lo -= carry * 2 ** 32;
   return [(a1 * b1 + midHi + carry) >>> 0, lo >>> 0];
@@ -56,7 +56,7 @@ export function uqOffsets(alpha = 0) {
   for (let l = 0; l < UQ_LEVELS; l++) {
     let u = (l + 1) / (UQ_LEVELS + 1) - 0.5;
     // Math's atanh and tanh stand in for numpy's and libm's here: the grid rounding below absorbs their
-    // last-bit differences (the golden soft-mean files check it).
+    // last-bit differences (for every alpha 1-255 the value lies at least 5.8e-4 of a grid step from a tie).
     if (alpha) u = Math.atanh(2 * Math.tanh(alpha / 2) * u) / alpha;
     out[l] = rint(u * 2 ** 20) / 2 ** 20;
   }

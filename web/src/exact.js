@@ -33,9 +33,8 @@ for (let n = -1; n >= -1074; n--) POW2[1074 + n] = POW2[1074 + n + 1] / 2;
 export const pow2 = (n) => POW2[1074 + n];
 
 /** numpy's ldexp: m * 2**n rounded once. */
-export function ldexp(m, n) {
+export function ldexp(m, n) {  // n <= 1023 here: exp clips its argument to 709
   if (n < -1000) return (m * POW2[1074 + n + 1000]) * POW2[1074 - 1000];  // the first product is exact
-  if (n > 1023) return (m * POW2[1074 + n - 1000]) * POW2[1074 + 1000];
   return m * POW2[1074 + n];
 }
 

@@ -26,11 +26,17 @@ function matmulGraph() {
   return new Uint8Array([...int(1, 8), ...field(8, [...field(1, []), ...int(2, 17)]), ...field(7, graph)]);
 }
 
-/** a (m x k) times b (k x n), Float64Arrays in row-major order -> Float64Array (m x n). */
-export async function matmul(a, b, m, k, n) {
+/** onnxruntime-web started and the product's session made (a page may call it early, to overlap the
+ * WebAssembly's compilation with fetching the file). */
+export async function ready() {
   const ort = await import("onnxruntime-web");
   session ??= ort.InferenceSession.create(matmulGraph(), { executionProviders: ["wasm"] });
-  const s = await session;
+  return [ort, await session];
+}
+
+/** a (m x k) times b (k x n), Float64Arrays in row-major order -> Float64Array (m x n). */
+export async function matmul(a, b, m, k, n) {
+  const [ort, s] = await ready();
   const out = await s.run({ a: new ort.Tensor("float64", a, [m, k]), b: new ort.Tensor("float64", b, [k, n]) });
   return out.y.data;
 }

@@ -30,6 +30,7 @@ function huffman(lengths) {
 /** The data of a zlib stream that inflates to exactly ``size`` bytes; throws otherwise. */
 export function inflate(input, size) {
   let pos = 2, bitBuf = 0, bitCount = 0, at = 0;
+  if (size > 1032 * input.length + 64) throw new Bad();  // beyond deflate's largest expansion: never allocate it
   const out = new Uint8Array(size);
   if (input.length < 6 || (input[0] & 0x0f) !== 8 || input[0] >> 4 > 7 || (input[0] * 256 + input[1]) % 31 || input[1] & 0x20) {
     throw new Bad();

@@ -23,27 +23,30 @@ export function alphaPlane(record, width, height) {
   if (record.length < 1 + SIGNATURE.length || record[0] !== 1) throw bad();
   const png = record.subarray(1), v = new DataView(png.buffer, png.byteOffset, png.byteLength);
   if (SIGNATURE.some((b, i) => png[i] !== b)) throw bad();
-  const idat = [];
-  let at = SIGNATURE.length, header = null, ended = false;
-  while (at < png.length) {  // the chunks fill the PNG, the last one an empty IEND
+  const idat = [], kinds = [];
+  let at = SIGNATURE.length, header = null;
+  while (at < png.length) {  // the chunks fill the PNG: IHDR only first, one run of IDAT, an empty IEND only last
     if (png.length - at < 12) throw bad();
     const length = v.getUint32(at), type = String.fromCharCode(...png.subarray(at + 4, at + 8));
     if (length > png.length - at - 12) throw bad();
     const body = png.subarray(at + 8, at + 8 + length);
     if (crc32(png.subarray(at + 4, at + 8 + length)) !== v.getUint32(at + 8 + length)) throw bad();
-    if (header === null && type !== "IHDR") throw bad();
+    if ((type === "IHDR") !== (at === SIGNATURE.length) || (type === "IEND") !== (at + 12 + length === png.length)) throw bad();
     if (type === "IHDR") {
-      if (header !== null || length !== 13) throw bad();
+      if (length !== 13) throw bad();
       header = { width: v.getUint32(at + 8), height: v.getUint32(at + 12), depth: body[8], colour: body[9], rest: [body[10], body[11], body[12]] };
       if (header.width !== width || header.height !== height || header.depth !== 8 || header.colour !== 0
           || header.rest.some((b) => b !== 0)) {
         throw bad();
       }
-    } else if (type === "IDAT") idat.push(body);
-    ended = type === "IEND" && length === 0;
+    } else if (type === "IDAT") {
+      if (kinds.includes("IDAT") && kinds[kinds.length - 1] !== "IDAT") throw bad();
+      idat.push(body);
+    } else if (type === "IEND" && length !== 0) throw bad();
+    kinds.push(type);
     at += 12 + length;
   }
-  if (!ended) throw bad();
+  if (kinds[kinds.length - 1] !== "IEND") throw bad();
   const stride = width + 1;
   let raw;
   try {

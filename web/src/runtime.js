@@ -71,14 +71,14 @@ export function httpModels(base) {
   }
   return {
     async find(modelId) {
-      index ??= fetch(url("index.json")).then((r) => (r.ok ? r.json() : {}));
-      const name = (await index)[modelId];
+      index ??= bytes("index.json").then((b) => JSON.parse(new TextDecoder().decode(b)));
+      const name = (await index.catch((e) => { index = null; throw e; }))[modelId];
       if (!name) return null;
       if (!loaded.has(name)) {
         loaded.set(name, (async () => ({
           spec: JSON.parse(new TextDecoder().decode(await bytes(`${name}.runtime.json`))),
           weights: await bytes(`${name}.safetensors`), gs: await bytes(`${name}.g_s.onnx`),
-        }))());
+        }))().catch((e) => { loaded.delete(name); throw e; }));  // a failed fetch is tried again next time
       }
       return loaded.get(name);
     },

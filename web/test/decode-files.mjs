@@ -3,18 +3,12 @@
 //     node test/decode-files.mjs [--alpha] [--pixels] FILE...
 // tests/web/ compares these with the Python decoder's on the same files.
 import { readFileSync } from "node:fs";
-import { createHash } from "node:crypto";
 import { decode, decodeLatents } from "../src/codec.js";
 import { LrcodecError } from "../src/errors.js";
-import { localModels } from "./models.js";
+import { digest, localModels } from "./local.js";
 
 const models = localModels();
 const pixels = process.argv.includes("--pixels"), alpha = process.argv.includes("--alpha");
-const digest = (...arrays) => {
-  const h = createHash("sha256");
-  for (const a of arrays) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-  return h.digest("hex");
-};
 const out = {};
 for (const file of process.argv.slice(2).filter((a) => !a.startsWith("--"))) {
   try {

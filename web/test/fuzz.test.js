@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { decode } from "../src/codec.js";
 import { LrcodecError } from "../src/errors.js";
 import { crc32 } from "../src/entropy.js";
-import { ROOT, localModels } from "./models.js";
+import { ROOT, localModels } from "./local.js";
 
 const COUNT = Number(process.env.LRCODEC_FUZZ_FILES || 300);
 const SEEDS = ["lrc-mshp-q3-plain.lrc", "lrc-mshp-q3-uq.lrc", "lrc-mshp-q3-metadata.lrc", "lrc-mshp-q3-alpha.lrc",

@@ -3,18 +3,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { createHash } from "node:crypto";
 import { decode, decodeLatents } from "../src/codec.js";
 import { LrcodecError } from "../src/errors.js";
-import { ROOT, localModels } from "./models.js";
+import { ROOT, digest, localModels } from "./local.js";
 
 const GOLDEN = `${ROOT}tests/golden`;
 const models = localModels();
-const digest = (...arrays) => {
-  const h = createHash("sha256");
-  for (const a of arrays) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-  return h.digest("hex");
-};
 
 const pinned = JSON.parse(readFileSync(`${GOLDEN}/golden.json`));
 for (const [name, expected] of Object.entries(pinned)) {

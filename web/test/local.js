@@ -1,5 +1,7 @@
-// The shipped models read from the checkout's models/ folder, as ``httpModels`` fetches them.
+// What the node tests share: the shipped models read from the checkout's models/ folder, as
+// ``httpModels`` fetches them, and SHA-256 digests as tests/golden/golden.json pins them.
 import { readFileSync, readdirSync } from "node:fs";
+import { createHash } from "node:crypto";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -23,4 +25,11 @@ export function localModels(dir = `${ROOT}models`) {
       return cache.get(name);
     },
   };
+}
+
+/** SHA-256 (hex) of typed arrays' bytes in turn: lrcodec.app.probe's digests. */
+export function digest(...arrays) {
+  const h = createHash("sha256");
+  for (const a of arrays) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return h.digest("hex");
 }
