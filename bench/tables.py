@@ -651,7 +651,7 @@ def web_table() -> str:
                     f"| {r['page_warm_median_ms'] / 1000:.2f} s | {r['ratio_warm_median']:.2f}, {r['ratio_warm_max']:.2f} "
                     f"| {r['values_differing_pct_max']:.4f} % | {r['max_difference']} |")
     ort = code["onnxruntime_web_bytes"]
-    rows += ["", f"The page's own code ({len(code['files'])} files: index.html, viewer.js, viewer.css and src/*.js) is "
+    rows += ["", f"The page's own code ({len(code['files'])} files: index.html, viewer.*, decode-worker.js and src/*.js) is "
              f"{code['bytes'] / 1000:.1f} kB ({code['gzip_bytes'] / 1000:.1f} kB gzipped); onnxruntime-web adds "
              f"{sum(ort.values()) / 1e6:.1f} MB (its WebAssembly {ort['ort-wasm-simd-threaded.wasm'] / 1e6:.1f} MB), "
              "and each model its g_s graph and weights."]

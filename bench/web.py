@@ -48,7 +48,8 @@ WEB = ROOT / "web"
 
 
 def page_code() -> dict:
-    files = [WEB / "index.html", WEB / "viewer.js", WEB / "viewer.css", *sorted((WEB / "src").glob("*.js"))]
+    files = [WEB / "index.html", WEB / "viewer.js", WEB / "viewer.css", WEB / "decode-worker.js",
+             *sorted((WEB / "src").glob("*.js"))]
     raw = b"".join(f.read_bytes() for f in files)
     ort = WEB / "node_modules" / "onnxruntime-web" / "dist"
     return {"files": [f.relative_to(WEB).as_posix() for f in files], "bytes": len(raw),

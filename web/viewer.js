@@ -1,22 +1,38 @@
 // The viewer: decodes the .lrc files dropped on the page or chosen, and those of the folder that
-// `lrcodec serve DIR` serves (its files.json), one at a time, each into a canvas with its size, bpp
-// and metadata. An image with an ICC profile is shown as a PNG carrying that profile, which the
-// browser colour-manages as it does any image; the others are sRGB, as the canvas assumes.
+// `lrcodec serve DIR` serves (its files.json), one at a time in a worker (decode-worker.js), each into a
+// canvas with its size, bpp and metadata. An image with an ICC profile is shown as a PNG carrying that
+// profile, which the browser colour-manages as it does any image; the others are sRGB, as the canvas
+// assumes.
 
-import { decode } from "./src/codec.js";
-import { httpModels } from "./src/runtime.js";
 import { encodePng } from "./src/png-writer.js";
-import { ready } from "./src/gemm.js";
 import { REFINE_METHODS } from "./src/bitstream.js";
 
-const ort = await import("onnxruntime-web");
-ort.env.wasm.wasmPaths = new URL("vendor/onnxruntime-web/", location.href).href;
-ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-
-const models = httpModels(new URL("models/", location.href));
-ready();  // onnxruntime-web's WebAssembly compiles while the files are fetched
-const list = document.getElementById("files"), status = document.getElementById("status");
 const testing = location.hash === "#test";  // keep each file's pixels and latents for the browser tests
+const worker = new Worker(new URL("decode-worker.js", import.meta.url), { type: "module" });
+worker.postMessage({ setup: {
+  ortUrl: import.meta.resolve("onnxruntime-web"),  // the import map's: a worker has none
+  wasmPaths: new URL("vendor/onnxruntime-web/", location.href).href,
+  numThreads: self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1,
+  modelsUrl: new URL("models/", location.href).href, testing,
+} });
+const waiting = new Map();
+let next = 0;
+worker.onmessage = ({ data }) => {
+  const { resolve, reject } = waiting.get(data.id);
+  waiting.delete(data.id);
+  if (data.error) reject(new Error(data.error));
+  else resolve(data.image);
+};
+
+/** The worker's decode of a file's bytes: {width, height, rgba, alpha, metadata, header, model, fileBytes}. */
+function decode(bytes) {
+  return new Promise((resolve, reject) => {
+    waiting.set(++next, { resolve, reject });
+    worker.postMessage({ id: next, bytes }, [bytes.buffer]);
+  });
+}
+
+const list = document.getElementById("files"), status = document.getElementById("status");
 const results = (window.lrcodec = { results: {}, pending: 0 });
 let queue = Promise.resolve();
 
@@ -37,7 +53,7 @@ async function decodeInto(figure, caption, name, bytes) {
   const state = caption.querySelector(".state");
   const start = performance.now();
   try {
-    const image = await decode(await bytes(), { models });
+    const image = await decode(await bytes());
     const canvas = document.createElement("canvas");
     canvas.width = image.width;
     canvas.height = image.height;

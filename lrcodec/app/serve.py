@@ -83,7 +83,7 @@ class Site:
         if path.startswith("/files/"):
             file = self.folder / path[len("/files/"):]
             return (file, "application/octet-stream") if self.served(file) else None
-        if path in ("/viewer.js", "/viewer.css"):
+        if path in ("/viewer.js", "/viewer.css", "/decode-worker.js"):
             return self.web / path[1:], TYPES[Path(path).suffix]
         if path.startswith("/src/") and path.endswith(".js"):
             names = {p.name for p in (self.web / "src").glob("*.js")}

@@ -9,6 +9,7 @@ import { PayloadDecoder, crc32, groupsOf } from "./entropy.js";
 import { uqLevels, uqOffsets } from "./dither.js";
 import { runtimeModel } from "./runtime.js";
 import { alphaPlane } from "./png.js";
+import { onnxruntime } from "./onnxruntime.js";
 
 const STRIDE = 64;
 const TILE = 32, WHOLE = 4096;  // g_s in one piece up to 4096 latent positions (1 MP), else 32-position tiles
@@ -121,7 +122,7 @@ const sessions = new WeakMap();
 /** 8-bit pixels (3 planes of height x width) from y_hat: g_s on onnxruntime-web, tile by tile past 1 MP
  * with the model's halo, each value rint(clip(x, 0, 1) * 255) in float32 as the Python decoder rounds it. */
 async function synthesise(model, latents, height, width) {
-  const ort = await import("onnxruntime-web");
+  const ort = await onnxruntime();
   if (!sessions.has(model)) sessions.set(model, ort.InferenceSession.create(model.gs, { executionProviders: ["wasm"] }));
   const session = await sessions.get(model);
   const [, M, h, w] = latents.yShape, side = h * w <= WHOLE ? Math.max(h, w) : TILE, halo = model.gsHalo;

@@ -186,8 +186,16 @@ export function integerLayer(spec, weight, bias, mask = null) {
   const [d0, d1, k] = weight.shape;
   const outs = spec.kind === "conv" ? d0 : d1;
   const inLimit = ACT_LIMIT * 2 ** ACT_BITS;
+  // Each output's sum of |w|, to skip (without rounding anything) the precisions that cannot hold:
+  // sum |rint(w 2**b)| >= 2**b sum |w| - (terms)/2, so where that bound is past the limit, so is the sum.
+  const l1f = new Float64Array(outs), terms = (d0 * d1 * k * k) / outs;
+  for (let a = 0; a < d0; a++) for (let b = 0; b < d1; b++) for (let t = 0; t < k * k; t++) {
+    l1f[spec.kind === "conv" ? a : b] += Math.abs(w[(a * d1 + b) * k * k + t]);
+  }
+  const l1fMax = Math.max(...l1f) * (1 - 1e-9);  // below the float sum's rounding error
   let bits, wi, bi;
   for (bits = WEIGHT_BITS_MAX; bits >= 0; bits--) {
+    if (inLimit * (pow2(bits) * l1fMax - terms / 2) >= SUM_LIMIT) continue;
     const ws = pow2(bits), bs = pow2(bits + ACT_BITS);
     wi = w.map((v) => rint(v * ws));
     bi = bias.data.map((v) => rint(v * bs));

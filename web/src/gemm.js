@@ -2,6 +2,8 @@
 // any order (integers below 2**50), at the speed of a WebAssembly GEMM rather than of JavaScript loops.
 // The one-node graph is written here, as ONNX's protobuf, rather than shipped as a file.
 
+import { onnxruntime } from "./onnxruntime.js";
+
 let session = null;
 
 function varint(n) {
@@ -29,7 +31,7 @@ function matmulGraph() {
 /** onnxruntime-web started and the product's session made (a page may call it early, to overlap the
  * WebAssembly's compilation with fetching the file). */
 export async function ready() {
-  const ort = await import("onnxruntime-web");
+  const ort = await onnxruntime();
   session ??= ort.InferenceSession.create(matmulGraph(), { executionProviders: ["wasm"] });
   return [ort, await session];
 }

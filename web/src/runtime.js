@@ -22,20 +22,20 @@ export function readSafetensors(bytes, names) {
     if (!size || end - begin !== n * size) throw new LrcodecError(`the model's tensor ${name} is not a float tensor`);
     for (let i = 0; i < n; i++) {
       const at = base + begin + i * size;
-      data[i] = size === 2 ? half(view.getUint16(at, true)) : size === 4 ? view.getFloat32(at, true) : view.getFloat64(at, true);
+      data[i] = size === 2 ? HALVES[view.getUint16(at, true)] : size === 4 ? view.getFloat32(at, true) : view.getFloat64(at, true);
     }
     out[name] = { data, shape: t.shape };
   }
   return out;
 }
 
-/** An IEEE half's value, exactly. */
-function half(bits) {
+/** Every IEEE half's value, exactly, by its bits. */
+const HALVES = new Float64Array(65536).map((_, bits) => {
   const sign = bits & 0x8000 ? -1 : 1, e = (bits >> 10) & 0x1f, m = bits & 0x3ff;
   if (e === 0) return sign * m * 2 ** -24;
   if (e === 31) return m ? NaN : sign * Infinity;
   return sign * (1024 + m) * 2 ** (e - 25);
-}
+});
 
 async function sha256(bytes) {
   return Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
