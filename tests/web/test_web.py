@@ -136,11 +136,14 @@ def served(tmp_path_factory, node):
     grey = photo.convert("LA")
     (folder / "chelsea-grey-alpha.lrc").write_bytes(codec.encode_image(grey, runtime_for(quality=3)).data)
     (folder / "truncated.lrc").write_bytes((GOLDEN / "lrc-mshp-q3-plain.lrc").read_bytes()[:100])
+    picked = tmp_path_factory.mktemp("picked") / "picked.lrc"  # chosen with the page's file picker, not served
+    picked.write_bytes((GOLDEN / "lrc-mshp-q3-alpha.lrc").read_bytes())
     httpd, url = serve_in_thread(folder)
     try:
-        page = _run_node(node, "test/browser.mjs", url, timeout=900)
+        page = _run_node(node, "test/browser.mjs", url, "--pick", str(picked), timeout=900)
     finally:
         httpd.shutdown()
+    shutil.copy(picked, folder / picked.name)  # compared with the others below
     return folder, page
 
 

@@ -1,13 +1,15 @@
-// Drives headless Chromium (Debian's, or $CHROMIUM) through the viewer at a URL and prints, as JSON,
+// Drives headless Chromium (Debian's, or $CHROMIUM) through the viewer at a URL, choosing FILEs with
+// its file picker as a user would (they join the served folder's), and prints, as JSON,
 // what the page decoded: for each file its result, SHA-256 digests of its symbols and y_hat (as
 // tests/golden/golden.json pins them), and the decoder's RGBA and the canvas's, base64.
-//     node test/browser.mjs URL [--screenshot FILE]
+//     node test/browser.mjs URL [--screenshot FILE] [--pick FILE...]
 // Used by tests/web/test_web.py and bench/web.py; it starts the browser itself and always closes it.
 
 import { chromium } from "playwright-core";
 
 const url = process.argv[2];
 const shot = process.argv.indexOf("--screenshot");
+const pick = process.argv.includes("--pick") ? process.argv.slice(process.argv.indexOf("--pick") + 1) : [];
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless=new", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -20,6 +22,12 @@ try {
   page.on("pageerror", (e) => messages.push(`page error: ${e.message}`));
   page.on("console", (m) => m.type() === "error" && messages.push(`console: ${m.text()}`));
   await page.goto(`${url}#test`);
+  if (pick.length) {
+    await page.waitForFunction(() => window.lrcodec?.listed);
+    const before = await page.evaluate(() => document.querySelectorAll("figure").length);
+    await page.setInputFiles("#pick", pick);
+    await page.waitForFunction((n) => document.querySelectorAll("figure").length >= n, before + pick.length);
+  }
   await page.waitForFunction(() => window.lrcodec?.listed && window.lrcodec.pending === 0, null, { timeout: 300_000 });
   const out = await page.evaluate(async () => {
     const b64 = (bytes) => {
