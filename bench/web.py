@@ -1,8 +1,10 @@
 """The page's decoder (web/) in headless Chromium against `lrcodec decode` without torch, in one run.
 
-    python bench/web.py --kodak ../shared/data/kodak [--qualities 3 6] [--images 24] [--repeats 3]   # make bench-web
+    python bench/web.py --kodak ../shared/data/kodak [--qualities 3 6] [--images 24] [--overfit-images 2]
+                        [--repeats 3]                                                           # make bench-web
 
-For each Kodak image, plain-encoded at each quality with the shipped model:
+For each Kodak image, plain-encoded at each quality with the shipped model, and for the first
+--overfit-images of them an overfitted file (`--model overfit -e 1`: its decoder in the file):
 
 * `lrcodec decode FILE -o FILE.png` as a whole process (torch is never imported), median wall
   seconds of --repeats, the files interleaved;
@@ -39,6 +41,8 @@ from photo import ROOT, timed  # noqa: E402
 from refine import machine  # noqa: E402
 
 from lrcodec import codec  # noqa: E402
+from lrcodec.encoder import encode  # noqa: E402
+from lrcodec.settings import EncodeSettings  # noqa: E402
 from lrcodec.app.serve import ORT_FILES, serve_in_thread  # noqa: E402
 from lrcodec.imageio import find_images  # noqa: E402
 from lrcodec.runtime import runtime_for  # noqa: E402
@@ -79,6 +83,7 @@ def main() -> None:
     parser.add_argument("--kodak", type=Path, default=ROOT.parent / "shared" / "data" / "kodak")
     parser.add_argument("--qualities", type=int, nargs="+", default=[3, 6])
     parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--overfit-images", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     images = find_images(args.kodak)[: args.images]
@@ -93,6 +98,11 @@ def main() -> None:
                 (folder / name).parent.mkdir(exist_ok=True)
                 (folder / name).write_bytes(codec.encode_image(Image.open(path).convert("RGB"), model).data)
                 files.append(name)
+        (folder / "overfit").mkdir()
+        for path in images[: args.overfit_images]:  # about a minute each
+            name = f"overfit/{path.stem}.lrc"
+            (folder / name).write_bytes(encode(Image.open(path).convert("RGB"), EncodeSettings(model="overfit", effort=1)).data)
+            files.append(name)
         process = {name: [] for name in files}
         for _ in range(args.repeats):
             for name in files:
@@ -114,14 +124,16 @@ def main() -> None:
                          "process_s": statistics.median(process[name]),
                          "values_differing_pct": round(100 * float(np.mean(diff > 0)), 4), "max_difference": int(diff.max())})
     summary = {}
-    for q in args.qualities:
-        part = [r for r in rows if r["file"].startswith(f"q{q}/")]
-        warm = [r["page_ms"] / 1000 / r["process_s"] for r in part[1:]]
-        summary[f"q{q}"] = {
-            "page_cold_ms": part[0]["page_ms"], "page_warm_median_ms": statistics.median(r["page_ms"] for r in part[1:]),
+    for q in [*(f"q{q}" for q in args.qualities), *(["overfit"] if args.overfit_images else [])]:
+        part = [r for r in rows if r["file"].startswith(f"{q}/")]
+        cold = part[0] if q != "overfit" else None  # an overfitted file brings its decoder: no model to prepare
+        warm = part[1:] if cold else part
+        ratios = [r["page_ms"] / 1000 / r["process_s"] for r in warm]
+        summary[q] = {
+            "page_cold_ms": cold and cold["page_ms"], "page_warm_median_ms": statistics.median(r["page_ms"] for r in warm),
             "process_median_s": statistics.median(r["process_s"] for r in part),
-            "ratio_warm_median": round(statistics.median(warm), 3), "ratio_warm_max": round(max(warm), 3),
-            "ratio_cold": round(part[0]["page_ms"] / 1000 / part[0]["process_s"], 3),
+            "ratio_warm_median": round(statistics.median(ratios), 3), "ratio_warm_max": round(max(ratios), 3),
+            "ratio_cold": cold and round(cold["page_ms"] / 1000 / cold["process_s"], 3),
             "values_differing_pct_max": max(r["values_differing_pct"] for r in part),
             "max_difference": max(r["max_difference"] for r in part)}
     result = {"date": datetime.now().isoformat(timespec="seconds"), "machine": machine(),

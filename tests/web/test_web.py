@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from lrcodec import codec
-from lrcodec.app.probe import latent_digest, symbol_digest
+from lrcodec.app.probe import grid_digest, latent_digest, symbol_digest
 from lrcodec.errors import LrcodecError
 from lrcodec.metrics import PIXEL_FRACTION, PIXEL_LEVELS
 
@@ -57,6 +57,8 @@ def _python(path: Path) -> dict:
         latents = codec.decode_latents(path.read_bytes()).latents
     except LrcodecError as e:
         return {"error": str(e)}
+    if isinstance(latents, list):  # an overfitted file's grids
+        return {"grids": grid_digest(latents)}
     return {"symbols": symbol_digest(latents), "latents": latent_digest(latents)}
 
 
@@ -85,7 +87,8 @@ def test_node_and_python_agree_on_hostile_files(node, tmp_path):
     the same symbols and y_hat in both."""
     rand = random.Random(46)
     seeds = [(GOLDEN / n).read_bytes() for n in ("lrc-mshp-q3-plain.lrc", "lrc-mshp-q3-uq.lrc", "lrc-mshp-q3-metadata.lrc",
-                                                  "lrc-mshp-q3-alpha.lrc", "lrc-mshp-q1-refined.lrc")]
+                                                  "lrc-mshp-q3-alpha.lrc", "lrc-mshp-q1-refined.lrc", "overfit-500.lrc",
+                                                  "overfit-2000.lrc")]
     paths = []
     for i in range(150):
         path = tmp_path / f"hostile-{i:03d}.lrc"
@@ -124,7 +127,7 @@ def served(tmp_path_factory, node):
 
     folder = tmp_path_factory.mktemp("served")
     (folder / "golden").mkdir()
-    for name in [*json.loads((GOLDEN / "golden.json").read_text()), "overfit-500.lrc"]:
+    for name in [*json.loads((GOLDEN / "golden.json").read_text()), *json.loads((GOLDEN / "overfit.json").read_text())]:
         shutil.copy(GOLDEN / name, folder / "golden" / name)
     photo = Image.open(ROOT / "lrcodec" / "samples" / "chelsea.png").convert("RGB")
     (folder / "photos").mkdir()
@@ -149,6 +152,8 @@ def served(tmp_path_factory, node):
 
 def test_every_golden_file_decodes_in_chromium_to_its_pins(served):
     _, page = served
+    for name, expected in json.loads((GOLDEN / "overfit.json").read_text()).items():
+        assert page["files"][f"golden/{name}"].get("grids") == expected["symbols_sha256"], name
     for name, expected in json.loads((GOLDEN / "golden.json").read_text()).items():
         shown = page["files"][f"golden/{name}"]
         if expected["format_version"] == 1:
@@ -164,7 +169,7 @@ def test_viewer_shows_what_lrcodec_decode_decodes(served):
     assert sorted(files) == sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.lrc"))
     for name, shown in files.items():
         data = (folder / name).read_bytes()
-        if name.endswith("overfit-500.lrc") or name.startswith("golden/v1-"):
+        if name.startswith("golden/v1-"):
             assert "error" in shown and "does not decode in the page" in shown["error"], name
             continue
         try:

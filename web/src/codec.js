@@ -10,6 +10,7 @@ import { uqLevels, uqOffsets } from "./dither.js";
 import { runtimeModel } from "./runtime.js";
 import { alphaPlane } from "./png.js";
 import { onnxruntime } from "./onnxruntime.js";
+import { decodeOverfit } from "./overfit.js";
 
 const STRIDE = 64;
 const TILE = 32, WHOLE = 4096;  // g_s in one piece up to 4096 latent positions (1 MP), else 32-position tiles
@@ -18,9 +19,6 @@ const TILE = 32, WHOLE = 4096;  // g_s in one piece up to 4096 latent positions 
 const prepared = new WeakMap();
 
 async function modelFor(header, models) {
-  if (header.version === bitstream.OVERFIT_VERSION) {
-    throw new LrcodecError("an overfitted file (format 4) does not decode in the page yet; use `lrcodec decode`");
-  }
   if (header.version === 1) throw new LrcodecError("a format 1 file does not decode in the page; use `lrcodec decode`");
   const found = models && (await models.find(header.modelId));
   if (!found) {
@@ -40,12 +38,17 @@ async function modelFor(header, models) {
 }
 
 /** Parse, validate and entropy-decode a file: {header, metadata (icc, exif, xmp bytes), alpha (its
- * plane, Uint8Array, or null), model, latents}. */
+ * plane, Uint8Array, or null), model, latents}; an overfitted file's latents are its grids, and its
+ * pixels come too (its decoder is in the file). */
 export async function decodeLatents(data, { models, maxPixels = bitstream.DEFAULT_MAX_PIXELS } = {}) {
   data = data instanceof Uint8Array ? data : new Uint8Array(data);
   const header = bitstream.parseHeader(data, maxPixels);
   const { alpha: record, ...metadata } = bitstream.records(data, header);
   const alpha = record ? alphaPlane(record, header.width, header.height) : null;  // checked before decoding
+  if (header.version === bitstream.OVERFIT_VERSION) {  // the file carries its decoder
+    const { profile, grids, shapes, pixels } = decodeOverfit(...bitstream.payloads(data, header), header, maxPixels);
+    return { header, metadata, alpha, model: { spec: { name: profile } }, latents: { grids, shapes }, pixels };
+  }
   const model = await modelFor(header, models);
   return { header, metadata, alpha, model, latents: await decodeSymbols(data, header, model) };
 }
@@ -105,8 +108,8 @@ async function decodeSymbols(data, header, model) {
 /** The decoded image: {header, model (its name), width, height, fileBytes, rgba (Uint8ClampedArray,
  * straight alpha), alpha (Uint8Array or null), metadata (icc, exif, xmp bytes), latents}. ``models``: where models are found (``httpModels``). */
 export async function decode(data, { models, maxPixels } = {}) {
-  const { header, metadata, alpha, model, latents } = await decodeLatents(data, { models, maxPixels });
-  const rgb = await synthesise(model, latents, header.height, header.width);
+  const { header, metadata, alpha, model, latents, pixels } = await decodeLatents(data, { models, maxPixels });
+  const rgb = pixels ?? await synthesise(model, latents, header.height, header.width);
   const count = header.width * header.height, rgba = new Uint8ClampedArray(4 * count);
   for (let i = 0; i < count; i++) {
     let r = rgb[i], g = rgb[count + i], b = rgb[2 * count + i];

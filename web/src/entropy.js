@@ -6,7 +6,7 @@
 
 import { LrcodecError } from "./errors.js";
 
-class InvalidData extends Error {}  // data no encoder wrote with these tables
+export class InvalidData extends Error {}  // data no encoder wrote with these tables
 
 const PRECISION = 24;
 const TWO32 = 2 ** 32, TWO24 = 2 ** 24, TWO16 = 2 ** 16;
@@ -129,7 +129,7 @@ export class RangeDecoder {
 }
 
 /** constriction's RangeEncoder, checking each word it writes against the payload instead of storing it. */
-class CheckingEncoder {
+export class CheckingEncoder {
   constructor(words) {
     this.words = words;
     this.pos = 0;

@@ -1,7 +1,7 @@
 // Drives headless Chromium (Debian's, or $CHROMIUM) through the viewer at a URL, choosing FILEs with
 // its file picker as a user would (they join the served folder's), and prints, as JSON,
-// what the page decoded: for each file its result, SHA-256 digests of its symbols and y_hat (as
-// tests/golden/golden.json pins them), and the decoder's RGBA and the canvas's, base64.
+// what the page decoded: for each file its result, SHA-256 digests of its symbols and y_hat, or of an
+// overfitted file's grids (as tests/golden/ pins them), and the decoder's RGBA and the canvas's, base64.
 //     node test/browser.mjs URL [--screenshot FILE] [--pick FILE...]
 // Used by tests/web/test_web.py and bench/web.py; it starts the browser itself and always closes it.
 
@@ -47,7 +47,14 @@ try {
       const canvas = figure.querySelector("canvas");
       const { latents: l, ...rest } = result;
       files[name] = { ...rest, crossOriginIsolated: self.crossOriginIsolated };
-      if (l) {
+      const int64 = (values) => {  // grid_digest's int64s
+        const wide = new Int32Array(2 * values.length);
+        values.forEach((v, i) => { wide[2 * i] = v; wide[2 * i + 1] = v < 0 ? -1 : 0; });
+        return wide;
+      };
+      if (l?.grids) {
+        files[name].grids = await sha256(...l.grids.flatMap((g, n) => [int64(l.shapes[n]), int64(g)]));
+      } else if (l) {
         files[name].symbols = await sha256(l.zSymbols, l.ySymbols, l.sigmaIndex);
         files[name].latents = await sha256(l.zSymbols, l.ySymbols, l.sigmaIndex, l.yHat);
       }

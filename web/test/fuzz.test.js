@@ -11,7 +11,7 @@ import { ROOT, localModels } from "./local.js";
 
 const COUNT = Number(process.env.LRCODEC_FUZZ_FILES || 300);
 const SEEDS = ["lrc-mshp-q3-plain.lrc", "lrc-mshp-q3-uq.lrc", "lrc-mshp-q3-metadata.lrc", "lrc-mshp-q3-alpha.lrc",
-  "lrc-mshp-q3-alpha-constant.lrc", "lrc-mshp-q1-refined.lrc"].map((n) => new Uint8Array(readFileSync(`${ROOT}tests/golden/${n}`)));
+  "lrc-mshp-q3-alpha-constant.lrc", "lrc-mshp-q1-refined.lrc", "overfit-500.lrc", "overfit-2000.lrc"].map((n) => new Uint8Array(readFileSync(`${ROOT}tests/golden/${n}`)));
 const models = localModels();
 
 function random(seed) {  // mulberry32: the same files on every run
