@@ -95,15 +95,13 @@ function unpackDecoder(payload, p) {
   return { params, nonzero, armExponent, synthExponent };
 }
 
-/** The ARM's layers with their steps folded in (overfit.ExactArm): (in, out) matrices and biases. */
+/** The ARM's layers with their steps folded in (overfit.ExactArm): (out, in) matrices and biases. */
 function armLayers(d, p) {
   const scale = 2 ** -d.armExponent;
   return Array.from({ length: p.armLayers + 1 }, (_, i) => {
     const { data: w, shape: [o, n] } = d.params[`arm.${i}.weight`], b = d.params[`arm.${i}.bias`].data;
     const s = i === 0 ? scale * 2 ** ARM_BITS : scale;
-    const matrix = new Float64Array(n * o);
-    for (let r = 0; r < o; r++) for (let c = 0; c < n; c++) matrix[c * o + r] = w[r * n + c] * s;
-    return { matrix, bias: b.map((v) => v * (scale * 2 ** ARM_BITS)), n, o };
+    return { matrix: w.map((v) => v * s), bias: b.map((v) => v * (scale * 2 ** ARM_BITS)), n, o };
   });
 }
 
@@ -124,22 +122,22 @@ function decodeLatents(payload, d, p, shapes, lo, hi) {
     const cdfs = latentCdfs(lo, hi), layers = armLayers(d, p), C = p.context.length;
     const h1 = new Float64Array(Math.max(...layers.map((l) => l.o))), h2 = new Float64Array(h1.length), x = new Float64Array(C);
     const last = shapes.map(([h, w]) => w - 1 + p.slope * (h - 1));
+    const offsets = shapes.map(([, w]) => Int32Array.from(p.context, ([dy, dx]) => dy * (w + 2 * padX) + dx));
     for (let t = 0, done = false; !done; t++) {
       done = true;
       for (const n of coded) {  // front t of every level that has one, level 0 first
         if (t > last[n]) continue;
         done = false;
-        const [h, w] = shapes[n], stride = w + 2 * padX, grid = padded[n];
-        const offsets = p.context.map(([dy, dx]) => dy * stride + dx);
+        const [h, w] = shapes[n], stride = w + 2 * padX, grid = padded[n], near = offsets[n];
         for (let y = Math.max(0, Math.ceil((t - w + 1) / p.slope)); y <= Math.min(h - 1, Math.floor(t / p.slope)); y++) {
           const at = (y + padY) * stride + (t - p.slope * y) + padX;
-          for (let c = 0; c < C; c++) x[c] = Math.min(Math.max(grid[at + offsets[c]], -ARM_INPUT_LIMIT), ARM_INPUT_LIMIT);
+          for (let c = 0; c < C; c++) x[c] = Math.min(Math.max(grid[at + near[c]], -ARM_INPUT_LIMIT), ARM_INPUT_LIMIT);
           let input = x, out = h1;
           for (let i = 0; i < layers.length; i++) {
             const { matrix, bias, n: ins, o } = layers[i];
-            for (let r = 0; r < o; r++) {
+            for (let r = 0, row = 0; r < o; r++, row += ins) {
               let acc = 0;
-              for (let c = 0; c < ins; c++) acc += input[c] * matrix[c * o + r];  // integers below 2**53 steps: any order
+              for (let c = 0; c < ins; c++) acc += input[c] * matrix[row + c];  // integers below 2**53 steps: any order
               out[r] = Math.floor(acc + bias[r]);
             }
             if (i === layers.length - 1) break;
