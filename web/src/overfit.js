@@ -61,6 +61,20 @@ function latentCdfs(lo, hi) {
   });
 }
 
+/** The next symbol under a CDF, re-encoded into ``again`` (the payload must be these words); data no
+ * encoder wrote is ``bad()``. */
+function nextSymbol(decoder, again, cdf, bad) {
+  let s;
+  try {
+    s = decoder.decode(cdf);
+  } catch (e) {
+    if (e instanceof InvalidData) throw bad();
+    throw e;
+  }
+  again.encode(cdf[s], cdf[s + 1] - cdf[s]);
+  return s;
+}
+
 /** (parameters by name, nonzero-level mask, exponents) of the decoder payload (overfit.unpack_decoder). */
 function unpackDecoder(payload, p) {
   const bad = () => new LrcodecError("invalid lrcodec file (its decoder parameters are damaged)");
@@ -78,17 +92,7 @@ function unpackDecoder(payload, p) {
     if (j >= 128 || limit < 1 || limit > PARAM_LIMIT) throw bad();
     const cdf = categoricalCdf(laplaceTable(0, exp(j * (LN2 / PARAM_SCALE_STEPS)), -limit, limit));
     const n = shape.reduce((a, b) => a * b, 1), values = new Float64Array(n);
-    for (let v = 0; v < n; v++) {
-      let s;
-      try {
-        s = decoder.decode(cdf);
-      } catch (e) {
-        if (e instanceof InvalidData) throw bad();
-        throw e;
-      }
-      again.encode(cdf[s], cdf[s + 1] - cdf[s]);
-      values[v] = s - limit;
-    }
+    for (let v = 0; v < n; v++) values[v] = nextSymbol(decoder, again, cdf, bad) - limit;
     params[name] = { data: values, shape };
   });
   if (!again.finish()) throw bad();
@@ -152,16 +156,7 @@ function decodeLatents(payload, d, p, shapes, lo, hi) {
           const mu = saturate(out[0]), logScale = saturate(out[1]);
           const m = Math.floor(mu / 2 ** (ARM_BITS - MU_BITS)), k0 = Math.floor(m / 2 ** MU_BITS), f = m - k0 * 2 ** MU_BITS;
           const j = Math.min(Math.max(Math.floor((logScale - LOG_SCALE_MIN) / LOG_SCALE_STEP), 0), SCALES - 1);
-          const cdf = cdfs[f * SCALES + j];
-          let s;
-          try {
-            s = decoder.decode(cdf);
-          } catch (e) {
-            if (e instanceof InvalidData) throw bad();
-            throw e;
-          }
-          again.encode(cdf[s], cdf[s + 1] - cdf[s]);
-          grid[at] = s + k0 + lo;
+          grid[at] = nextSymbol(decoder, again, cdfs[f * SCALES + j], bad) + k0 + lo;
         }
       }
       if (again.pos > words.length) throw bad();  // the symbols so far need more words than the payload has
