@@ -1,6 +1,7 @@
 // lrcodec bytes -> latents -> pixels in the page (lrcodec/codec.py's decode path, without torch as
 // lrcodec/runtime.py runs it): the exact path decides every symbol as the Python decoder does, bit for
-// bit; only g_s, on onnxruntime-web, is float, and its pixels stay within the format's bound.
+// bit; only g_s, on onnxruntime-web (and the overfitted family's synthesis, overfit.js), is float, and
+// its pixels stay within the format's bound.
 
 import { LrcodecError } from "./errors.js";
 import * as bitstream from "./bitstream.js";
