@@ -73,7 +73,8 @@ async function decodeInto(figure, caption, name, bytes) {
     state.textContent = "";
     const rows = [
       ["size", `${h.width} × ${h.height}, ${size.toLocaleString()} bytes, ${(8 * size / (h.width * h.height)).toFixed(4)} bpp`],
-      ["model", `${image.model} (format ${h.version}${h.uq ? ", universal quantization" : ""}${h.refined ? `, refined: ${REFINE_METHODS[h.method]}` : ""})`],
+      ["model", `${image.model} (format ${h.version}${h.version === 4 ? ", its decoder in the file" : ""}${h.uq ? ", universal quantization" : ""}` +
+        `${h.refined && h.version !== 4 ? `, refined: ${REFINE_METHODS[h.method]}` : ""})`],
       ["colours", `${h.mode === "L" ? "greyscale" : "RGB"}${image.alpha ? " with alpha" : ""}; ${image.metadata.icc
         ? `ICC profile (${image.metadata.icc.length} bytes), colour-managed by the browser` : "sRGB, no ICC profile"}`],
       ["metadata", ["exif", "xmp"].filter((k) => image.metadata[k]).map((k) => `${k.toUpperCase()} ${image.metadata[k].length} bytes`).join(", ") || "none"],
