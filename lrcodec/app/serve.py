@@ -43,8 +43,7 @@ class Site:
     @cached_property
     def models(self) -> dict[str, str]:
         """{model id hex: name} of the shipped models (current and retired) that have a runtime export."""
-        from ..models import models_dir, shipped_models
-        from ..models import SPEC
+        from ..models import SPEC, models_dir, shipped_models
 
         return {card["model_id"]: card["name"] for card in shipped_models(current_only=False)
                 if (models_dir() / f"{card['name']}{SPEC}").is_file()}

@@ -6,10 +6,10 @@
 
 import { LrcodecError } from "./errors.js";
 
-export class InvalidData extends Error {}  // data no encoder wrote with these tables
+class InvalidData extends Error {}  // data no encoder wrote with these tables
 
-const PRECISION = 24;
-const TWO32 = 2 ** 32, TWO24 = 2 ** 24, TWO16 = 2 ** 16;
+const TWO32 = 2 ** 32, TWO16 = 2 ** 16;
+const TWO24 = 2 ** 24;  // the coder's precision: probabilities out of 2**24, so scale = range >> 24
 const SIGMA_LEVELS = 256, SIGMA_MAX = 256.0;
 export const ALPHABET_LIMIT = 4096;
 
@@ -84,7 +84,7 @@ function mul(s, p) {
 
 const scaleOf = (rh, rl) => rh * 256 + Math.floor(rl / TWO24);  // range >> 24
 
-export class RangeDecoder {
+class RangeDecoder {
   constructor(words) {
     this.words = words;  // Uint32Array
     this.pos = 0;
@@ -129,7 +129,7 @@ export class RangeDecoder {
 }
 
 /** constriction's RangeEncoder, checking each word it writes against the payload instead of storing it. */
-export class CheckingEncoder {
+class CheckingEncoder {
   constructor(words) {
     this.words = words;
     this.pos = 0;
@@ -196,15 +196,54 @@ export class CheckingEncoder {
   }
 }
 
+/** A payload's little-endian 32-bit words (its length a multiple of 4). */
+export function wordsOf(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), words = new Uint32Array(bytes.length / 4);
+  for (let i = 0; i < words.length; i++) words[i] = view.getUint32(4 * i, true);
+  return words;
+}
+
+/** Range-coded words read symbol by symbol, each symbol re-encoded as it is read, so that ``ends`` can
+ * tell whether the words are exactly these symbols' (the Python decoder's re-encode check). ``bad()``
+ * is the error for data no encoder wrote. */
+export class SymbolReader {
+  constructor(words, bad) {
+    this.words = words;
+    this.decoder = new RangeDecoder(words);
+    this.checker = new CheckingEncoder(words);
+    this.bad = bad;
+  }
+
+  /** The next symbol (0..K-1) under a CDF from ``categoricalCdf``. */
+  next(cdf) {
+    let s;
+    try {
+      s = this.decoder.decode(cdf);
+    } catch (e) {
+      if (e instanceof InvalidData) throw this.bad();
+      throw e;
+    }
+    this.checker.encode(cdf[s], cdf[s + 1] - cdf[s]);
+    return s;
+  }
+
+  /** Whether the symbols so far already need more words than there are. */
+  get overrun() {
+    return this.checker.pos > this.words.length;
+  }
+
+  /** Whether the words end exactly where the symbols so far end. */
+  ends() {
+    return this.checker.finish();
+  }
+}
+
 /** A payload decoded part by part (entropy.PayloadDecoder); ``finish`` re-encodes and compares. */
 export class PayloadDecoder {
   constructor(payload, name) {
     if (payload.length % 4) throw new LrcodecError(`corrupted lrcodec file (${name} payload length is not a multiple of 4)`);
-    const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
-    this.words = new Uint32Array(payload.length / 4);
-    for (let i = 0; i < this.words.length; i++) this.words[i] = view.getUint32(4 * i, true);
-    this.decoder = new RangeDecoder(this.words);
-    this.checker = new CheckingEncoder(this.words);
+    this.reader = new SymbolReader(wordsOf(payload), () =>
+      new LrcodecError(`invalid lrcodec file (its ${name} payload is not a range-coder stream this model wrote)`));
     this.name = name;
   }
 
@@ -212,24 +251,15 @@ export class PayloadDecoder {
   take(groups, tables, lo) {
     const out = new Int32Array(groups.order.length);
     let at = 0;
-    try {
-      groups.counts.forEach((count, g) => {
-        const cdf = categoricalCdf(tables[g]);
-        for (let i = 0; i < count; i++, at++) {
-          const s = this.decoder.decode(cdf);
-          this.checker.encode(cdf[s], cdf[s + 1] - cdf[s]);
-          out[groups.order[at]] = s + lo;
-        }
-      });
-    } catch (e) {
-      if (!(e instanceof InvalidData)) throw e;
-      throw new LrcodecError(`invalid lrcodec file (its ${this.name} payload is not a range-coder stream this model wrote)`);
-    }
+    groups.counts.forEach((count, g) => {
+      const cdf = categoricalCdf(tables[g]);
+      for (let i = 0; i < count; i++, at++) out[groups.order[at]] = this.reader.next(cdf) + lo;
+    });
     return out;
   }
 
   finish() {
-    if (!this.checker.finish()) {
+    if (!this.reader.ends()) {
       throw new LrcodecError(`invalid lrcodec file (its ${this.name} payload does not end where its symbols end)`);
     }
   }

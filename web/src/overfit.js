@@ -5,7 +5,7 @@
 
 import { LrcodecError } from "./errors.js";
 import { exp, quantizePmf, rint } from "./exact.js";
-import { categoricalCdf, crc32, RangeDecoder, CheckingEncoder, InvalidData } from "./entropy.js";
+import { categoricalCdf, crc32, SymbolReader, wordsOf } from "./entropy.js";
 
 const ARM_BITS = 8, ARM_INPUT_LIMIT = 2 ** 12, ARM_ACT_LIMIT = 2 ** 20;
 const PARAM_LIMIT = 2 ** 15 - 1, MU_BITS = 3;
@@ -61,20 +61,6 @@ function latentCdfs(lo, hi) {
   });
 }
 
-/** The next symbol under a CDF, re-encoded into ``again`` (the payload must be these words); data no
- * encoder wrote is ``bad()``. */
-function nextSymbol(decoder, again, cdf, bad) {
-  let s;
-  try {
-    s = decoder.decode(cdf);
-  } catch (e) {
-    if (e instanceof InvalidData) throw bad();
-    throw e;
-  }
-  again.encode(cdf[s], cdf[s + 1] - cdf[s]);
-  return s;
-}
-
 /** (parameters by name, nonzero-level mask, exponents) of the decoder payload (overfit.unpack_decoder). */
 function unpackDecoder(payload, p) {
   const bad = () => new LrcodecError("invalid lrcodec file (its decoder parameters are damaged)");
@@ -84,18 +70,16 @@ function unpackDecoder(payload, p) {
   const [nonzero, armExponent, synthExponent] = payload.subarray(0, 3);
   const exponentOk = (e) => e >= 4 && e <= 14;
   if (nonzero >> p.levels || !exponentOk(armExponent) || !exponentOk(synthExponent)) throw bad();
-  const words = new Uint32Array((payload.length - size) / 4);
-  for (let i = 0; i < words.length; i++) words[i] = view.getUint32(size + 4 * i, true);
-  const decoder = new RangeDecoder(words), again = new CheckingEncoder(words), params = {};
+  const reader = new SymbolReader(wordsOf(payload.subarray(size)), bad), params = {};
   p.tensors.forEach(([name, shape], i) => {
     const j = payload[3 + 3 * i], limit = view.getUint16(4 + 3 * i, true);
     if (j >= 128 || limit < 1 || limit > PARAM_LIMIT) throw bad();
     const cdf = categoricalCdf(laplaceTable(0, exp(j * (LN2 / PARAM_SCALE_STEPS)), -limit, limit));
     const n = shape.reduce((a, b) => a * b, 1), values = new Float64Array(n);
-    for (let v = 0; v < n; v++) values[v] = nextSymbol(decoder, again, cdf, bad) - limit;
+    for (let v = 0; v < n; v++) values[v] = reader.next(cdf) - limit;
     params[name] = { data: values, shape };
   });
-  if (!again.finish()) throw bad();
+  if (!reader.ends()) throw bad();
   return { params, nonzero, armExponent, synthExponent };
 }
 
@@ -115,10 +99,7 @@ const saturate = (v) => Math.min(Math.max(v, -ARM_ACT_LIMIT), ARM_ACT_LIMIT);
 function decodeLatents(payload, d, p, shapes, lo, hi) {
   const bad = () => new LrcodecError("invalid lrcodec file (its latents payload is not a range-coder stream this decoder wrote)");
   if (payload.length % 4) throw bad();
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  const words = new Uint32Array(payload.length / 4);
-  for (let i = 0; i < words.length; i++) words[i] = view.getUint32(4 * i, true);
-  const decoder = new RangeDecoder(words), again = new CheckingEncoder(words);
+  const reader = new SymbolReader(wordsOf(payload), bad);
   const padX = Math.max(...p.context.map(([, dx]) => Math.abs(dx))), padY = Math.max(...p.context.map(([dy]) => -dy));
   const padded = shapes.map(([h, w]) => new Int32Array((h + padY) * (w + 2 * padX)));
   const coded = shapes.map((_, n) => n).filter((n) => (d.nonzero >> n) & 1);
@@ -156,13 +137,13 @@ function decodeLatents(payload, d, p, shapes, lo, hi) {
           const mu = saturate(out[0]), logScale = saturate(out[1]);
           const m = Math.floor(mu / 2 ** (ARM_BITS - MU_BITS)), k0 = Math.floor(m / 2 ** MU_BITS), f = m - k0 * 2 ** MU_BITS;
           const j = Math.min(Math.max(Math.floor((logScale - LOG_SCALE_MIN) / LOG_SCALE_STEP), 0), SCALES - 1);
-          grid[at] = nextSymbol(decoder, again, cdfs[f * SCALES + j], bad) + k0 + lo;
+          grid[at] = reader.next(cdfs[f * SCALES + j]) + k0 + lo;
         }
       }
-      if (again.pos > words.length) throw bad();  // the symbols so far need more words than the payload has
+      if (reader.overrun) throw bad();  // stop at once, not after decoding every latent
     }
   }
-  if (!again.finish()) throw bad();
+  if (!reader.ends()) throw bad();
   return shapes.map(([h, w], n) => {
     const stride = w + 2 * padX, grid = new Int32Array(h * w);
     for (let y = 0; y < h; y++) grid.set(padded[n].subarray((y + padY) * stride + padX, (y + padY) * stride + padX + w), y * w);
@@ -265,13 +246,16 @@ function synthesise(d, p, grids, shapes, height, width) {
   return out;
 }
 
+/** Integers (below 2**31) as little-endian int64s, the bytes Python hashes them as: Int32 pairs. */
+export function asInt64(values) {
+  const wide = new Int32Array(2 * values.length);
+  for (let i = 0; i < values.length; i++) { wide[2 * i] = values[i]; wide[2 * i + 1] = values[i] < 0 ? -1 : 0; }
+  return wide;
+}
+
 /** The latent grids' CRC as the header holds it: int64 little-endian, level 0 first (overfit.grids_crc). */
 function gridsCrc(grids) {
-  return crc32(...grids.map((g) => {
-    const wide = new Int32Array(2 * g.length);
-    for (let i = 0; i < g.length; i++) { wide[2 * i] = g[i]; wide[2 * i + 1] = g[i] < 0 ? -1 : 0; }
-    return wide;
-  }));
+  return crc32(...grids.map(asInt64));
 }
 
 /** {grids, shapes, pixels (3 planes)} of a validated overfitted file (overfit.decode). */

@@ -47,13 +47,9 @@ try {
       const canvas = figure.querySelector("canvas");
       const { latents: l, ...rest } = result;
       files[name] = { ...rest, crossOriginIsolated: self.crossOriginIsolated };
-      const int64 = (values) => {  // grid_digest's int64s
-        const wide = new Int32Array(2 * values.length);
-        values.forEach((v, i) => { wide[2 * i] = v; wide[2 * i + 1] = v < 0 ? -1 : 0; });
-        return wide;
-      };
-      if (l?.grids) {
-        files[name].grids = await sha256(...l.grids.flatMap((g, n) => [int64(l.shapes[n]), int64(g)]));
+      if (l?.grids) {  // grid_digest's int64s
+        const { asInt64 } = await import(new URL("src/overfit.js", location.href).href);
+        files[name].grids = await sha256(...l.grids.flatMap((g, n) => [asInt64(l.shapes[n]), asInt64(g)]));
       } else if (l) {
         files[name].symbols = await sha256(l.zSymbols, l.ySymbols, l.sigmaIndex);
         files[name].latents = await sha256(l.zSymbols, l.ySymbols, l.sigmaIndex, l.yHat);

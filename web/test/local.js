@@ -2,6 +2,7 @@
 // ``httpModels`` fetches them, and SHA-256 digests as tests/golden/golden.json pins them.
 import { readFileSync, readdirSync } from "node:fs";
 import { createHash } from "node:crypto";
+import { asInt64 } from "../src/overfit.js";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -30,12 +31,7 @@ export function localModels(dir = `${ROOT}models`) {
 /** An overfitted file's latents as lrcodec.app.probe.grid_digest hashes them: each level's shape and
  * values as int64s. */
 export function gridDigest({ grids, shapes }) {
-  const int64 = (values) => {
-    const wide = new Int32Array(2 * values.length);
-    values.forEach((v, i) => { wide[2 * i] = v; wide[2 * i + 1] = v < 0 ? -1 : 0; });
-    return wide;
-  };
-  return digest(...grids.flatMap((g, n) => [int64(shapes[n]), int64(g)]));
+  return digest(...grids.flatMap((g, n) => [asInt64(shapes[n]), asInt64(g)]));
 }
 
 /** SHA-256 (hex) of typed arrays' bytes in turn: lrcodec.app.probe's digests. */
